@@ -1,0 +1,102 @@
+//===- MoeAttrs.td - Attributes of the moe dialect ---------*- tablegen -*-===//
+
+#ifndef MOE_MOE_ATTRS_TD
+#define MOE_MOE_ATTRS_TD
+
+include "dialects/moe/MoeDialect.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Moe_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Moe_ScoringSoftmax : I32EnumAttrCase<"softmax", 0>;
+def Moe_ScoringSigmoid : I32EnumAttrCase<"sigmoid", 1>;
+def Moe_ScoringSparseMixer : I32EnumAttrCase<"sparsemixer", 2>;
+def Moe_Scoring : I32EnumAttr<"Scoring", "how router logits become expert scores",
+    [Moe_ScoringSoftmax, Moe_ScoringSigmoid, Moe_ScoringSparseMixer]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+}
+def Moe_ScoringAttr : EnumAttr<Moe_Dialect, Moe_Scoring, "scoring"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Moe_ActSilu : I32EnumAttrCase<"silu", 0>;
+def Moe_ActGelu : I32EnumAttrCase<"gelu", 1>;
+def Moe_ActRelu : I32EnumAttrCase<"relu", 2>;
+def Moe_Activation : I32EnumAttr<"Activation", "expert FFN activation",
+    [Moe_ActSilu, Moe_ActGelu, Moe_ActRelu]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+}
+def Moe_ActivationAttr : EnumAttr<Moe_Dialect, Moe_Activation, "activation"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Moe_PlaceUnassigned : I32EnumAttrCase<"unassigned", 0>;
+def Moe_PlaceGpu : I32EnumAttrCase<"gpu", 1>;
+def Moe_PlaceCpu : I32EnumAttrCase<"cpu", 2>;
+def Moe_PlaceOnDemand : I32EnumAttrCase<"on_demand", 3>;
+def Moe_Placement : I32EnumAttr<"Placement",
+    "where an expert's weights live and where it is computed",
+    [Moe_PlaceUnassigned, Moe_PlaceGpu, Moe_PlaceCpu, Moe_PlaceOnDemand]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+}
+
+def Moe_SchedDirect : I32EnumAttrCase<"direct", 0>;
+def Moe_SchedHierarchical : I32EnumAttrCase<"hierarchical", 1>;
+def Moe_SchedPipelined : I32EnumAttrCase<"pipelined", 2>;
+def Moe_Schedule : I32EnumAttr<"Schedule", "AllToAll schedule",
+    [Moe_SchedDirect, Moe_SchedHierarchical, Moe_SchedPipelined]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::mlir::moe";
+}
+def Moe_ScheduleAttr : EnumAttr<Moe_Dialect, Moe_Schedule, "schedule"> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+//===----------------------------------------------------------------------===//
+// Per-expert properties
+//===----------------------------------------------------------------------===//
+
+def Moe_ExpertAttr : Moe_Attr<"Expert", "expert"> {
+  let summary = "the compiler's decisions for one expert";
+  let description = [{
+    One entry per expert of a `moe.experts` op:
+    - `placement`: `unassigned` (default), `gpu` (resident), `cpu` (computed
+      where its weights are, in host memory) or `on_demand` (streamed to the
+      GPU when used); set by `moe-place-experts`.
+    - `bits`: the weight precision chosen by `moe-assign-precision`; 0 (the
+      default) keeps the precision the weights are stored in. One of 0, 16, 8,
+      4, 3, 2.
+    - `group_size`: quantisation group size along the input dimension (0:
+      none); one of 0, 32, 64, 128.
+    - `pruned`: removed by `moe-prune-experts`; rows still routed to a pruned
+      expert contribute zeros.
+
+    Example:
+
+    ```mlir
+    #moe.expert<placement = gpu, bits = 4, group_size = 128>
+    #moe.expert<pruned = true>
+    ```
+  }];
+  let parameters = (ins
+    DefaultValuedParameter<"::mlir::moe::Placement",
+                           "::mlir::moe::Placement::unassigned">:$placement,
+    DefaultValuedParameter<"int64_t", "0">:$bits,
+    DefaultValuedParameter<"int64_t", "0">:$group_size,
+    DefaultValuedParameter<"bool", "false">:$pruned);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+#endif // MOE_MOE_ATTRS_TD

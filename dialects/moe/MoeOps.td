@@ -1,0 +1,167 @@
+//===- MoeOps.td - Operations of the moe dialect -----------*- tablegen -*-===//
+
+#ifndef MOE_MOE_OPS_TD
+#define MOE_MOE_OPS_TD
+
+include "dialects/moe/MoeAttrs.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Moe_FloatTensor2D : 2DTensorOf<[AnyFloat]>;
+def Moe_IdTensor2D : 2DTensorOf<[I64]>;
+def Moe_IdVector : 1DTensorOf<[I64]>;
+def Moe_Weight3D : 3DTensorOf<[AnyFloat]>;
+def Moe_Bias2D : 2DTensorOf<[AnyFloat]>;
+def Moe_ExpertArrayAttr : TypedArrayAttrBase<Moe_ExpertAttr,
+    "array of #moe.expert attributes">;
+
+def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
+  let summary = "pick each token's top-k experts and routing weights";
+  let description = [{
+    From router logits `[T, E]`, computes scores with `scoring` (softmax over
+    the E experts, or an independent sigmoid per expert), selects the `k`
+    highest-scoring experts per token (ties go to the lower expert id) and
+    returns their ids `[T, k]` (i64, best first) and scores `[T, k]`; with
+    `normalize` the k scores of a token are divided by their sum.
+
+    Example:
+
+    ```mlir
+    %ids, %weights = moe.route %logits {k = 2 : i64, scoring = #moe.scoring<softmax>, normalize = true}
+        : tensor<?x8xf32> -> tensor<?x2xi64>, tensor<?x2xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$logits,
+                   ConfinedAttr<I64Attr, [IntPositive]>:$k,
+                   DefaultValuedAttr<Moe_ScoringAttr,
+                                     "::mlir::moe::Scoring::softmax">:$scoring,
+                   DefaultValuedAttr<BoolAttr, "true">:$normalize);
+  let results = (outs Moe_IdTensor2D:$ids, Moe_FloatTensor2D:$weights);
+  let assemblyFormat = [{
+    $logits attr-dict `:` type($logits) `->` type($ids) `,` type($weights)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_DispatchOp : Moe_Op<"dispatch", [Pure, InferTypeOpAdaptor]> {
+  let summary = "permute token rows into expert order";
+  let description = [{
+    Takes hidden states `[T, H]` and the routed expert ids `[T, k]` and
+    returns the T·k rows sorted by expert (stable in token order) `[T·k, H]`,
+    the expert offsets `[E + 1]` (expert e owns rows `offsets[e]` up to
+    `offsets[e + 1]`) and the permutation `[T·k]` (row r came from token
+    `perm[r] / k`, slot `perm[r] mod k`) that `moe.combine` inverts.
+
+    Example:
+
+    ```mlir
+    %rows, %offsets, %perm = moe.dispatch %x, %ids {num_experts = 8 : i64}
+        : tensor<?x64xf32>, tensor<?x2xi64> -> tensor<?x64xf32>, tensor<9xi64>, tensor<?xi64>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$hidden, Moe_IdTensor2D:$ids,
+                   ConfinedAttr<I64Attr, [IntPositive]>:$num_experts);
+  let results = (outs Moe_FloatTensor2D:$rows, Moe_IdVector:$offsets,
+                 Moe_IdVector:$perm);
+  let assemblyFormat = [{
+    $hidden `,` $ids attr-dict `:` type($hidden) `,` type($ids) `->` type(results)
+  }];
+}
+
+def Moe_ExpertsOp : Moe_Op<"experts", [Pure, AttrSizedOperandSegments]> {
+  let summary = "a bank of expert FFNs applied to expert-sorted rows";
+  let description = [{
+    Runs expert e on rows `offsets[e]` up to `offsets[e + 1]` of `input`
+    `[R, H]`: with the up projection `w3`,
+    `h = act(x · w1[e]ᵀ + b1[e]) ⊙ (x · w3[e]ᵀ + b3[e])` (gated, as Mixtral's
+    SwiGLU), else `h = act(x · w1[e]ᵀ + b1[e])`; then `y = h · w2[e]ᵀ + b2[e]`.
+    Weights are `[E, F, H]` for `w1`/`w3` and `[E, H, F]` for `w2` (PyTorch's
+    `[out, in]` per expert); biases are optional.
+
+    `experts`, when present, holds one `#moe.expert` per expert with the
+    placement, precision and pruning decisions of the passes.
+
+    Example:
+
+    ```mlir
+    %y = moe.experts %rows, %offsets w1(%w1) w2(%w2) w3(%w3) {activation = #moe.activation<silu>, experts = [#moe.expert<placement = gpu>, #moe.expert<pruned = true>]}
+        : (tensor<?x64xf32>, tensor<3xi64>, tensor<2x128x64xf32>, tensor<2x64x128xf32>, tensor<2x128x64xf32>) -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$input, Moe_IdVector:$offsets,
+                   Moe_Weight3D:$w1, Moe_Weight3D:$w2,
+                   Optional<Moe_Weight3D>:$w3,
+                   Optional<Moe_Bias2D>:$b1, Optional<Moe_Bias2D>:$b2,
+                   Optional<Moe_Bias2D>:$b3,
+                   DefaultValuedAttr<Moe_ActivationAttr,
+                                     "::mlir::moe::Activation::silu">:$activation,
+                   OptionalAttr<Moe_ExpertArrayAttr>:$experts);
+  let results = (outs Moe_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $input `,` $offsets `w1` `(` $w1 `)` `w2` `(` $w2 `)`
+    (`w3` `(` $w3^ `)`)? (`b1` `(` $b1^ `)`)? (`b2` `(` $b2^ `)`)?
+    (`b3` `(` $b3^ `)`)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Number of experts (the leading dimension of the weights).
+    int64_t getNumExperts() { return getW1().getType().getDimSize(0); }
+    /// The properties of expert `e` (defaults when `experts` is absent).
+    ::mlir::moe::ExpertAttr getExpert(int64_t e);
+  }];
+}
+
+def Moe_CombineOp : Moe_Op<"combine", [Pure, InferTypeOpAdaptor]> {
+  let summary = "weigh expert outputs and sum them back into token order";
+  let description = [{
+    Inverts `moe.dispatch`: `out[t] = Σ weights[t, s] · y[r]` over the rows r
+    with `perm[r] = t · k + s`. `y` is `[T·k, H]`, `perm` `[T·k]`, `weights`
+    `[T, k]`; the result is `[T, H]`.
+
+    Example:
+
+    ```mlir
+    %out = moe.combine %y, %perm, %weights : tensor<?x64xf32>, tensor<?xi64>, tensor<?x2xf32>
+    // %out : tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$expert_output, Moe_IdVector:$perm,
+                   Moe_FloatTensor2D:$weights);
+  let results = (outs Moe_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $expert_output `,` $perm `,` $weights attr-dict `:` type($expert_output) `,` type($perm) `,` type($weights)
+  }];
+}
+
+def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
+  let summary = "exchange expert-sorted rows between ranks";
+  let description = [{
+    Between `moe.dispatch` and `moe.experts` when experts are partitioned over
+    `ranks` ranks: sends each rank the rows of the experts it holds and
+    returns the received rows and their expert offsets. `schedule` is the
+    AllToAll algorithm chosen by `moe-partition` (`direct`, `hierarchical`:
+    intra-node first, `pipelined`: split into `chunks` overlapped with expert
+    compute). With one rank it is the identity.
+
+    Example:
+
+    ```mlir
+    %r, %o = moe.all_to_all %rows, %offsets {ranks = 4 : i64, schedule = #moe.schedule<pipelined>, chunks = 4 : i64} : tensor<?x64xf32>, tensor<9xi64>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$rows, Moe_IdVector:$offsets,
+                   ConfinedAttr<I64Attr, [IntPositive]>:$ranks,
+                   DefaultValuedAttr<Moe_ScheduleAttr,
+                                     "::mlir::moe::Schedule::direct">:$schedule,
+                   DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>,
+                                     "1">:$chunks);
+  let results = (outs Moe_FloatTensor2D:$result_rows,
+                 Moe_IdVector:$result_offsets);
+  let assemblyFormat = [{
+    $rows `,` $offsets attr-dict `:` type($rows) `,` type($offsets)
+  }];
+}
+
+#endif // MOE_MOE_OPS_TD

@@ -1,0 +1,86 @@
+//===- PlanDialect.cpp - The plan dialect ---------------------------------===//
+
+#include "dialects/plan/PlanDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::plan;
+
+#include "dialects/plan/PlanDialect.cpp.inc"
+#include "dialects/plan/PlanEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/plan/PlanAttrs.cpp.inc"
+
+void PlanDialect::initialize() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialects/plan/PlanAttrs.cpp.inc"
+      >();
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/plan/PlanOps.cpp.inc"
+      >();
+}
+
+LogicalResult ConstantOp::verify() {
+  auto value = cast<ShapedType>(getValue().getType());
+  MemRefType type = getType();
+  if (value.getShape() != type.getShape() ||
+      value.getElementType() != type.getElementType())
+    return emitOpError("value of type ")
+           << value << " does not match the buffer type " << type;
+  return success();
+}
+
+/// A parameter is a primitive the plan can store: integer, float, string,
+/// or an array of integers or of floats.
+static bool isPlanParam(Attribute attr) {
+  if (isa<IntegerAttr, FloatAttr, StringAttr, DenseI64ArrayAttr,
+          DenseF64ArrayAttr>(attr))
+    return true;
+  if (auto array = dyn_cast<ArrayAttr>(attr))
+    return llvm::all_of(array,
+                        [](Attribute a) { return isa<IntegerAttr>(a); }) ||
+           llvm::all_of(array, [](Attribute a) { return isa<FloatAttr>(a); });
+  return false;
+}
+
+LogicalResult CallOp::verify() {
+  if (getKernel().empty())
+    return emitOpError("kernel name must not be empty");
+  for (NamedAttribute param : getParams())
+    if (!isPlanParam(param.getValue()))
+      return emitOpError("parameter '")
+             << param.getName().getValue() << "' of kernel '" << getKernel()
+             << "' is " << param.getValue()
+             << ", not an integer, float, string or array of them";
+  return success();
+}
+
+LogicalResult CopyOp::verify() {
+  MemRefType from = getSource().getType();
+  MemRefType to = getResult().getType();
+  if (from.getElementType() != to.getElementType() ||
+      failed(verifyCompatibleShape(from.getShape(), to.getShape())))
+    return emitOpError("cannot copy ") << from << " into " << to;
+  return success();
+}
+
+LogicalResult FreeOp::verify() {
+  for (Value buffer : getBuffers()) {
+    Operation *def = buffer.getDefiningOp();
+    if (!isa_and_nonnull<CallOp, CopyOp>(def))
+      return emitOpError("can only free buffers produced by plan.call or "
+                         "plan.copy");
+  }
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/plan/PlanOps.cpp.inc"

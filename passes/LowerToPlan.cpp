@@ -1,0 +1,317 @@
+//===- LowerToPlan.cpp - nn/moe on tensors to plan on buffers -------------===//
+//
+// Each op becomes one plan step; the kernel parameters are built per op so
+// that the kernel ABI (docs/plan-format.md) is explicit in one place, with
+// default-valued attributes materialised.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+#include "passes/PlanTypes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_LOWERTOPLAN
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// Builds the parameter dictionary of one kernel call.
+class ParamBuilder {
+public:
+  explicit ParamBuilder(MLIRContext *ctx) : b(ctx) {}
+  void i(StringRef name, int64_t v) {
+    attrs.emplace_back(b.getStringAttr(name), b.getI64IntegerAttr(v));
+  }
+  void f(StringRef name, double v) {
+    attrs.emplace_back(b.getStringAttr(name), b.getF64FloatAttr(v));
+  }
+  void s(StringRef name, StringRef v) {
+    attrs.emplace_back(b.getStringAttr(name), b.getStringAttr(v));
+  }
+  void ints(StringRef name, ArrayRef<int64_t> v) {
+    attrs.emplace_back(b.getStringAttr(name), b.getDenseI64ArrayAttr(v));
+  }
+  DictionaryAttr get() { return b.getDictionaryAttr(attrs); }
+
+private:
+  Builder b;
+  SmallVector<NamedAttribute> attrs;
+};
+
+} // namespace
+
+/// Fills `p` with the kernel parameters of `op`; fails with a diagnostic on
+/// something the runtime kernel cannot express.
+static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
+  return TypeSwitch<Operation *, LogicalResult>(op)
+      .Case([&](nn::GeluOp o) -> LogicalResult {
+        p.s("approximate", o.getApproximate());
+        return success();
+      })
+      .Case([&](nn::SoftmaxOp o) -> LogicalResult {
+        p.i("axis", o.getAxis());
+        return success();
+      })
+      .Case<nn::ReduceSumOp, nn::ReduceMeanOp, nn::ReduceMaxOp>(
+          [&](auto o) -> LogicalResult {
+            p.ints("axes", o.getAxes());
+            p.i("keepdims", o.getKeepdims());
+            return success();
+          })
+      .Case<nn::RmsNormOp, nn::LayerNormOp>([&](auto o) -> LogicalResult {
+        p.f("eps", o.getEps().convertToDouble());
+        return success();
+      })
+      .Case([&](nn::ReshapeOp o) -> LogicalResult {
+        // Resolve -1 statically when the inferred type knows it, so that the
+        // runtime only infers what is truly dynamic.
+        SmallVector<int64_t> shape(o.getShape());
+        ArrayRef<int64_t> inferred = o.getType().getShape();
+        for (auto [i, d] : llvm::enumerate(shape))
+          if (d == -1 && !ShapedType::isDynamic(inferred[i]))
+            d = inferred[i];
+        p.ints("shape", shape);
+        return success();
+      })
+      .Case([&](nn::TransposeOp o) -> LogicalResult {
+        p.ints("perm", o.getPerm());
+        return success();
+      })
+      .Case([&](nn::GatherOp o) -> LogicalResult {
+        p.i("axis", o.getAxis());
+        return success();
+      })
+      .Case([&](nn::ConcatOp o) -> LogicalResult {
+        p.i("axis", o.getAxis());
+        return success();
+      })
+      .Case([&](nn::SliceOp o) -> LogicalResult {
+        size_t n = o.getStarts().size();
+        SmallVector<int64_t> axes, steps(n, 1);
+        if (auto a = o.getAxes())
+          axes.assign(a->begin(), a->end());
+        else
+          for (size_t i = 0; i < n; ++i)
+            axes.push_back(static_cast<int64_t>(i));
+        if (auto s = o.getSteps())
+          steps.assign(s->begin(), s->end());
+        p.ints("starts", o.getStarts());
+        p.ints("ends", o.getEnds());
+        p.ints("axes", axes);
+        p.ints("steps", steps);
+        return success();
+      })
+      .Case([&](nn::CastOp o) -> LogicalResult {
+        Type to = o.getType().getElementType();
+        std::optional<int64_t> dtype = getPlanDType(to);
+        if (!dtype)
+          return o.emitOpError("cannot cast to ")
+                 << to << ": the runtime has no such element type";
+        p.i("to", *dtype);
+        return success();
+      })
+      .Case([&](RouteOp o) -> LogicalResult {
+        if (o.getScoring() == Scoring::sparsemixer)
+          return o.emitOpError("sparsemixer scoring has no runtime kernel "
+                               "yet");
+        p.i("k", o.getK());
+        p.s("scoring", stringifyScoring(o.getScoring()));
+        p.i("normalize", o.getNormalize());
+        return success();
+      })
+      .Case([&](DispatchOp o) -> LogicalResult {
+        p.i("num_experts", o.getNumExperts());
+        return success();
+      })
+      .Case([&](ExpertsOp o) -> LogicalResult {
+        int64_t e = o.getNumExperts();
+        p.i("num_experts", e);
+        p.s("activation", stringifyActivation(o.getActivation()));
+        p.i("has_w3", o.getW3() != nullptr);
+        p.i("has_b1", o.getB1() != nullptr);
+        p.i("has_b2", o.getB2() != nullptr);
+        p.i("has_b3", o.getB3() != nullptr);
+        SmallVector<int64_t> pruned, placement, bits;
+        for (int64_t i = 0; i < e; ++i) {
+          ExpertAttr expert = o.getExpert(i);
+          if (expert.getBits() != 0 && expert.getBits() != 16)
+            return o.emitOpError("expert ")
+                   << i << " asks for " << expert.getBits()
+                   << "-bit weights; quantised expert formats are not "
+                      "emitted yet";
+          pruned.push_back(expert.getPruned());
+          placement.push_back(static_cast<int64_t>(expert.getPlacement()));
+          bits.push_back(expert.getBits());
+        }
+        p.ints("pruned", pruned);
+        p.ints("placement", placement);
+        p.ints("bits", bits);
+        return success();
+      })
+      .Case([&](AllToAllOp o) -> LogicalResult {
+        p.i("ranks", o.getRanks());
+        p.s("schedule", stringifySchedule(o.getSchedule()));
+        p.i("chunks", o.getChunks());
+        return success();
+      })
+      .Default([](Operation *) { return success(); });
+}
+
+static MemRefType toBuffer(Type type) {
+  auto t = cast<RankedTensorType>(type);
+  return MemRefType::get(t.getShape(), t.getElementType());
+}
+
+static bool isTensorLevel(Operation *op) {
+  return isa<nn::NNDialect, MoeDialect>(op->getDialect());
+}
+
+/// Inserts `plan.free` after the last use of every buffer made by a step,
+/// except the function's results.
+static void insertFrees(func::FuncOp func) {
+  Block &body = func.getBody().front();
+  DenseMap<Operation *, unsigned> position;
+  for (auto [i, op] : llvm::enumerate(body))
+    position[&op] = i;
+  DenseMap<Operation *, SmallVector<Value>> freeAfter;
+  for (Operation &op : body) {
+    if (!isa<plan::CallOp, plan::CopyOp>(op))
+      continue;
+    for (Value v : op.getResults()) {
+      Operation *last = &op;
+      bool returned = false;
+      for (Operation *user : v.getUsers()) {
+        if (isa<func::ReturnOp>(user))
+          returned = true;
+        else if (position[user] > position[last])
+          last = user;
+      }
+      if (!returned)
+        freeAfter[last].push_back(v);
+    }
+  }
+  OpBuilder b(func.getContext());
+  for (Operation &op : llvm::make_early_inc_range(body)) {
+    auto it = freeAfter.find(&op);
+    if (it == freeAfter.end())
+      continue;
+    b.setInsertionPointAfter(&op);
+    b.create<plan::FreeOp>(op.getLoc(), it->second);
+  }
+}
+
+static LogicalResult lowerFunction(func::FuncOp func, plan::Device device) {
+  if (func.isExternal())
+    return success();
+  FunctionType type = func.getFunctionType();
+  bool tensors =
+      llvm::all_of(type.getInputs(), llvm::IsaPred<RankedTensorType>) &&
+      llvm::all_of(type.getResults(), llvm::IsaPred<RankedTensorType>);
+  bool buffers = llvm::all_of(type.getInputs(), llvm::IsaPred<MemRefType>) &&
+                 llvm::all_of(type.getResults(), llvm::IsaPred<MemRefType>);
+  if (buffers && !func.getBody().front().getOps<plan::CallOp>().empty())
+    return success(); // Already in plan form.
+  if (!tensors)
+    return func.emitOpError("arguments and results must all be ranked "
+                            "tensors to lower to a plan");
+  if (!func.getBody().hasOneBlock())
+    return func.emitOpError("must have a single block to lower to a plan");
+
+  Block &body = func.getBody().front();
+  MLIRContext *ctx = func.getContext();
+  OpBuilder b(ctx);
+  IRMapping map;
+  for (BlockArgument arg : body.getArguments()) {
+    arg.setType(toBuffer(arg.getType()));
+    map.map(arg, arg);
+  }
+  SmallVector<Operation *> oldOps;
+  for (Operation &op : body)
+    oldOps.push_back(&op);
+
+  for (Operation *op : oldOps) {
+    b.setInsertionPoint(op);
+    Location loc = op->getLoc();
+    auto mapped = [&](ValueRange values) {
+      SmallVector<Value> out;
+      for (Value v : values)
+        out.push_back(map.lookup(v));
+      return out;
+    };
+    if (auto w = dyn_cast<nn::WeightOp>(op)) {
+      auto nw = b.create<plan::WeightOp>(
+          loc, toBuffer(w.getType()), w.getNameAttr(), w.getFileAttr(),
+          w.getOffsetAttr(), w.getSeedAttr(), w.getScaleAttr());
+      map.map(w.getResult(), nw.getResult());
+      continue;
+    }
+    if (auto c = dyn_cast<arith::ConstantOp>(op)) {
+      auto value = dyn_cast<ElementsAttr>(c.getValue());
+      if (!value || !isa<RankedTensorType>(c.getType()))
+        return c.emitOpError("only tensor constants can be lowered to a "
+                             "plan; scalar constants have no buffer");
+      auto nc = b.create<plan::ConstantOp>(loc, toBuffer(c.getType()), value);
+      map.map(c.getResult(), nc.getResult());
+      continue;
+    }
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      b.create<func::ReturnOp>(loc, mapped(ret.getOperands()));
+      continue;
+    }
+    if (!isTensorLevel(op))
+      return op->emitOpError("has no runtime kernel; cannot lower it to a "
+                             "plan");
+    ParamBuilder params(ctx);
+    if (failed(buildParams(op, params)))
+      return failure();
+    SmallVector<Type> resultTypes;
+    for (Type t : op->getResultTypes())
+      resultTypes.push_back(toBuffer(t));
+    auto call = b.create<plan::CallOp>(
+        loc, resultTypes, b.getStringAttr(op->getName().getStringRef()),
+        mapped(op->getOperands()), params.get(),
+        plan::DeviceAttr::get(ctx, device));
+    for (auto [from, to] : llvm::zip(op->getResults(), call.getResults()))
+      map.map(from, to);
+  }
+  for (Operation *op : llvm::reverse(oldOps)) {
+    op->dropAllUses();
+    op->erase();
+  }
+  SmallVector<Type> inputs, results;
+  for (Type t : type.getInputs())
+    inputs.push_back(toBuffer(t));
+  for (Type t : type.getResults())
+    results.push_back(toBuffer(t));
+  func.setFunctionType(FunctionType::get(ctx, inputs, results));
+  insertFrees(func);
+  return success();
+}
+
+namespace {
+struct LowerToPlanPass
+    : public mlir::moe::impl::LowerToPlanBase<LowerToPlanPass> {
+  using LowerToPlanBase::LowerToPlanBase;
+
+  void runOnOperation() override {
+    std::optional<plan::Device> dev = plan::symbolizeDevice(device);
+    if (!dev) {
+      getOperation().emitError("moe-lower-to-plan: unknown device '")
+          << device << "' (expected cpu or cuda)";
+      return signalPassFailure();
+    }
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (failed(lowerFunction(func, *dev)))
+        return signalPassFailure();
+  }
+};
+} // namespace

@@ -1,0 +1,41 @@
+//===- Passes.h - Passes of the MoE compiler --------------------*- C++ -*-===//
+#ifndef MOE_PASSES_PASSES_H
+#define MOE_PASSES_PASSES_H
+
+#include "dialects/moe/MoeDialect.h"
+#include "dialects/nn/NNDialect.h"
+#include "dialects/plan/PlanDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+
+namespace mlir::moe {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// Options of the default compilation pipeline (`--moe-compile`).
+struct CompilePipelineOptions
+    : public PassPipelineOptions<CompilePipelineOptions> {
+  Option<std::string> device{*this, "device",
+                             llvm::cl::desc("device of every step: cpu or "
+                                            "cuda"),
+                             llvm::cl::init("cpu")};
+};
+
+/// Builds the default flow: cleanup, then lowering to the plan dialect.
+void buildCompilePipeline(OpPassManager &pm,
+                          const CompilePipelineOptions &options);
+
+/// Registers every pass and the `moe-compile` pipeline.
+void registerMoePassesAndPipelines();
+
+} // namespace mlir::moe
+
+#endif // MOE_PASSES_PASSES_H

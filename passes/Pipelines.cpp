@@ -1,0 +1,27 @@
+//===- Pipelines.cpp - Registration of passes and pipelines ---------------===//
+
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void moe::buildCompilePipeline(OpPassManager &pm,
+                               const CompilePipelineOptions &options) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  LowerToPlanOptions lower;
+  lower.device = options.device;
+  pm.addPass(createLowerToPlan(lower));
+}
+
+void moe::registerMoePassesAndPipelines() {
+  registerMoePasses();
+  PassPipelineRegistration<CompilePipelineOptions>(
+      "moe-compile",
+      "The default compilation flow: cleanup, then lowering to a plan "
+      "(add --emit-plan FILE to write it)",
+      buildCompilePipeline);
+}
