@@ -19,7 +19,7 @@ class Moe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
 def Moe_ScoringSoftmax : I32EnumAttrCase<"softmax", 0>;
 def Moe_ScoringSigmoid : I32EnumAttrCase<"sigmoid", 1>;
 def Moe_ScoringSparseMixer : I32EnumAttrCase<"sparsemixer", 2>;
-def Moe_Scoring : I32EnumAttr<"Scoring", "how router logits become expert scores",
+def Moe_Scoring : I32EnumAttr<"Scoring", "router scoring",
     [Moe_ScoringSoftmax, Moe_ScoringSigmoid, Moe_ScoringSparseMixer]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::moe";
@@ -31,7 +31,7 @@ def Moe_ScoringAttr : EnumAttr<Moe_Dialect, Moe_Scoring, "scoring"> {
 def Moe_ActSilu : I32EnumAttrCase<"silu", 0>;
 def Moe_ActGelu : I32EnumAttrCase<"gelu", 1>;
 def Moe_ActRelu : I32EnumAttrCase<"relu", 2>;
-def Moe_Activation : I32EnumAttr<"Activation", "expert FFN activation",
+def Moe_Activation : I32EnumAttr<"Activation", "expert activation",
     [Moe_ActSilu, Moe_ActGelu, Moe_ActRelu]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::moe";
@@ -44,8 +44,7 @@ def Moe_PlaceUnassigned : I32EnumAttrCase<"unassigned", 0>;
 def Moe_PlaceGpu : I32EnumAttrCase<"gpu", 1>;
 def Moe_PlaceCpu : I32EnumAttrCase<"cpu", 2>;
 def Moe_PlaceOnDemand : I32EnumAttrCase<"on_demand", 3>;
-def Moe_Placement : I32EnumAttr<"Placement",
-    "where an expert's weights live and where it is computed",
+def Moe_Placement : I32EnumAttr<"Placement", "expert placement",
     [Moe_PlaceUnassigned, Moe_PlaceGpu, Moe_PlaceCpu, Moe_PlaceOnDemand]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::moe";
@@ -54,7 +53,7 @@ def Moe_Placement : I32EnumAttr<"Placement",
 def Moe_SchedDirect : I32EnumAttrCase<"direct", 0>;
 def Moe_SchedHierarchical : I32EnumAttrCase<"hierarchical", 1>;
 def Moe_SchedPipelined : I32EnumAttrCase<"pipelined", 2>;
-def Moe_Schedule : I32EnumAttr<"Schedule", "AllToAll schedule",
+def Moe_Schedule : I32EnumAttr<"Schedule", "all-to-all schedule",
     [Moe_SchedDirect, Moe_SchedHierarchical, Moe_SchedPipelined]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::moe";

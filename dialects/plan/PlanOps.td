@@ -13,7 +13,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Plan_DeviceCpu : I32EnumAttrCase<"cpu", 0>;
 def Plan_DeviceCuda : I32EnumAttrCase<"cuda", 1>;
-def Plan_Device : I32EnumAttr<"Device", "where a step runs or a buffer lives",
+def Plan_Device : I32EnumAttr<"Device", "device",
     [Plan_DeviceCpu, Plan_DeviceCuda]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::plan";

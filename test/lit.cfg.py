@@ -1,0 +1,48 @@
+# lit configuration of the MoE compiler's test suites.
+import os
+import subprocess
+
+import lit.formats
+
+config.name = "MoE"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs", "unit"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moe_obj_root, "test")
+
+path = os.pathsep.join([config.moe_tools_dir, config.llvm_tools_dir,
+                        config.environment.get("PATH", os.environ["PATH"])])
+config.environment["PATH"] = path
+
+# Debian's interpreter has numpy/onnx; the pyenv one first on PATH does not.
+python = "/usr/bin/python3"
+config.substitutions.append(("%python", python))
+config.substitutions.append(("%fixtures", config.moe_fixtures))
+config.substitutions.append(("%srcroot", config.moe_src_root))
+
+def python_has(module):
+    try:
+        return subprocess.run([python, "-c", "import " + module],
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+if python_has("numpy"):
+    config.available_features.add("numpy")
+if python_has("onnx"):
+    config.available_features.add("onnx")
+if config.moe_enable_compiler:
+    config.available_features.add("compiler")
+if os.path.isdir(config.moe_fixtures):
+    config.available_features.add("fixtures")
+
+def has_gpu():
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        return out.returncode == 0 and "GPU" in out.stdout
+    except OSError:
+        return False
+
+if config.moe_enable_cuda and has_gpu():
+    config.available_features.add("cuda")
