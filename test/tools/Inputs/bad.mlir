@@ -1,0 +1,3 @@
+func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = nn.silu %x : tensor<4xf32
+}
