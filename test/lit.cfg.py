@@ -20,6 +20,7 @@ python = "/usr/bin/python3"
 config.substitutions.append(("%python", python))
 config.substitutions.append(("%fixtures", config.moe_fixtures))
 config.substitutions.append(("%srcroot", config.moe_src_root))
+config.substitutions.append(("%moe_libs", os.path.join(config.moe_obj_root, "lib")))
 
 def python_has(module):
     try:

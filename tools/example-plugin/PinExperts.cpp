@@ -1,0 +1,82 @@
+//===- PinExperts.cpp - Example pass plugin: pin experts to a placement ---===//
+//
+// A pass that users load into moe-opt with --load-pass-plugin: it sets the
+// placement of the listed experts of every `moe.experts` op, keeping the
+// other properties of each expert. It shows the shape of a plugin: a pass
+// written against our dialect headers, registered by the plugin entry point,
+// linked against nothing (moe-opt exports MLIR and our symbols).
+//
+//   moe-opt model.mlir --load-pass-plugin=libMoePinExpertsPlugin.so \
+//       --pass-pipeline='builtin.module(moe-pin-experts{experts=0,3 placement=gpu})'
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/MoeDialect.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Tools/Plugins/PassPlugin.h"
+#include "llvm/Config/llvm-config.h"
+
+using namespace mlir;
+
+namespace {
+
+struct PinExpertsPass
+    : public PassWrapper<PinExpertsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(PinExpertsPass)
+
+  PinExpertsPass() = default;
+  PinExpertsPass(const PinExpertsPass &other) : PassWrapper(other) {}
+
+  StringRef getArgument() const final { return "moe-pin-experts"; }
+  StringRef getDescription() const final {
+    return "pin the listed experts of every moe.experts op to a placement "
+           "(example plugin)";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<moe::MoeDialect>();
+  }
+
+  void runOnOperation() final {
+    std::optional<moe::Placement> where = moe::symbolizePlacement(placement);
+    if (!where) {
+      getOperation().emitError("moe-pin-experts: unknown placement '")
+          << placement << "' (unassigned, gpu, cpu, on_demand)";
+      return signalPassFailure();
+    }
+    WalkResult result = getOperation().walk([&](moe::ExpertsOp op) {
+      int64_t count = op.getNumExperts();
+      SmallVector<Attribute> attrs;
+      for (int64_t e = 0; e < count; ++e)
+        attrs.push_back(op.getExpert(e));
+      for (int64_t e : experts) {
+        if (e < 0 || e >= count) {
+          op.emitOpError("moe-pin-experts: expert ")
+              << e << " does not exist (" << count << " experts)";
+          return WalkResult::interrupt();
+        }
+        auto old = cast<moe::ExpertAttr>(attrs[e]);
+        attrs[e] = moe::ExpertAttr::get(op.getContext(), *where, old.getBits(),
+                                        old.getGroupSize(), old.getPruned());
+      }
+      op.setExpertsAttr(ArrayAttr::get(op.getContext(), attrs));
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+
+  ListOption<int64_t> experts{*this, "experts",
+                              llvm::cl::desc("expert indices to pin")};
+  Option<std::string> placement{
+      *this, "placement", llvm::cl::desc("unassigned, gpu, cpu or on_demand"),
+      llvm::cl::init("gpu")};
+};
+
+} // namespace
+
+extern "C" LLVM_ATTRIBUTE_WEAK PassPluginLibraryInfo mlirGetPassPluginInfo() {
+  return {MLIR_PLUGIN_API_VERSION, "MoePinExperts", LLVM_VERSION_STRING,
+          []() { PassRegistration<PinExpertsPass>(); }};
+}
