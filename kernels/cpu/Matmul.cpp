@@ -1,0 +1,73 @@
+//===- Matmul.cpp - Matrix products on the CPU ----------------------------===//
+
+#include "kernels/cpu/Matmul.h"
+
+#include <algorithm>
+
+namespace moe::kernels::cpu {
+
+void matmul(const float *a, const Shape &aShape, const float *b,
+            const Shape &bShape, float *c, const Shape &cShape) {
+  size_t rank = cShape.size();
+  int64_t m = cShape[rank - 2], n = cShape[rank - 1];
+  int64_t k = aShape[aShape.size() - 1];
+  Shape batchShape(cShape.begin(), cShape.end() - 2);
+  Shape aBatch(aShape.begin(), aShape.end() - 2);
+  Shape bBatch(bShape.begin(), bShape.end() - 2);
+  Shape aStrides = broadcastStrides(aBatch, batchShape);
+  Shape bStrides = broadcastStrides(bBatch, batchShape);
+  int64_t batches = numElements(batchShape);
+  // Offsets of each batch's matrices, computed once.
+  std::vector<int64_t> aOff(batches), bOff(batches);
+  for (int64_t i = 0; i < batches; ++i) {
+    int64_t rest = i, ao = 0, bo = 0;
+    for (size_t d = batchShape.size(); d-- > 0;) {
+      int64_t idx = rest % batchShape[d];
+      rest /= batchShape[d];
+      ao += idx * aStrides[d];
+      bo += idx * bStrides[d];
+    }
+    aOff[i] = ao * m * k;
+    bOff[i] = bo * k * n;
+  }
+  // One task per output row; the inner axpy over N vectorises.
+  parallelFor(batches * m, k * n, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      int64_t bi = row / m, i = row % m;
+      const float *arow = a + aOff[bi] + i * k;
+      const float *bmat = b + bOff[bi];
+      float *crow = c + (bi * m + i) * n;
+      std::fill(crow, crow + n, 0.0f);
+      for (int64_t kk = 0; kk < k; ++kk) {
+        float av = arow[kk];
+        const float *brow = bmat + kk * n;
+        for (int64_t j = 0; j < n; ++j)
+          crow[j] += av * brow[j];
+      }
+    }
+  });
+}
+
+void linearSerial(const float *x, int64_t rows, int64_t k, const float *w,
+                  int64_t n, const float *bias, float *y) {
+  // Blocks of rows share each weight row while it is in L1.
+  constexpr int64_t kBlock = 8;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    int64_t r1 = std::min(rows, r0 + kBlock);
+    for (int64_t j = 0; j < n; ++j) {
+      const float *wrow = w + j * k;
+      float bj = bias ? bias[j] : 0.0f;
+      for (int64_t r = r0; r < r1; ++r)
+        y[r * n + j] = dot(x + r * k, wrow, k) + bj;
+    }
+  }
+}
+
+void linear(const float *x, int64_t rows, int64_t k, const float *w,
+            int64_t n, const float *bias, float *y) {
+  parallelFor(rows, k * n, [&](int64_t begin, int64_t end) {
+    linearSerial(x + begin * k, end - begin, k, w, n, bias, y + begin * n);
+  });
+}
+
+} // namespace moe::kernels::cpu

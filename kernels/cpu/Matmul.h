@@ -1,0 +1,25 @@
+//===- Matmul.h - Matrix products on the CPU --------------------*- C++ -*-===//
+#ifndef MOE_KERNELS_CPU_MATMUL_H
+#define MOE_KERNELS_CPU_MATMUL_H
+
+#include "kernels/cpu/Common.h"
+
+namespace moe::kernels::cpu {
+
+/// c[..., M, N] = a[..., M, K] · b[..., K, N] with numpy broadcasting of the
+/// batch dims. Ranks are ≥ 2 and `cShape` is the broadcast result shape.
+void matmul(const float *a, const Shape &aShape, const float *b,
+            const Shape &bShape, float *c, const Shape &cShape);
+
+/// y[rows, N] = x[rows, K] · w[N, K]ᵀ (+ bias[N] when not null). Parallel
+/// over rows.
+void linear(const float *x, int64_t rows, int64_t k, const float *w,
+            int64_t n, const float *bias, float *y);
+
+/// The serial body of linear(), for callers that parallelise themselves.
+void linearSerial(const float *x, int64_t rows, int64_t k, const float *w,
+                  int64_t n, const float *bias, float *y);
+
+} // namespace moe::kernels::cpu
+
+#endif // MOE_KERNELS_CPU_MATMUL_H

@@ -1,0 +1,198 @@
+//===- Moe.cpp - Mixture-of-Experts kernels on the CPU --------------------===//
+
+#include "kernels/cpu/Moe.h"
+#include "kernels/cpu/Elementwise.h"
+#include "kernels/cpu/Matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace moe::kernels::cpu {
+
+rt::Status route(const float *logits, int64_t tokens, int64_t experts,
+                 int64_t k, Scoring scoring, bool normalize, int64_t *ids,
+                 float *weights) {
+  if (k < 1 || k > experts)
+    return rt::Status::error("k = " + std::to_string(k) + " is outside [1, " +
+                             std::to_string(experts) + "]");
+  parallelFor(tokens, experts * 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> p(experts);
+    std::vector<int64_t> order(experts);
+    for (int64_t t = begin; t < end; ++t) {
+      const float *row = logits + t * experts;
+      if (scoring == Scoring::Softmax) {
+        float mx = -INFINITY;
+        for (int64_t e = 0; e < experts; ++e)
+          mx = std::fmax(mx, row[e]);
+        if (std::isinf(mx) && mx < 0)
+          mx = 0;
+        float sum = 0;
+        for (int64_t e = 0; e < experts; ++e)
+          sum += p[e] = std::exp(row[e] - mx);
+        for (int64_t e = 0; e < experts; ++e)
+          p[e] /= sum;
+      } else {
+        for (int64_t e = 0; e < experts; ++e)
+          p[e] = 1.0f / (1.0f + std::exp(-row[e]));
+      }
+      for (int64_t e = 0; e < experts; ++e)
+        order[e] = e;
+      // A strict weak order even with NaN: NaN last, ties to the lower id.
+      auto before = [&](int64_t a, int64_t b) {
+        bool na = std::isnan(p[a]), nb = std::isnan(p[b]);
+        if (na != nb)
+          return nb;
+        if (!na && p[a] != p[b])
+          return p[a] > p[b];
+        return a < b;
+      };
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+      float sum = 0;
+      for (int64_t s = 0; s < k; ++s)
+        sum += p[order[s]];
+      for (int64_t s = 0; s < k; ++s) {
+        ids[t * k + s] = order[s];
+        weights[t * k + s] = normalize ? p[order[s]] / sum : p[order[s]];
+      }
+    }
+  });
+  return rt::Status::ok();
+}
+
+rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
+                    const int64_t *ids, int64_t k, int64_t experts,
+                    float *rows, int64_t *offsets, int64_t *perm) {
+  int64_t pairs = tokens * k;
+  std::vector<int64_t> cursor(experts + 1, 0);
+  for (int64_t p = 0; p < pairs; ++p) {
+    if (ids[p] < 0 || ids[p] >= experts)
+      return rt::Status::error(
+          "expert id " + std::to_string(ids[p]) + " of token " +
+          std::to_string(p / k) + " slot " + std::to_string(p % k) +
+          " is outside [0, " + std::to_string(experts) + ")");
+    ++cursor[ids[p] + 1];
+  }
+  for (int64_t e = 0; e < experts; ++e)
+    cursor[e + 1] += cursor[e];
+  std::copy(cursor.begin(), cursor.end(), offsets);
+  // Pairs visited in (token, slot) order: the sort is stable.
+  for (int64_t p = 0; p < pairs; ++p)
+    perm[cursor[ids[p]]++] = p;
+  size_t rowBytes = size_t(hidden_size) * sizeof(float);
+  parallelFor(pairs, hidden_size, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      if (rowBytes)
+        std::memcpy(rows + r * hidden_size, hidden + (perm[r] / k) * hidden_size,
+                    rowBytes);
+  });
+  return rt::Status::ok();
+}
+
+namespace {
+
+float activate(Activation a, float v) {
+  switch (a) {
+  case Activation::Silu:
+    return applyUnary(UnaryOp::Silu, v);
+  case Activation::Gelu:
+    return applyUnary(UnaryOp::GeluErf, v);
+  case Activation::Relu:
+    return v > 0 ? v : 0.0f;
+  }
+  return v;
+}
+
+} // namespace
+
+rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
+                   const int64_t *offsets, int64_t numExperts, int64_t ffn,
+                   const ExpertWeights &w, Activation activation,
+                   const uint8_t *pruned, float *y) {
+  if (offsets[0] != 0 || offsets[numExperts] != rows)
+    return rt::Status::error("offsets run from " + std::to_string(offsets[0]) +
+                             " to " + std::to_string(offsets[numExperts]) +
+                             ", expected 0 to " + std::to_string(rows));
+  for (int64_t e = 0; e < numExperts; ++e)
+    if (offsets[e + 1] < offsets[e])
+      return rt::Status::error("offsets decrease at expert " +
+                               std::to_string(e));
+  // Work items: (expert, block of rows), so that one busy expert still
+  // spreads over the threads.
+  constexpr int64_t kBlock = 16;
+  struct Item {
+    int64_t expert, begin, end;
+  };
+  std::vector<Item> items;
+  for (int64_t e = 0; e < numExperts; ++e)
+    for (int64_t r = offsets[e]; r < offsets[e + 1]; r += kBlock)
+      items.push_back({e, r, std::min(offsets[e + 1], r + kBlock)});
+  int64_t H = hidden_size, F = ffn;
+  parallelFor(int64_t(items.size()), kBlock * H * F * 3,
+              [&](int64_t begin, int64_t end) {
+    std::vector<float> h(size_t(kBlock * F)), g(w.w3 ? size_t(kBlock * F) : 0);
+    for (int64_t it = begin; it < end; ++it) {
+      const Item &item = items[it];
+      int64_t e = item.expert, n = item.end - item.begin;
+      float *out = y + item.begin * H;
+      if (pruned && pruned[e]) {
+        std::fill(out, out + n * H, 0.0f);
+        continue;
+      }
+      const float *xin = x + item.begin * H;
+      linearSerial(xin, n, H, w.w1 + e * F * H, F, w.b1 ? w.b1 + e * F : nullptr,
+                   h.data());
+      if (w.w3) {
+        linearSerial(xin, n, H, w.w3 + e * F * H, F,
+                     w.b3 ? w.b3 + e * F : nullptr, g.data());
+        for (int64_t i = 0; i < n * F; ++i)
+          h[i] = activate(activation, h[i]) * g[i];
+      } else {
+        for (int64_t i = 0; i < n * F; ++i)
+          h[i] = activate(activation, h[i]);
+      }
+      linearSerial(h.data(), n, F, w.w2 + e * H * F, H,
+                   w.b2 ? w.b2 + e * H : nullptr, out);
+    }
+  });
+  return rt::Status::ok();
+}
+
+rt::Status combine(const float *y, int64_t rows, int64_t hidden_size,
+                   const int64_t *perm, const float *weights, int64_t tokens,
+                   int64_t k, float *out) {
+  int64_t pairs = tokens * k;
+  // Group rows by token (counting sort, stable in r) so that each token is
+  // summed by one thread in a fixed order.
+  std::vector<int64_t> start(tokens + 1, 0), byToken(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    if (perm[r] < 0 || perm[r] >= pairs)
+      return rt::Status::error("perm[" + std::to_string(r) + "] = " +
+                               std::to_string(perm[r]) + " is outside [0, " +
+                               std::to_string(pairs) + ")");
+    ++start[perm[r] / k + 1];
+  }
+  for (int64_t t = 0; t < tokens; ++t)
+    start[t + 1] += start[t];
+  std::vector<int64_t> cursor(start.begin(), start.end() - 1);
+  for (int64_t r = 0; r < rows; ++r)
+    byToken[cursor[perm[r] / k]++] = r;
+  int64_t H = hidden_size;
+  parallelFor(tokens, H * k, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float *o = out + t * H;
+      std::fill(o, o + H, 0.0f);
+      for (int64_t i = start[t]; i < start[t + 1]; ++i) {
+        int64_t r = byToken[i];
+        float wt = weights[perm[r]];
+        const float *yr = y + r * H;
+        for (int64_t j = 0; j < H; ++j)
+          o[j] += wt * yr[j];
+      }
+    }
+  });
+  return rt::Status::ok();
+}
+
+} // namespace moe::kernels::cpu

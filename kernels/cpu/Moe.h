@@ -1,0 +1,60 @@
+//===- Moe.h - Mixture-of-Experts kernels on the CPU ------------*- C++ -*-===//
+//
+// route → dispatch → experts → combine (docs/plan-format.md, "Experts").
+// Data-dependent errors (an expert id out of range, inconsistent offsets)
+// are returned as Status.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_KERNELS_CPU_MOE_H
+#define MOE_KERNELS_CPU_MOE_H
+
+#include "kernels/cpu/Common.h"
+#include "runtime/Status.h"
+
+namespace moe::kernels::cpu {
+
+enum class Scoring { Softmax, Sigmoid };
+
+/// ids[T, k] = top-k experts of scoring(logits[t]) (larger first, ties to the
+/// lower id; NaN scores last), weights[T, k] = their scores, divided by their
+/// sum when `normalize`. Requires 1 ≤ k ≤ E.
+rt::Status route(const float *logits, int64_t tokens, int64_t experts,
+                 int64_t k, Scoring scoring, bool normalize, int64_t *ids,
+                 float *weights);
+
+/// Stable counting sort of the T·k (token, slot) pairs by expert:
+/// perm[r] = t·k + slot, rows[r] = hidden[t], offsets[E+1].
+rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
+                    const int64_t *ids, int64_t k, int64_t experts,
+                    float *rows, int64_t *offsets, int64_t *perm);
+
+enum class Activation { Silu, Gelu, Relu };
+
+/// The weights of moe.experts; optional ones are null.
+struct ExpertWeights {
+  const float *w1 = nullptr; ///< [E, F, H]
+  const float *w2 = nullptr; ///< [E, H, F]
+  const float *w3 = nullptr; ///< [E, F, H]
+  const float *b1 = nullptr; ///< [E, F]
+  const float *b2 = nullptr; ///< [E, H]
+  const float *b3 = nullptr; ///< [E, F]
+};
+
+/// y[R, H]: for each expert e and each row x of offsets[e] .. offsets[e+1]:
+/// h = act(x·w1ᵀ + b1) (⊙ (x·w3ᵀ + b3) with w3), y = h·w2ᵀ + b2. Rows of an
+/// expert with pruned[e] != 0 are zeros (`pruned` may be null). The offsets
+/// must start at 0, not decrease and end at R.
+rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
+                   const int64_t *offsets, int64_t numExperts, int64_t ffn,
+                   const ExpertWeights &weights, Activation activation,
+                   const uint8_t *pruned, float *y);
+
+/// out[T, H]: out[t] = Σ over rows r with perm[r] / k == t of
+/// weights[perm[r]] · y[r], rows summed in increasing r.
+rt::Status combine(const float *y, int64_t rows, int64_t hidden_size,
+                   const int64_t *perm, const float *weights, int64_t tokens,
+                   int64_t k, float *out);
+
+} // namespace moe::kernels::cpu
+
+#endif // MOE_KERNELS_CPU_MOE_H
