@@ -1,0 +1,65 @@
+//===- Executor.h - Running a loaded plan on the CPU ------------*- C++ -*-===//
+//
+// The executor runs the steps of a LoadedPlan as a dependency graph: a step
+// starts as soon as the steps producing its inputs are done (and a Free as
+// soon as every reader of the freed values is done), so independent steps
+// run concurrently on TBB workers while the kernels use parallel loops
+// inside. Steps placed on CUDA run on the CPU in this build.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_RUNTIME_EXECUTOR_H
+#define MOE_RUNTIME_EXECUTOR_H
+
+#include "runtime/PlanLoader.h"
+
+#include <tbb/task_arena.h>
+
+#include <memory>
+
+namespace moe::rt {
+
+struct ExecutorOptions {
+  /// Worker threads; 0 means every core.
+  int numThreads = 0;
+  /// Run the steps one at a time in plan order (kernels stay parallel);
+  /// useful to debug a suspected ordering problem.
+  bool sequential = false;
+};
+
+class Executor {
+public:
+  /// Builds the dependency graph of `plan`, which must outlive the executor.
+  static StatusOr<std::unique_ptr<Executor>>
+  create(const LoadedPlan &plan, const ExecutorOptions &options = {});
+  ~Executor();
+
+  /// Checks count, dtypes and shapes of `inputs` against the program inputs
+  /// (declared -1 dims are free): "input 0 `x`: shape [2, 3] does not
+  /// match declared [?, 64]".
+  Status checkInputs(const std::vector<Tensor> &inputs) const;
+
+  /// Runs the program; returns the program outputs in order. Safe to call
+  /// from several threads at once.
+  StatusOr<std::vector<Tensor>> run(const std::vector<Tensor> &inputs) const;
+
+  int numThreads() const { return numThreads_; }
+  const LoadedPlan &plan() const { return plan_; }
+
+private:
+  Executor(const LoadedPlan &plan, const ExecutorOptions &options);
+  struct RunState;
+  Status runStep(size_t index, RunState &state) const;
+
+  const LoadedPlan &plan_;
+  ExecutorOptions options_;
+  int numThreads_ = 1;
+  std::unique_ptr<tbb::task_arena> arena_;
+  /// Per step: the steps waiting on it and how many it waits on.
+  std::vector<std::vector<size_t>> successors_;
+  std::vector<int> numPredecessors_;
+  std::vector<size_t> roots_;
+};
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_EXECUTOR_H

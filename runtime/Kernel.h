@@ -1,0 +1,163 @@
+//===- Kernel.h - Kernel interface of the runtime ---------------*- C++ -*-===//
+//
+// A kernel is a name (the ABI of docs/plan-format.md), a shape function and
+// a CPU implementation. The shape function serves twice: at load time on the
+// declared types (dims -1 unknown) it is the kernel's verifier, and at run
+// time on concrete shapes it computes the output shapes.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_RUNTIME_KERNEL_H
+#define MOE_RUNTIME_KERNEL_H
+
+#include "runtime/Tensor.h"
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe::rt {
+
+using AttrKind = moe_plan::AttrKind;
+
+/// One attribute: a name and the payload selected by `kind`.
+struct AttrValue {
+  std::string name;
+  AttrKind kind = AttrKind::Int;
+  int64_t i = 0;
+  double f = 0;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::string s;
+};
+
+/// "int", "float", "ints", "floats", "string".
+std::string attrKindName(AttrKind kind);
+
+/// The attributes of a step, with typed getters. A getter fails when the
+/// attribute has another kind, or is missing and has no default. An Int is
+/// accepted where a Float is asked for.
+class Attrs {
+public:
+  Attrs() = default;
+  explicit Attrs(std::vector<AttrValue> values) : values_(std::move(values)) {}
+
+  const AttrValue *find(std::string_view name) const;
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+  const std::vector<AttrValue> &all() const { return values_; }
+
+  StatusOr<int64_t> getInt(std::string_view name,
+                           std::optional<int64_t> def = std::nullopt) const;
+  StatusOr<double> getFloat(std::string_view name,
+                            std::optional<double> def = std::nullopt) const;
+  StatusOr<std::vector<int64_t>>
+  getInts(std::string_view name,
+          std::optional<std::vector<int64_t>> def = std::nullopt) const;
+  StatusOr<std::vector<double>>
+  getFloats(std::string_view name,
+            std::optional<std::vector<double>> def = std::nullopt) const;
+  StatusOr<std::string>
+  getString(std::string_view name,
+            std::optional<std::string> def = std::nullopt) const;
+
+  /// Builders, for tests and tools; they replace an attribute of that name.
+  Attrs &setInt(std::string name, int64_t v);
+  Attrs &setFloat(std::string name, double v);
+  Attrs &setInts(std::string name, std::vector<int64_t> v);
+  Attrs &setFloats(std::string name, std::vector<double> v);
+  Attrs &setString(std::string name, std::string v);
+
+private:
+  Attrs &set(AttrValue v);
+  std::vector<AttrValue> values_;
+};
+
+/// A dtype and a shape whose dims may be -1 (unknown).
+struct TensorType {
+  DType dtype = DType::F32;
+  Shape shape;
+};
+
+/// What a kernel is given at run time: input tensors, attributes and the
+/// output slots to fill.
+class KernelContext {
+public:
+  KernelContext(std::vector<Tensor> inputs, const Attrs &attrs,
+                size_t numOutputs)
+      : inputs_(std::move(inputs)), attrs_(attrs), outputs_(numOutputs) {}
+
+  size_t numInputs() const { return inputs_.size(); }
+  const Tensor &input(size_t i) const { return inputs_[i]; }
+  const Attrs &attrs() const { return attrs_; }
+  size_t numOutputs() const { return outputs_.size(); }
+
+  /// Allocates output i (uninitialised).
+  Status allocateOutput(size_t i, DType dtype, Shape shape);
+  /// Sets output i to an existing tensor (for kernels that alias storage).
+  void setOutput(size_t i, Tensor t) { outputs_[i] = std::move(t); }
+  Tensor &output(size_t i) { return outputs_[i]; }
+  std::vector<Tensor> &outputs() { return outputs_; }
+
+private:
+  std::vector<Tensor> inputs_;
+  const Attrs &attrs_;
+  std::vector<Tensor> outputs_;
+};
+
+/// Output types from input types and attributes; errors describe the first
+/// problem ("input 1 has dtype i64, expected f32").
+using InferFn = std::function<StatusOr<std::vector<TensorType>>(
+    const std::vector<TensorType> &inputs, const Attrs &attrs)>;
+/// Runs the kernel; the outputs are allocated already with the shapes the
+/// InferFn gave, unless the kernel is registered as aliasing.
+using RunFn = std::function<Status(KernelContext &ctx)>;
+
+struct KernelDef {
+  std::string name;
+  InferFn infer;
+  RunFn cpu;
+  /// When set, cpu() sets its outputs itself (setOutput/allocateOutput).
+  bool allocatesOutputs = false;
+};
+
+/// What a plan declares for one Call: operand types and attributes.
+struct KernelSignature {
+  std::vector<TensorType> inputs;
+  std::vector<TensorType> outputs;
+  const Attrs *attrs = nullptr;
+};
+
+/// Kernels by name.
+class KernelRegistry {
+public:
+  /// All built-in kernels of the ABI.
+  static const KernelRegistry &builtin();
+
+  /// Adds a kernel; fails if the name is taken.
+  Status add(KernelDef def);
+  const KernelDef *find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+  /// Runs the kernel's shape function on the declared input types and checks
+  /// that the declared outputs agree (count, dtype, rank, known dims).
+  static Status verify(const KernelDef &def, const KernelSignature &sig);
+
+  /// Runs the kernel on concrete inputs: computes the output shapes, allocates
+  /// the outputs and calls the CPU implementation.
+  static StatusOr<std::vector<Tensor>> runCpu(const KernelDef &def,
+                                              std::vector<Tensor> inputs,
+                                              const Attrs &attrs);
+
+private:
+  std::map<std::string, KernelDef, std::less<>> kernels_;
+};
+
+/// True when every known dim of `actual` equals the same dim of `declared`
+/// and ranks agree; -1 in either is free.
+bool shapesCompatible(const Shape &declared, const Shape &actual);
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_KERNEL_H

@@ -1,0 +1,498 @@
+//===- PlanLoader.cpp - Loading and verifying plan files ------------------===//
+
+#include "runtime/PlanLoader.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace moe::rt {
+
+std::string LoadedPlan::inputName(size_t i) const {
+  const std::string &name = values_[inputs_[i]].name;
+  return name.empty() ? "input_" + std::to_string(i) : name;
+}
+
+std::string LoadedPlan::outputName(size_t i) const {
+  const std::string &name = values_[outputs_[i]].name;
+  return name.empty() ? "output_" + std::to_string(i) : name;
+}
+
+namespace {
+
+/// A read-only file mapping, unmapped with its last owner.
+struct Mapping {
+  void *addr = nullptr;
+  size_t size = 0;
+  Mapping(void *a, size_t s) : addr(a), size(s) {}
+  ~Mapping() {
+    if (addr)
+      ::munmap(addr, size);
+  }
+};
+
+std::string str(uint64_t v) { return std::to_string(v); }
+
+template <typename T>
+std::vector<T> toVector(const flatbuffers::Vector<T> *v) {
+  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+}
+
+bool knownKind(ValueKind k) {
+  return k == ValueKind::Input || k == ValueKind::Weight ||
+         k == ValueKind::Temp;
+}
+
+} // namespace
+
+/// Reads a buffer whose FlatBuffer has passed the verifier into a LoadedPlan,
+/// checking the semantic rules; friend of LoadedPlan.
+class PlanReader {
+public:
+  PlanReader(const uint8_t *base, const LoadOptions &options, LoadedPlan &out)
+      : base_(base), options_(options), out_(out) {}
+
+  /// Records where the plan comes from, before read().
+  void attach(const std::string &path, const plan::PlanHeader &header,
+              std::shared_ptr<const void> mapping) {
+    out_.path_ = path;
+    out_.header_ = header;
+    out_.mapping_ = std::move(mapping);
+    out_.registry_ = options_.registry ? options_.registry
+                                       : &KernelRegistry::builtin();
+  }
+
+  Status read(const moe_plan::Plan &plan);
+
+private:
+  Status readWeights(const moe_plan::Plan &plan);
+  Status checkPadding() const;
+  Status readValues(const moe_plan::Plan &plan, const moe_plan::Program &prog);
+  Status readSteps(const moe_plan::Program &prog);
+  Status checkStep(size_t index, const StepInfo &step);
+  static StatusOr<Attrs>
+  readAttrs(const flatbuffers::Vector<flatbuffers::Offset<moe_plan::Attr>> *v);
+
+  const uint8_t *base_;
+  const LoadOptions &options_;
+  LoadedPlan &out_;
+  /// Per value: defined yet, freed by which step (-1: not freed).
+  std::vector<bool> defined_;
+  std::vector<int64_t> freedBy_;
+  std::vector<bool> isOutput_;
+};
+
+StatusOr<Attrs> PlanReader::readAttrs(
+    const flatbuffers::Vector<flatbuffers::Offset<moe_plan::Attr>> *v) {
+  std::vector<AttrValue> attrs;
+  if (!v)
+    return Attrs();
+  for (const moe_plan::Attr *a : *v) {
+    AttrValue av;
+    av.name = a->name()->str();
+    av.kind = a->kind();
+    if (int(av.kind) < int(AttrKind::Int) || int(av.kind) > int(AttrKind::String))
+      return Status::error("attribute `" + av.name + "` has unknown kind " +
+                           std::to_string(int(av.kind)));
+    av.i = a->i();
+    av.f = a->f();
+    av.ints = toVector(a->ints());
+    av.floats = toVector(a->floats());
+    av.s = a->s() ? a->s()->str() : "";
+    for (const AttrValue &prev : attrs)
+      if (prev.name == av.name)
+        return Status::error("attribute `" + av.name + "` appears twice");
+    attrs.push_back(std::move(av));
+  }
+  return Attrs(std::move(attrs));
+}
+
+Status PlanReader::readWeights(const moe_plan::Plan &plan) {
+  const plan::PlanHeader &h = out_.header_;
+  if (!plan.weights())
+    return Status::ok();
+  for (size_t i = 0; i < plan.weights()->size(); ++i) {
+    const moe_plan::Weight *w = plan.weights()->Get(flatbuffers::uoffset_t(i));
+    WeightInfo info;
+    info.name = w->name()->str();
+    info.dtype = w->dtype();
+    info.shape = toVector(w->shape());
+    info.offset = w->offset();
+    info.size = w->size();
+    info.checksum = w->checksum();
+    std::string where = "weight " + str(i) + " `" + info.name + "`: ";
+    if (!isKnownDType(info.dtype))
+      return Status::error(where + "unknown " + dtypeName(info.dtype));
+    StatusOr<int64_t> n = checkedNumElements(info.shape, dtypeSize(info.dtype));
+    if (!n.isOk())
+      return Status::error(where + n.status().message());
+    uint64_t bytes = uint64_t(*n) * dtypeSize(info.dtype);
+    if (info.size != bytes)
+      return Status::error(where + "size is " + str(info.size) + " bytes, " +
+                           formatType(info.dtype, info.shape) + " needs " +
+                           str(bytes));
+    if (info.offset % plan::kBlobAlignment != 0)
+      return Status::error(where + "offset " + str(info.offset) +
+                           " is not a multiple of 64");
+    if (info.offset > h.blobsSize || info.size > h.blobsSize - info.offset)
+      return Status::error(where + "bytes [" + str(info.offset) + ", +" +
+                           str(info.size) + ") lie outside the " +
+                           str(h.blobsSize) + "-byte blob section");
+    out_.weightBytes_ += info.size;
+    out_.weights_.push_back(std::move(info));
+  }
+  const uint8_t *blobs = base_ + h.blobsOffset;
+  if (options_.verifyWeights) {
+    std::vector<uint64_t> sums(out_.weights_.size());
+    tbb::parallel_for(size_t(0), sums.size(), [&](size_t i) {
+      const WeightInfo &w = out_.weights_[i];
+      sums[i] = plan::hashBytes(blobs + w.offset, size_t(w.size));
+    });
+    for (size_t i = 0; i < sums.size(); ++i)
+      if (sums[i] != out_.weights_[i].checksum)
+        return Status::error("weight " + str(i) + " `" +
+                             out_.weights_[i].name +
+                             "`: checksum mismatch (the weight bytes are "
+                             "corrupted)");
+  }
+  if (options_.verifyWeights)
+    MOE_RETURN_IF_ERROR(checkPadding());
+  for (const WeightInfo &w : out_.weights_)
+    out_.weightTensors_.push_back(
+        Tensor::view(w.dtype, w.shape, blobs + w.offset, out_.mapping_));
+  return Status::ok();
+}
+
+/// Bytes outside the header, the FlatBuffer and the weights are padding,
+/// which the writer leaves zero: checking it means that no byte of a plan can
+/// change unnoticed.
+Status PlanReader::checkPadding() const {
+  const plan::PlanHeader &h = out_.header_;
+  std::vector<std::pair<uint64_t, uint64_t>> used; // [begin, end) in the file
+  used.push_back({0, plan::kHeaderSize});
+  used.push_back({h.fbOffset, h.fbOffset + h.fbSize});
+  for (const WeightInfo &w : out_.weights_)
+    used.push_back({h.blobsOffset + w.offset, h.blobsOffset + w.offset + w.size});
+  std::sort(used.begin(), used.end());
+  uint64_t pos = 0;
+  auto checkZero = [&](uint64_t begin, uint64_t end) -> Status {
+    for (uint64_t i = begin; i < end; ++i)
+      if (base_[i] != 0)
+        return Status::error("padding byte at file offset " + str(i) +
+                             " is not zero (the file is corrupted)");
+    return Status::ok();
+  };
+  for (const auto &[begin, end] : used) {
+    if (begin > pos)
+      MOE_RETURN_IF_ERROR(checkZero(pos, begin));
+    pos = std::max(pos, end);
+  }
+  return checkZero(pos, h.fileSize);
+}
+
+Status PlanReader::readValues(const moe_plan::Plan &plan,
+                              const moe_plan::Program &prog) {
+  out_.inputs_ = toVector(prog.inputs());
+  out_.outputs_ = toVector(prog.outputs());
+  size_t numValues = plan.values() ? plan.values()->size() : 0;
+  for (size_t i = 0; i < numValues; ++i) {
+    const moe_plan::Value *v = plan.values()->Get(flatbuffers::uoffset_t(i));
+    ValueInfo info;
+    info.dtype = v->dtype();
+    info.shape = toVector(v->shape());
+    info.kind = v->kind();
+    info.weight = v->weight();
+    info.input = v->input();
+    info.name = v->name() ? v->name()->str() : "";
+    std::string where = "value " + str(i) + ": ";
+    if (!isKnownDType(info.dtype))
+      return Status::error(where + "unknown " + dtypeName(info.dtype));
+    for (int64_t d : info.shape)
+      if (d < -1)
+        return Status::error(where + "shape has dim " + std::to_string(d));
+    if (!knownKind(info.kind))
+      return Status::error(where + "unknown kind " +
+                           std::to_string(int(info.kind)));
+    if (info.kind == ValueKind::Weight) {
+      if (info.weight < 0 || size_t(info.weight) >= out_.weights_.size())
+        return Status::error(where + "refers to weight " +
+                             std::to_string(info.weight) + " but the plan has " +
+                             str(out_.weights_.size()));
+      const WeightInfo &w = out_.weights_[size_t(info.weight)];
+      if (w.dtype != info.dtype || w.shape != info.shape)
+        return Status::error(where + "has type " +
+                             formatType(info.dtype, info.shape) + " but weight " +
+                             std::to_string(info.weight) + " is " +
+                             formatType(w.dtype, w.shape));
+    }
+    if (info.kind == ValueKind::Input &&
+        (info.input < 0 || size_t(info.input) >= out_.inputs_.size() ||
+         out_.inputs_[size_t(info.input)] != i))
+      return Status::error(where + "is input " + std::to_string(info.input) +
+                           " but is not listed there in the program inputs");
+    out_.values_.push_back(std::move(info));
+  }
+  for (size_t i = 0; i < out_.inputs_.size(); ++i) {
+    uint32_t id = out_.inputs_[i];
+    if (id >= numValues || out_.values_[id].kind != ValueKind::Input ||
+        out_.values_[id].input != int32_t(i))
+      return Status::error("program input " + str(i) + " is value " + str(id) +
+                           ", which is not an input value with index " +
+                           str(i));
+  }
+  for (size_t i = 0; i < out_.outputs_.size(); ++i)
+    if (out_.outputs_[i] >= numValues)
+      return Status::error("program output " + str(i) + " is value " +
+                           str(out_.outputs_[i]) + ", out of range (" +
+                           str(numValues) + " values)");
+  return Status::ok();
+}
+
+Status PlanReader::checkStep(size_t index, const StepInfo &step) {
+  size_t numValues = out_.values_.size();
+  auto checkIds = [&](const std::vector<uint32_t> &ids,
+                      const char *what) -> Status {
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] >= numValues)
+        return Status::error(std::string(what) + " " + str(i) + " is value " +
+                             str(ids[i]) + ", out of range (" +
+                             str(numValues) + " values)");
+    return Status::ok();
+  };
+  MOE_RETURN_IF_ERROR(checkIds(step.inputs, "input"));
+  MOE_RETURN_IF_ERROR(checkIds(step.outputs, "output"));
+  for (size_t i = 0; i < step.inputs.size(); ++i) {
+    uint32_t id = step.inputs[i];
+    if (!defined_[id])
+      return Status::error("input " + str(i) + " (value " + str(id) +
+                           ") is used before it is defined");
+    if (freedBy_[id] >= 0)
+      return Status::error("input " + str(i) + " (value " + str(id) +
+                           ") is used after step " + str(uint64_t(freedBy_[id])) +
+                           " freed it");
+  }
+  if (step.kind == StepKind::Free) {
+    if (!step.outputs.empty())
+      return Status::error("a free step has outputs");
+    for (uint32_t id : step.inputs) {
+      if (out_.values_[id].kind != ValueKind::Temp)
+        return Status::error("frees value " + str(id) +
+                             ", which is not a temporary");
+      if (isOutput_[id])
+        return Status::error("frees value " + str(id) +
+                             ", which is a program output");
+      if (freedBy_[id] >= 0)
+        return Status::error("frees value " + str(id) + " twice");
+      freedBy_[id] = int64_t(index);
+    }
+    return Status::ok();
+  }
+  for (size_t i = 0; i < step.outputs.size(); ++i) {
+    uint32_t id = step.outputs[i];
+    if (out_.values_[id].kind != ValueKind::Temp)
+      return Status::error("output " + str(i) + " (value " + str(id) +
+                           ") is not a temporary");
+    if (defined_[id])
+      return Status::error("output " + str(i) + " (value " + str(id) +
+                           ") is defined twice");
+    defined_[id] = true;
+  }
+  auto typeOf = [&](uint32_t id) {
+    return TensorType{out_.values_[id].dtype, out_.values_[id].shape};
+  };
+  if (step.kind == StepKind::Copy) {
+    if (step.inputs.size() != 1 || step.outputs.size() != 1)
+      return Status::error("a copy has " + str(step.inputs.size()) +
+                           " inputs and " + str(step.outputs.size()) +
+                           " outputs, expected 1 and 1");
+    TensorType in = typeOf(step.inputs[0]), o = typeOf(step.outputs[0]);
+    if (in.dtype != o.dtype || !shapesCompatible(in.shape, o.shape))
+      return Status::error("copies " + formatType(in.dtype, in.shape) +
+                           " into " + formatType(o.dtype, o.shape));
+    return Status::ok();
+  }
+  KernelSignature sig;
+  for (uint32_t id : step.inputs)
+    sig.inputs.push_back(typeOf(id));
+  for (uint32_t id : step.outputs)
+    sig.outputs.push_back(typeOf(id));
+  sig.attrs = &step.attrs;
+  return KernelRegistry::verify(*step.kernel, sig);
+}
+
+Status PlanReader::readSteps(const moe_plan::Program &prog) {
+  size_t numValues = out_.values_.size();
+  defined_.assign(numValues, false);
+  freedBy_.assign(numValues, -1);
+  isOutput_.assign(numValues, false);
+  for (uint32_t id : out_.outputs_)
+    isOutput_[id] = true;
+  for (size_t i = 0; i < numValues; ++i)
+    defined_[i] = out_.values_[i].kind != ValueKind::Temp;
+  const KernelRegistry &registry = *out_.registry_;
+  size_t numSteps = prog.steps() ? prog.steps()->size() : 0;
+  for (size_t i = 0; i < numSteps; ++i) {
+    const moe_plan::Step *s = prog.steps()->Get(flatbuffers::uoffset_t(i));
+    StepInfo step;
+    step.kind = s->kind();
+    step.device = s->device();
+    step.kernelName = s->kernel() ? s->kernel()->str() : "";
+    step.inputs = toVector(s->inputs());
+    step.outputs = toVector(s->outputs());
+    std::string where = "step " + str(i);
+    switch (step.kind) {
+    case StepKind::Call:
+      where += " `" + step.kernelName + "`";
+      break;
+    case StepKind::Copy:
+      where += " (copy)";
+      break;
+    case StepKind::Free:
+      where += " (free)";
+      break;
+    default:
+      return Status::error(where + ": unknown step kind " +
+                           std::to_string(int(step.kind)));
+    }
+    if (step.device != Device::CPU && step.device != Device::CUDA)
+      return Status::error(where + ": unknown device " +
+                           std::to_string(int(step.device)));
+    StatusOr<Attrs> attrs = readAttrs(s->attrs());
+    if (!attrs.isOk())
+      return attrs.status().withContext(where);
+    step.attrs = std::move(*attrs);
+    if (step.kind == StepKind::Call) {
+      step.kernel = registry.find(step.kernelName);
+      if (!step.kernel)
+        return Status::error(where + ": unknown kernel");
+    }
+    MOE_RETURN_IF_ERROR(checkStep(i, step).withContext(where));
+    out_.steps_.push_back(std::move(step));
+  }
+  for (size_t i = 0; i < out_.outputs_.size(); ++i)
+    if (!defined_[out_.outputs_[i]])
+      return Status::error("program output " + str(i) + " (value " +
+                           str(out_.outputs_[i]) + ") is never defined");
+  return Status::ok();
+}
+
+Status PlanReader::read(const moe_plan::Plan &plan) {
+  out_.version_ = plan.version();
+  if (out_.version_ != plan::kPlanFormatVersion)
+    return Status::error("Plan.version is " + str(out_.version_) +
+                         " but this runtime reads version " +
+                         str(plan::kPlanFormatVersion) +
+                         " (recompile the model)");
+  out_.producer_ = plan.producer() ? plan.producer()->str() : "";
+  const moe_plan::Program &prog = *plan.main();
+  out_.programName_ = prog.name() ? prog.name()->str() : "";
+  StatusOr<Attrs> meta = readAttrs(plan.metadata());
+  if (!meta.isOk())
+    return meta.status().withContext("metadata");
+  out_.metadata_ = std::move(*meta);
+  MOE_RETURN_IF_ERROR(readWeights(plan));
+  MOE_RETURN_IF_ERROR(readValues(plan, prog));
+  return readSteps(prog);
+}
+
+namespace {
+
+StatusOr<std::unique_ptr<LoadedPlan>>
+loadMapped(std::shared_ptr<const void> mapping, const uint8_t *base,
+           size_t size, const std::string &path, const LoadOptions &options) {
+  auto fail = [&](const Status &st) {
+    return StatusOr<std::unique_ptr<LoadedPlan>>(st.withContext(path));
+  };
+  auto plan = std::make_unique<LoadedPlan>();
+  plan::PlanHeader header{};
+  Status st = plan::checkHeader(base, size, header);
+  if (!st.isOk())
+    return fail(st);
+  // The writer ends the file with the blob section; anything else would be
+  // bytes no check covers.
+  if (header.blobsOffset + header.blobsSize != header.fileSize)
+    return fail(Status::error(
+        "header: the blob section ends at " +
+        std::to_string(header.blobsOffset + header.blobsSize) +
+        ", not at the end of the file (" + std::to_string(header.fileSize) +
+        ")"));
+  if (header.flags != 0)
+    return fail(Status::error("header: unknown flags " +
+                              std::to_string(header.flags) +
+                              " (this runtime defines none)"));
+  const uint8_t *fb = base + header.fbOffset;
+  size_t fbSize = size_t(header.fbSize);
+  if (plan::hashBytes(fb, fbSize) != header.fbChecksum)
+    return fail(Status::error(
+        "flatbuffer checksum mismatch (the file is corrupted)"));
+  if (fbSize < 8 || !moe_plan::PlanBufferHasIdentifier(fb))
+    return fail(Status::error("flatbuffer identifier is not `MOEP`"));
+  flatbuffers::Verifier verifier(fb, fbSize);
+  if (!moe_plan::VerifyPlanBuffer(verifier))
+    return fail(Status::error(
+        "flatbuffer fails the FlatBuffers verifier (corrupted plan)"));
+  // Only now may the FlatBuffer be read.
+  PlanReader reader(base, options, *plan);
+  reader.attach(path, header, std::move(mapping));
+  st = reader.read(*moe_plan::GetPlan(fb));
+  if (!st.isOk())
+    return fail(st);
+  return StatusOr<std::unique_ptr<LoadedPlan>>(std::move(plan));
+}
+
+} // namespace
+
+StatusOr<std::unique_ptr<LoadedPlan>> loadPlan(const std::string &path,
+                                               const LoadOptions &options) {
+  using Result = StatusOr<std::unique_ptr<LoadedPlan>>;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return Result(Status::error(path + ": cannot open: " + std::strerror(errno)));
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    return Result(Status::error(path + ": not a regular file"));
+  }
+  size_t size = size_t(sb.st_size);
+  std::shared_ptr<Mapping> mapping;
+  const uint8_t *base = nullptr;
+  if (size > 0) {
+    void *addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (addr == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return Result(
+          Status::error(path + ": cannot map: " + std::strerror(err)));
+    }
+    mapping = std::make_shared<Mapping>(addr, size);
+    base = static_cast<const uint8_t *>(addr);
+  }
+  ::close(fd);
+  return loadMapped(mapping, base, size, path, options);
+}
+
+StatusOr<std::unique_ptr<LoadedPlan>>
+loadPlanFromMemory(const uint8_t *data, size_t size, const std::string &name,
+                   const LoadOptions &options) {
+  // A 64-byte aligned private copy: the FlatBuffers verifier checks
+  // alignment, and weight views need the blob alignment.
+  size_t rounded = (size + 63) / 64 * 64;
+  void *copy = std::aligned_alloc(64, rounded ? rounded : 64);
+  if (!copy)
+    return StatusOr<std::unique_ptr<LoadedPlan>>(
+        Status::error(name + ": out of memory"));
+  if (size)
+    std::memcpy(copy, data, size);
+  std::shared_ptr<void> owner(copy, [](void *p) { std::free(p); });
+  return loadMapped(owner, static_cast<const uint8_t *>(copy), size, name,
+                    options);
+}
+
+} // namespace moe::rt

@@ -1,0 +1,285 @@
+//===- MoeKernels.cpp - route, dispatch, experts, combine, all_to_all -----===//
+
+#include "runtime/cpu/KernelUtil.h"
+#include "runtime/cpu/Registration.h"
+
+#include "kernels/cpu/Moe.h"
+
+namespace moe::rt::cpu {
+namespace kc = kernels::cpu;
+
+namespace {
+
+StatusOr<kc::Scoring> scoring(const Attrs &attrs) {
+  std::string s;
+  MOE_ASSIGN_OR_RETURN(s, attrs.getString("scoring", "softmax"));
+  if (s == "softmax")
+    return kc::Scoring::Softmax;
+  if (s == "sigmoid")
+    return kc::Scoring::Sigmoid;
+  return Status::error("attribute `scoring` is '" + s +
+                       "', expected 'softmax' or 'sigmoid'");
+}
+
+StatusOr<Types> inferRoute(const Types &in, const Attrs &attrs) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 1, 1));
+  MOE_RETURN_IF_ERROR(checkDType(in, 0, DType::F32));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  int64_t k;
+  MOE_ASSIGN_OR_RETURN(k, attrs.getInt("k"));
+  int64_t experts = in[0].shape[1];
+  if (k < 1 || (experts >= 0 && k > experts))
+    return Status::error("attribute `k` = " + str(k) + " is outside [1, " +
+                         (experts >= 0 ? str(experts) : "E") + "]");
+  MOE_RETURN_IF_ERROR(scoring(attrs).status());
+  MOE_RETURN_IF_ERROR(attrs.getInt("normalize", 0).status());
+  int64_t t = in[0].shape[0];
+  return Types{{DType::I64, {t, k}}, {DType::F32, {t, k}}};
+}
+
+Status runRoute(KernelContext &ctx) {
+  const Tensor &logits = ctx.input(0);
+  int64_t k, normalize;
+  kc::Scoring sc;
+  MOE_ASSIGN_OR_RETURN(k, ctx.attrs().getInt("k"));
+  MOE_ASSIGN_OR_RETURN(normalize, ctx.attrs().getInt("normalize", 0));
+  MOE_ASSIGN_OR_RETURN(sc, scoring(ctx.attrs()));
+  return kc::route(logits.data<float>(), logits.dim(0), logits.dim(1), k, sc,
+                   normalize != 0, ctx.output(0).mutableData<int64_t>(),
+                   ctx.output(1).mutableData<float>());
+}
+
+StatusOr<int64_t> numExperts(const Attrs &attrs) {
+  int64_t e;
+  MOE_ASSIGN_OR_RETURN(e, attrs.getInt("num_experts"));
+  if (e < 1)
+    return Status::error("attribute `num_experts` = " + str(e) +
+                         " must be at least 1");
+  return e;
+}
+
+StatusOr<Types> inferDispatch(const Types &in, const Attrs &attrs) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 2, 2));
+  MOE_RETURN_IF_ERROR(checkDType(in, 0, DType::F32));
+  MOE_RETURN_IF_ERROR(checkDType(in, 1, DType::I64));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  MOE_RETURN_IF_ERROR(checkRank(in, 1, 2));
+  MOE_RETURN_IF_ERROR(checkDim(in, 1, 0, in[0].shape[0], "tokens of input 0"));
+  int64_t e;
+  MOE_ASSIGN_OR_RETURN(e, numExperts(attrs));
+  int64_t t = mergeDims(in[0].shape[0], in[1].shape[0]);
+  int64_t rows = productOrUnknown(Shape{t, in[1].shape[1]}, 0, 2);
+  return Types{{DType::F32, {rows, in[0].shape[1]}},
+               {DType::I64, {e + 1}},
+               {DType::I64, {rows}}};
+}
+
+Status runDispatch(KernelContext &ctx) {
+  const Tensor &hidden = ctx.input(0), &ids = ctx.input(1);
+  int64_t e;
+  MOE_ASSIGN_OR_RETURN(e, numExperts(ctx.attrs()));
+  return kc::dispatch(hidden.data<float>(), hidden.dim(0), hidden.dim(1),
+                      ids.data<int64_t>(), ids.dim(1), e,
+                      ctx.output(0).mutableData<float>(),
+                      ctx.output(1).mutableData<int64_t>(),
+                      ctx.output(2).mutableData<int64_t>());
+}
+
+/// The optional operands of moe.experts, in operand order.
+struct ExpertsLayout {
+  bool w3 = false, b1 = false, b2 = false, b3 = false;
+  size_t numInputs() const { return 4 + w3 + b1 + b2 + b3; }
+};
+
+StatusOr<kc::Activation> activation(const Attrs &attrs) {
+  std::string s;
+  MOE_ASSIGN_OR_RETURN(s, attrs.getString("activation", "silu"));
+  if (s == "silu")
+    return kc::Activation::Silu;
+  if (s == "gelu")
+    return kc::Activation::Gelu;
+  if (s == "relu")
+    return kc::Activation::Relu;
+  return Status::error("attribute `activation` is '" + s +
+                       "', expected 'silu', 'gelu' or 'relu'");
+}
+
+StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
+  ExpertsLayout l;
+  int64_t v;
+  MOE_ASSIGN_OR_RETURN(v, attrs.getInt("has_w3", 0));
+  l.w3 = v != 0;
+  MOE_ASSIGN_OR_RETURN(v, attrs.getInt("has_b1", 0));
+  l.b1 = v != 0;
+  MOE_ASSIGN_OR_RETURN(v, attrs.getInt("has_b2", 0));
+  l.b2 = v != 0;
+  MOE_ASSIGN_OR_RETURN(v, attrs.getInt("has_b3", 0));
+  l.b3 = v != 0;
+  if (l.b3 && !l.w3)
+    return Status::error("attribute `has_b3` is set without `has_w3`");
+  MOE_RETURN_IF_ERROR(activation(attrs).status());
+  // Per-expert lists: E entries each, with their value ranges.
+  struct ListRule {
+    const char *name;
+    int64_t lo, hi;
+  };
+  for (ListRule rule : {ListRule{"pruned", 0, 1}, ListRule{"placement", 0, 3},
+                        ListRule{"bits", 1, 64}}) {
+    std::vector<int64_t> list;
+    MOE_ASSIGN_OR_RETURN(list, attrs.getInts(rule.name, std::vector<int64_t>{}));
+    if (!attrs.has(rule.name))
+      continue;
+    if (int64_t(list.size()) != e)
+      return Status::error("attribute `" + std::string(rule.name) + "` has " +
+                           str(int64_t(list.size())) + " entries, expected " +
+                           str(e));
+    for (int64_t x : list)
+      if (x < rule.lo || x > rule.hi)
+        return Status::error("attribute `" + std::string(rule.name) +
+                             "` has entry " + str(x) + " outside [" +
+                             str(rule.lo) + ", " + str(rule.hi) + "]");
+  }
+  return l;
+}
+
+StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
+  int64_t e;
+  MOE_ASSIGN_OR_RETURN(e, numExperts(attrs));
+  ExpertsLayout l;
+  MOE_ASSIGN_OR_RETURN(l, expertsLayout(attrs, e));
+  MOE_RETURN_IF_ERROR(checkArity(in, l.numInputs(), l.numInputs()));
+  for (size_t i = 0; i < in.size(); ++i)
+    MOE_RETURN_IF_ERROR(checkDType(in, i, i == 1 ? DType::I64 : DType::F32));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  MOE_RETURN_IF_ERROR(checkRank(in, 1, 1));
+  MOE_RETURN_IF_ERROR(checkDim(in, 1, 0, e + 1, "num_experts + 1"));
+  // Every E, F and H dim of every operand must agree; F and H are learnt
+  // from the first operand that knows them.
+  struct Operand {
+    size_t index;
+    const char *dims; // one letter per dim: E, F or H
+    const char *name;
+  };
+  std::vector<Operand> ops = {{0, "RH", "x"}, {2, "EFH", "w1"},
+                              {3, "EHF", "w2"}};
+  size_t next = 4;
+  if (l.w3)
+    ops.push_back({next++, "EFH", "w3"});
+  if (l.b1)
+    ops.push_back({next++, "EF", "b1"});
+  if (l.b2)
+    ops.push_back({next++, "EH", "b2"});
+  if (l.b3)
+    ops.push_back({next++, "EF", "b3"});
+  int64_t f = -1, h = -1;
+  for (const Operand &op : ops) {
+    std::string dims = op.dims;
+    MOE_RETURN_IF_ERROR(checkRank(in, op.index, dims.size()));
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d] == 'R')
+        continue;
+      int64_t &known = dims[d] == 'E' ? e : dims[d] == 'F' ? f : h;
+      std::string what = std::string(1, dims[d]) + " of " + op.name + " [" +
+                         std::string(op.dims) + "]";
+      MOE_RETURN_IF_ERROR(checkDim(in, op.index, d, known, what));
+      known = mergeDims(known, in[op.index].shape[d]);
+    }
+  }
+  return single(DType::F32, in[0].shape);
+}
+
+Status runExperts(KernelContext &ctx) {
+  int64_t e;
+  MOE_ASSIGN_OR_RETURN(e, numExperts(ctx.attrs()));
+  ExpertsLayout l;
+  MOE_ASSIGN_OR_RETURN(l, expertsLayout(ctx.attrs(), e));
+  kc::Activation act;
+  MOE_ASSIGN_OR_RETURN(act, activation(ctx.attrs()));
+  std::vector<int64_t> prunedList;
+  MOE_ASSIGN_OR_RETURN(prunedList,
+                       ctx.attrs().getInts("pruned", std::vector<int64_t>{}));
+  std::vector<uint8_t> pruned(prunedList.begin(), prunedList.end());
+  const Tensor &x = ctx.input(0);
+  kc::ExpertWeights w;
+  w.w1 = ctx.input(2).data<float>();
+  w.w2 = ctx.input(3).data<float>();
+  size_t next = 4;
+  if (l.w3)
+    w.w3 = ctx.input(next++).data<float>();
+  if (l.b1)
+    w.b1 = ctx.input(next++).data<float>();
+  if (l.b2)
+    w.b2 = ctx.input(next++).data<float>();
+  if (l.b3)
+    w.b3 = ctx.input(next++).data<float>();
+  return kc::experts(x.data<float>(), x.dim(0), x.dim(1),
+                     ctx.input(1).data<int64_t>(), e, ctx.input(2).dim(1), w,
+                     act, pruned.empty() ? nullptr : pruned.data(),
+                     ctx.output(0).mutableData<float>());
+}
+
+StatusOr<Types> inferCombine(const Types &in, const Attrs &) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 3, 3));
+  MOE_RETURN_IF_ERROR(checkDType(in, 0, DType::F32));
+  MOE_RETURN_IF_ERROR(checkDType(in, 1, DType::I64));
+  MOE_RETURN_IF_ERROR(checkDType(in, 2, DType::F32));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  MOE_RETURN_IF_ERROR(checkRank(in, 1, 1));
+  MOE_RETURN_IF_ERROR(checkRank(in, 2, 2));
+  MOE_RETURN_IF_ERROR(checkDim(in, 1, 0, in[0].shape[0], "rows of input 0"));
+  int64_t pairs = productOrUnknown(in[2].shape, 0, 2);
+  MOE_RETURN_IF_ERROR(checkDim(in, 0, 0, pairs, "T·k of input 2"));
+  return single(DType::F32, {in[2].shape[0], in[0].shape[1]});
+}
+
+Status runCombine(KernelContext &ctx) {
+  const Tensor &y = ctx.input(0), &perm = ctx.input(1), &w = ctx.input(2);
+  return kc::combine(y.data<float>(), y.dim(0), y.dim(1), perm.data<int64_t>(),
+                     w.data<float>(), w.dim(0), w.dim(1),
+                     ctx.output(0).mutableData<float>());
+}
+
+StatusOr<Types> inferAllToAll(const Types &in, const Attrs &attrs) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 2, 2));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  MOE_RETURN_IF_ERROR(checkDType(in, 1, DType::I64));
+  MOE_RETURN_IF_ERROR(checkRank(in, 1, 1));
+  int64_t ranks;
+  MOE_ASSIGN_OR_RETURN(ranks, attrs.getInt("ranks", 1));
+  if (ranks < 1)
+    return Status::error("attribute `ranks` = " + str(ranks) +
+                         " must be at least 1");
+  return Types{in[0], in[1]};
+}
+
+Status runAllToAll(KernelContext &ctx) {
+  int64_t ranks;
+  MOE_ASSIGN_OR_RETURN(ranks, ctx.attrs().getInt("ranks", 1));
+  if (ranks != 1)
+    return Status::error("ranks = " + str(ranks) +
+                         ": a multi-rank all_to_all needs the MPI runtime, "
+                         "which is not built");
+  // One rank: the identity. Tensors are immutable, so share the storage.
+  ctx.setOutput(0, ctx.input(0));
+  ctx.setOutput(1, ctx.input(1));
+  return Status::ok();
+}
+
+void add(KernelRegistry &r, std::string name, InferFn infer, RunFn run,
+         bool aliasing = false) {
+  Status st =
+      r.add({std::move(name), std::move(infer), std::move(run), aliasing});
+  (void)st;
+}
+
+} // namespace
+
+void registerMoeKernels(KernelRegistry &r) {
+  add(r, "moe.route", inferRoute, runRoute);
+  add(r, "moe.dispatch", inferDispatch, runDispatch);
+  add(r, "moe.experts", inferExperts, runExperts);
+  add(r, "moe.combine", inferCombine, runCombine);
+  add(r, "moe.all_to_all", inferAllToAll, runAllToAll, /*aliasing=*/true);
+}
+
+} // namespace moe::rt::cpu
