@@ -1,0 +1,523 @@
+//===- main.cpp - moe-exec: run a compiled MoE plan -----------------------===//
+//
+// Loads and verifies a plan, then describes it, runs it on inputs read from
+// ONNX TensorProto files or generated, writes the outputs, or times it. The
+// command line is parsed by hand: the tool links no LLVM.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Describe.h"
+#include "runtime/Executor.h"
+#include "runtime/io/TensorProto.h"
+
+#include <tbb/global_control.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+using namespace moe::rt;
+
+namespace {
+
+const char *const kHelp = R"(moe-exec - run a compiled Mixture-of-Experts plan
+
+usage: moe-exec PLAN [options]
+
+The plan is loaded (memory-mapped) and fully verified before anything runs:
+header, checksums, FlatBuffers verifier, every value, weight and step, and
+every kernel's operand types and attributes.
+
+options:
+  --describe               print the plan: producer, inputs/outputs, weights,
+                           one line per step; exits unless inputs, --outputs
+                           or --bench ask for a run as well
+  --json                   with --describe: the plan as JSON; with --bench:
+                           one JSON object on one line
+  --inputs DIR             read the program inputs from DIR/input_0.pb ...
+                           DIR/input_{N-1}.pb (ONNX TensorProto)
+  --random-inputs SEED     generate the inputs deterministically from SEED:
+                           floats uniform in [-1, 1), integers in [0, 2)
+  --input-shape I=D0,D1,.. the shape of generated input I (index or name);
+                           required for inputs with dynamic (?) dims,
+                           repeatable
+  --outputs DIR            write the outputs to DIR/output_0.pb ... (ONNX
+                           TensorProto with raw_data; DIR is created), each
+                           file atomically; without it, a summary of each
+                           output is printed
+  --bench                  time the plan: warm-up runs, then timed runs;
+                           prints "median X ms, min Y ms over N runs"
+  --warmup N               warm-up runs for --bench (default 3)
+  --repeat N               timed runs for --bench (default 20)
+  --threads N              worker threads (default: all cores)
+  --device cpu             where to run; this build has only `cpu`
+  --no-verify-weights      skip the weight checksums when loading
+  --help                   show this text
+
+examples:
+  moe-exec block.moeplan --describe
+  moe-exec block.moeplan --describe --json
+  moe-exec block.moeplan --inputs test_data_set_0 --outputs out
+  moe-exec block.moeplan --random-inputs 7 --input-shape 0=16,1024 --outputs out
+  moe-exec block.moeplan --random-inputs 7 --input-shape 0=1,1024 --bench --json
+
+exit status: 0 on success, 1 on an error (one line on stderr, starting with
+"moe-exec: error:"), 2 on a bad command line.
+)";
+
+struct Options {
+  std::string plan;
+  std::optional<std::string> inputsDir;
+  std::optional<uint64_t> seed;
+  std::vector<std::pair<std::string, Shape>> inputShapes;
+  std::optional<std::string> outputsDir;
+  bool describe = false, json = false, bench = false, verifyWeights = true;
+  int warmup = 3, repeat = 20, threads = 0;
+  std::string device = "cpu";
+};
+
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "moe-exec: error: %s\n", message.c_str());
+  return 1;
+}
+
+bool parseInt(const std::string &s, int64_t &out) {
+  if (s.empty())
+    return false;
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0')
+    return false;
+  out = v;
+  return true;
+}
+
+StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
+  Options o;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto usage = [](const std::string &m) { return Status::error(m); };
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i], value;
+    bool hasValue = false;
+    if (arg.rfind("--", 0) == 0) {
+      size_t eq = arg.find('=');
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+        arg = arg.substr(0, eq);
+        hasValue = true;
+      }
+    }
+    auto next = [&](std::string &out) -> Status {
+      if (hasValue) {
+        out = value;
+        return Status::ok();
+      }
+      if (i + 1 >= args.size())
+        return usage("option " + arg + " needs a value");
+      out = args[++i];
+      return Status::ok();
+    };
+    auto nextInt = [&](int64_t lo, int64_t &out) -> Status {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      if (!parseInt(v, out) || out < lo)
+        return usage("option " + arg + " needs an integer >= " +
+                     std::to_string(lo) + ", got '" + v + "'");
+      return Status::ok();
+    };
+    auto noValue = [&]() -> Status {
+      return hasValue ? usage("option " + arg + " takes no value")
+                      : Status::ok();
+    };
+    int64_t n = 0;
+    if (arg == "--help" || arg == "-h") {
+      help = true;
+      return o;
+    } else if (arg == "--describe") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.describe = true;
+    } else if (arg == "--json") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.json = true;
+    } else if (arg == "--bench") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.bench = true;
+    } else if (arg == "--no-verify-weights") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.verifyWeights = false;
+    } else if (arg == "--inputs") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.inputsDir = v;
+    } else if (arg == "--outputs") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.outputsDir = v;
+    } else if (arg == "--random-inputs") {
+      MOE_RETURN_IF_ERROR(nextInt(0, n));
+      o.seed = uint64_t(n);
+    } else if (arg == "--warmup") {
+      MOE_RETURN_IF_ERROR(nextInt(0, n));
+      o.warmup = int(std::min<int64_t>(n, 1 << 30));
+    } else if (arg == "--repeat") {
+      MOE_RETURN_IF_ERROR(nextInt(1, n));
+      o.repeat = int(std::min<int64_t>(n, 1 << 30));
+    } else if (arg == "--threads") {
+      MOE_RETURN_IF_ERROR(nextInt(1, n));
+      o.threads = int(std::min<int64_t>(n, 1 << 16));
+    } else if (arg == "--device") {
+      MOE_RETURN_IF_ERROR(next(o.device));
+    } else if (arg == "--input-shape") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return usage("--input-shape wants I=D0,D1,..., got '" + v + "'");
+      Shape shape;
+      std::string dims = v.substr(eq + 1);
+      size_t pos = 0;
+      while (!dims.empty() && pos <= dims.size()) {
+        size_t comma = dims.find(',', pos);
+        std::string d = dims.substr(pos, comma == std::string::npos
+                                             ? std::string::npos
+                                             : comma - pos);
+        int64_t x;
+        if (!parseInt(d, x) || x < 0)
+          return usage("--input-shape " + v + ": bad dim '" + d + "'");
+        shape.push_back(x);
+        if (comma == std::string::npos)
+          break;
+        pos = comma + 1;
+      }
+      o.inputShapes.push_back({v.substr(0, eq), shape});
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      return usage("unknown option " + arg);
+    } else if (o.plan.empty()) {
+      o.plan = arg;
+    } else {
+      return usage("more than one plan given ('" + o.plan + "' and '" + arg +
+                   "')");
+    }
+  }
+  if (o.plan.empty())
+    return usage("no plan given");
+  if (o.inputsDir && o.seed)
+    return usage("--inputs and --random-inputs exclude each other");
+  if (!o.inputShapes.empty() && !o.seed)
+    return usage("--input-shape applies to --random-inputs only");
+  if (o.json && !o.describe && !o.bench)
+    return usage("--json applies to --describe and --bench");
+  return o;
+}
+
+/// "mkdir -p".
+Status makeDirs(const std::string &path) {
+  std::string prefix;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    prefix = path.substr(0, pos);
+    if (prefix.empty())
+      continue;
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      return Status::error(prefix + ": cannot create directory: " +
+                           std::strerror(errno));
+  }
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
+    return Status::error(path + ": not a directory");
+  return Status::ok();
+}
+
+StatusOr<std::vector<Tensor>> readInputs(const LoadedPlan &plan,
+                                         const std::string &dir) {
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < plan.inputs().size(); ++i) {
+    std::string path = dir + "/input_" + std::to_string(i) + ".pb";
+    StatusOr<NamedTensor> t = readTensorProtoFile(path);
+    if (!t.isOk())
+      return t.status();
+    inputs.push_back(std::move(t->tensor));
+  }
+  return inputs;
+}
+
+/// Fills a tensor from a 64-bit generator: floats uniform in [-1, 1),
+/// integers in {0, 1}. Written out by hand so that the values do not depend
+/// on the standard library's distributions.
+void fillRandom(Tensor &t, std::mt19937_64 &rng) {
+  int64_t n = t.numElements();
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t r = rng();
+    double f = double(r >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+    int64_t bit = int64_t(r >> 63);
+    switch (t.dtype()) {
+    case DType::F32:
+      t.mutableData<float>()[i] = float(f);
+      break;
+    case DType::F16:
+      t.mutableData<uint16_t>()[i] = floatToHalf(float(f));
+      break;
+    case DType::BF16:
+      t.mutableData<uint16_t>()[i] = floatToBf16(float(f));
+      break;
+    case DType::F64:
+      t.mutableData<double>()[i] = f;
+      break;
+    case DType::I64:
+      t.mutableData<int64_t>()[i] = bit;
+      break;
+    case DType::I32:
+      t.mutableData<int32_t>()[i] = int32_t(bit);
+      break;
+    case DType::I8:
+    case DType::U8:
+    case DType::I1:
+      t.mutableData<uint8_t>()[i] = uint8_t(bit);
+      break;
+    }
+  }
+}
+
+StatusOr<std::vector<Tensor>> randomInputs(const LoadedPlan &plan,
+                                           const Options &o) {
+  std::map<size_t, Shape> given;
+  for (const auto &[key, shape] : o.inputShapes) {
+    int64_t index = -1;
+    if (!parseInt(key, index)) {
+      for (size_t i = 0; i < plan.inputs().size(); ++i)
+        if (plan.inputName(i) == key)
+          index = int64_t(i);
+    }
+    if (index < 0 || size_t(index) >= plan.inputs().size())
+      return Status::error("--input-shape " + key + ": the plan has no such "
+                           "input (it has " +
+                           std::to_string(plan.inputs().size()) + ")");
+    given[size_t(index)] = shape;
+  }
+  std::vector<Tensor> inputs;
+  for (size_t i = 0; i < plan.inputs().size(); ++i) {
+    const ValueInfo &v = plan.values()[plan.inputs()[i]];
+    std::string where = "input " + std::to_string(i) + " `" +
+                        plan.inputName(i) + "`";
+    Shape shape = v.shape;
+    if (given.count(i)) {
+      if (!shapesCompatible(v.shape, given[i]))
+        return Status::error(where + ": --input-shape " +
+                             formatShape(given[i]) + " does not match declared " +
+                             formatShape(v.shape));
+      shape = given[i];
+    } else if (std::count(shape.begin(), shape.end(), -1)) {
+      std::string example;
+      for (size_t d = 0; d < shape.size(); ++d)
+        example += (d ? "," : "") +
+                   (shape[d] < 0 ? std::string("N") : std::to_string(shape[d]));
+      return Status::error(where + " has dynamic shape " + formatShape(shape) +
+                           ": give its shape with --input-shape " +
+                           std::to_string(i) + "=" + example);
+    }
+    StatusOr<Tensor> t = Tensor::allocate(v.dtype, shape);
+    if (!t.isOk())
+      return t.status().withContext(where);
+    std::mt19937_64 rng(o.seed.value_or(0) * 0x9E3779B97F4A7C15ull + i);
+    fillRandom(*t, rng);
+    inputs.push_back(std::move(*t));
+  }
+  return inputs;
+}
+
+std::string formatValue(const Tensor &t, int64_t i) {
+  char buf[64];
+  switch (t.dtype()) {
+  case DType::F32:
+    std::snprintf(buf, sizeof(buf), "%.6g", double(t.data<float>()[i]));
+    break;
+  case DType::F16:
+    std::snprintf(buf, sizeof(buf), "%.4g",
+                  double(halfToFloat(t.data<uint16_t>()[i])));
+    break;
+  case DType::BF16:
+    std::snprintf(buf, sizeof(buf), "%.3g",
+                  double(bf16ToFloat(t.data<uint16_t>()[i])));
+    break;
+  case DType::F64:
+    std::snprintf(buf, sizeof(buf), "%.9g", t.data<double>()[i]);
+    break;
+  case DType::I64:
+    std::snprintf(buf, sizeof(buf), "%lld", (long long)t.data<int64_t>()[i]);
+    break;
+  case DType::I32:
+    std::snprintf(buf, sizeof(buf), "%d", t.data<int32_t>()[i]);
+    break;
+  case DType::I8:
+    std::snprintf(buf, sizeof(buf), "%d", int(t.data<int8_t>()[i]));
+    break;
+  case DType::U8:
+  case DType::I1:
+    std::snprintf(buf, sizeof(buf), "%d", int(t.data<uint8_t>()[i]));
+    break;
+  }
+  return buf;
+}
+
+void printSummary(const LoadedPlan &plan, const std::vector<Tensor> &outputs) {
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor &t = outputs[i];
+    std::string line = "output " + std::to_string(i) + " `" +
+                       plan.outputName(i) + "`: " +
+                       formatType(t.dtype(), t.shape()) + " [";
+    int64_t shown = std::min<int64_t>(t.numElements(), 8);
+    for (int64_t j = 0; j < shown; ++j)
+      line += (j ? ", " : "") + formatValue(t, j);
+    if (t.numElements() > shown)
+      line += ", ...";
+    std::printf("%s]\n", (line).c_str());
+  }
+}
+
+int runTool(int argc, char **argv) {
+  bool help = false;
+  StatusOr<Options> parsed = parseArgs(argc, argv, help);
+  if (help) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  if (!parsed.isOk()) {
+    std::fprintf(stderr,
+                 "moe-exec: error: %s (see moe-exec --help)\n",
+                 parsed.status().message().c_str());
+    return 2;
+  }
+  const Options &o = *parsed;
+  if (o.device != "cpu") {
+    if (o.device == "cuda" || o.device == "hybrid")
+      return fail("device `" + o.device + "` is not available in this build");
+    std::fprintf(stderr,
+                 "moe-exec: error: unknown device `%s`, expected cpu, cuda or "
+                 "hybrid (see moe-exec --help)\n",
+                 o.device.c_str());
+    return 2;
+  }
+
+  LoadOptions loadOptions;
+  loadOptions.verifyWeights = o.verifyWeights;
+  StatusOr<std::unique_ptr<LoadedPlan>> loaded = loadPlan(o.plan, loadOptions);
+  if (!loaded.isOk())
+    return fail(loaded.status().message());
+  const LoadedPlan &plan = **loaded;
+
+  if (o.describe) {
+    std::fputs((o.json ? describeJson(plan) : describeText(plan)).c_str(),
+               stdout);
+    if (!o.inputsDir && !o.seed && !o.outputsDir && !o.bench)
+      return 0;
+  }
+
+  std::vector<Tensor> inputs;
+  if (o.inputsDir) {
+    StatusOr<std::vector<Tensor>> r = readInputs(plan, *o.inputsDir);
+    if (!r.isOk())
+      return fail(r.status().message());
+    inputs = std::move(*r);
+  } else if (o.seed) {
+    StatusOr<std::vector<Tensor>> r = randomInputs(plan, o);
+    if (!r.isOk())
+      return fail(r.status().message());
+    inputs = std::move(*r);
+  } else if (!plan.inputs().empty()) {
+    return fail("the plan takes " + std::to_string(plan.inputs().size()) +
+                " inputs: give --inputs DIR or --random-inputs SEED");
+  }
+
+  // TBB caps its workers at the core count unless told otherwise; an
+  // explicit --threads N is obeyed even beyond it.
+  std::unique_ptr<tbb::global_control> threadLimit;
+  if (o.threads > 0)
+    threadLimit = std::make_unique<tbb::global_control>(
+        tbb::global_control::max_allowed_parallelism, size_t(o.threads));
+  ExecutorOptions execOptions;
+  execOptions.numThreads = o.threads;
+  StatusOr<std::unique_ptr<Executor>> ex = Executor::create(plan, execOptions);
+  if (!ex.isOk())
+    return fail(ex.status().message());
+  Status st = (*ex)->checkInputs(inputs);
+  if (!st.isOk())
+    return fail(st.message());
+
+  StatusOr<std::vector<Tensor>> outputs = (*ex)->run(inputs);
+  if (!outputs.isOk())
+    return fail(outputs.status().message());
+
+  if (o.bench) {
+    for (int i = 0; i < o.warmup; ++i) {
+      StatusOr<std::vector<Tensor>> r = (*ex)->run(inputs);
+      if (!r.isOk())
+        return fail(r.status().message());
+    }
+    std::vector<double> ms;
+    for (int i = 0; i < o.repeat; ++i) {
+      auto start = std::chrono::steady_clock::now();
+      StatusOr<std::vector<Tensor>> r = (*ex)->run(inputs);
+      auto end = std::chrono::steady_clock::now();
+      if (!r.isOk())
+        return fail(r.status().message());
+      ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    }
+    std::vector<double> sorted = ms;
+    std::sort(sorted.begin(), sorted.end());
+    size_t n = sorted.size();
+    double median = n % 2 ? sorted[n / 2]
+                          : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    double mean = 0;
+    for (double v : ms)
+      mean += v / double(n);
+    if (o.json)
+      std::printf("{\"median_ms\": %s, \"min_ms\": %s, \"mean_ms\": %s, "
+                  "\"repeat\": %d, \"warmup\": %d, \"threads\": %d}\n",
+                  jsonNumber(median).c_str(), jsonNumber(sorted[0]).c_str(),
+                  jsonNumber(mean).c_str(), o.repeat, o.warmup,
+                  (*ex)->numThreads());
+    else
+      std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n",
+                  median, sorted[0], o.repeat, (*ex)->numThreads());
+  }
+
+  if (o.outputsDir) {
+    st = makeDirs(*o.outputsDir);
+    if (!st.isOk())
+      return fail(st.message());
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      std::string path =
+          *o.outputsDir + "/output_" + std::to_string(i) + ".pb";
+      st = writeTensorProtoFile(path, (*outputs)[i], plan.outputName(i));
+      if (!st.isOk())
+        return fail(st.message());
+    }
+  } else if (!o.bench) {
+    printSummary(plan, *outputs);
+  }
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return runTool(argc, argv);
+  } catch (const std::exception &e) {
+    // Nothing throws on purpose; this catches std::bad_alloc.
+    std::fprintf(stderr, "moe-exec: error: %s\n", e.what());
+    return 1;
+  }
+}
