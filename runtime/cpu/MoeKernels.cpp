@@ -124,7 +124,7 @@ StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
     int64_t lo, hi;
   };
   for (ListRule rule : {ListRule{"pruned", 0, 1}, ListRule{"placement", 0, 3},
-                        ListRule{"bits", 1, 64}}) {
+                        ListRule{"bits", 0, 64}}) {
     std::vector<int64_t> list;
     MOE_ASSIGN_OR_RETURN(list, attrs.getInts(rule.name, std::vector<int64_t>{}));
     if (!attrs.has(rule.name))
