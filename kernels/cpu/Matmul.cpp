@@ -49,25 +49,30 @@ void matmul(const float *a, const Shape &aShape, const float *b,
 }
 
 void linearSerial(const float *x, int64_t rows, int64_t k, const float *w,
-                  int64_t n, const float *bias, float *y) {
-  // Blocks of rows share each weight row while it is in L1.
-  constexpr int64_t kBlock = 8;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    int64_t r1 = std::min(rows, r0 + kBlock);
-    for (int64_t j = 0; j < n; ++j) {
-      const float *wrow = w + j * k;
-      float bj = bias ? bias[j] : 0.0f;
-      for (int64_t r = r0; r < r1; ++r)
-        y[r * n + j] = dot(x + r * k, wrow, k) + bj;
-    }
-  }
+                  int64_t n, const float *bias, float *y, int64_t col0,
+                  int64_t col1) {
+  // The weight rows of one column tile stay in cache across the rows.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = col0; j < col1; ++j)
+      y[r * n + j] = dot(x + r * k, w + j * k, k) + (bias ? bias[j] : 0.0f);
 }
 
 void linear(const float *x, int64_t rows, int64_t k, const float *w,
             int64_t n, const float *bias, float *y) {
-  parallelFor(rows, k * n, [&](int64_t begin, int64_t end) {
-    linearSerial(x + begin * k, end - begin, k, w, n, bias, y + begin * n);
-  });
+  // Tiles of 64 rows × 64 columns.
+  constexpr int64_t kRows = 64, kCols = 64;
+  int64_t rowTiles = (rows + kRows - 1) / kRows;
+  int64_t colTiles = (n + kCols - 1) / kCols;
+  parallelFor(rowTiles * colTiles, kRows * kCols * k,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t t = begin; t < end; ++t) {
+                  int64_t r0 = (t / colTiles) * kRows;
+                  int64_t c0 = (t % colTiles) * kCols;
+                  linearSerial(x + r0 * k, std::min(kRows, rows - r0), k, w,
+                               n, bias, y + r0 * n, c0,
+                               std::min(n, c0 + kCols));
+                }
+              });
 }
 
 } // namespace moe::kernels::cpu

@@ -12,13 +12,16 @@ void matmul(const float *a, const Shape &aShape, const float *b,
             const Shape &bShape, float *c, const Shape &cShape);
 
 /// y[rows, N] = x[rows, K] · w[N, K]ᵀ (+ bias[N] when not null). Parallel
-/// over rows.
+/// over tiles of rows × output columns, so that a single row (decoding)
+/// still spreads over the threads.
 void linear(const float *x, int64_t rows, int64_t k, const float *w,
             int64_t n, const float *bias, float *y);
 
-/// The serial body of linear(), for callers that parallelise themselves.
+/// The serial body of linear() for output columns [col0, col1), for callers
+/// that parallelise themselves.
 void linearSerial(const float *x, int64_t rows, int64_t k, const float *w,
-                  int64_t n, const float *bias, float *y);
+                  int64_t n, const float *bias, float *y, int64_t col0,
+                  int64_t col1);
 
 } // namespace moe::kernels::cpu
 

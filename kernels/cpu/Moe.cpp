@@ -118,9 +118,10 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
     if (offsets[e + 1] < offsets[e])
       return rt::Status::error("offsets decrease at expert " +
                                std::to_string(e));
-  // Work items: (expert, block of rows), so that one busy expert still
-  // spreads over the threads.
-  constexpr int64_t kBlock = 16;
+  // Work items: (expert, block of rows); each item's products are parallel
+  // again over output columns (nested TBB loops), so that few tokens still
+  // use every thread.
+  constexpr int64_t kBlock = 64;
   struct Item {
     int64_t expert, begin, end;
   };
@@ -129,9 +130,15 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
     for (int64_t r = offsets[e]; r < offsets[e + 1]; r += kBlock)
       items.push_back({e, r, std::min(offsets[e + 1], r + kBlock)});
   int64_t H = hidden_size, F = ffn;
+  constexpr int64_t kCols = 64;
+  auto columns = [&](int64_t n, int64_t cost, auto &&body) {
+    parallelFor((n + kCols - 1) / kCols, cost * kCols,
+                [&](int64_t b, int64_t e) {
+                  body(b * kCols, std::min(n, e * kCols));
+                });
+  };
   parallelFor(int64_t(items.size()), kBlock * H * F * 3,
               [&](int64_t begin, int64_t end) {
-    std::vector<float> h(size_t(kBlock * F)), g(w.w3 ? size_t(kBlock * F) : 0);
     for (int64_t it = begin; it < end; ++it) {
       const Item &item = items[it];
       int64_t e = item.expert, n = item.end - item.begin;
@@ -141,19 +148,23 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
         continue;
       }
       const float *xin = x + item.begin * H;
-      linearSerial(xin, n, H, w.w1 + e * F * H, F, w.b1 ? w.b1 + e * F : nullptr,
-                   h.data());
-      if (w.w3) {
-        linearSerial(xin, n, H, w.w3 + e * F * H, F,
-                     w.b3 ? w.b3 + e * F : nullptr, g.data());
-        for (int64_t i = 0; i < n * F; ++i)
-          h[i] = activate(activation, h[i]) * g[i];
-      } else {
-        for (int64_t i = 0; i < n * F; ++i)
-          h[i] = activate(activation, h[i]);
-      }
-      linearSerial(h.data(), n, F, w.w2 + e * H * F, H,
-                   w.b2 ? w.b2 + e * H : nullptr, out);
+      std::vector<float> h(size_t(n * F)), g(w.w3 ? size_t(n * F) : 0);
+      columns(F, n * H * (w.w3 ? 2 : 1), [&](int64_t c0, int64_t c1) {
+        linearSerial(xin, n, H, w.w1 + e * F * H, F,
+                     w.b1 ? w.b1 + e * F : nullptr, h.data(), c0, c1);
+        if (w.w3)
+          linearSerial(xin, n, H, w.w3 + e * F * H, F,
+                       w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1);
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t c = c0; c < c1; ++c) {
+            float a = activate(activation, h[r * F + c]);
+            h[r * F + c] = w.w3 ? a * g[r * F + c] : a;
+          }
+      });
+      columns(H, n * F, [&](int64_t c0, int64_t c1) {
+        linearSerial(h.data(), n, F, w.w2 + e * H * F, H,
+                     w.b2 ? w.b2 + e * H : nullptr, out, c0, c1);
+      });
     }
   });
   return rt::Status::ok();

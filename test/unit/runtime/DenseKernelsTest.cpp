@@ -79,6 +79,24 @@ TEST(DenseKernels, LinearWithAndWithoutBias) {
       }
 }
 
+TEST(DenseKernels, LinearAcrossTiles) {
+  // Several 64×64 tiles with tails, large enough to run in parallel.
+  std::mt19937 rng(9);
+  const int64_t rows = 130, k = 67, n = 131;
+  Tensor x = randomF32({rows, k}, rng), w = randomF32({n, k}, rng),
+         b = randomF32({n}, rng);
+  Tensor y = run1("nn.linear", {x, w, b});
+  std::vector<float> want;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = b.data<float>()[j];
+      for (int64_t kk = 0; kk < k; ++kk)
+        acc += double(x.data<float>()[r * k + kk]) * w.data<float>()[j * k + kk];
+      want.push_back(float(acc));
+    }
+  expectClose(y, want, 1e-4f);
+}
+
 struct BinaryCase {
   const char *kernel;
   std::function<float(float, float)> fn;

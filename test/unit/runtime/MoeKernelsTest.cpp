@@ -203,6 +203,21 @@ TEST(MoeKernels, ExpertsMatchNaive) {
           }
 }
 
+TEST(MoeKernels, ExpertsAcrossTileBoundaries) {
+  // More than one 64-row block per expert and more than one 64-column tile,
+  // so that the nested parallel loops and their tails are exercised.
+  std::mt19937 rng(26);
+  const int64_t E = 2, H = 67, F = 130;
+  std::vector<int64_t> offsets = {0, 129, 150};
+  Tensor x = randomF32({150, H}, rng);
+  std::vector<Tensor> w = {randomF32({E, F, H}, rng), randomF32({E, H, F}, rng),
+                           randomF32({E, F, H}, rng)};
+  std::vector<Tensor> in = {x, i64({E + 1}, offsets), w[0], w[1], w[2]};
+  Tensor y = run1("moe.experts", in,
+                  Attrs().setInt("num_experts", E).setInt("has_w3", 1));
+  expectClose(y, naiveExperts(x, offsets, w, true, false, {}, F, "silu"), 1e-4f);
+}
+
 TEST(MoeKernels, ExpertsVerifierChecksOperands) {
   std::mt19937 rng(24);
   Tensor x = randomF32({4, 3}, rng), off = i64({3}, {0, 2, 4});
