@@ -13,6 +13,7 @@
 #include "passes/Passes.h"
 #include "passes/PlanTypes.h"
 #include "runtime/PlanFile.h"
+#include "runtime/PlanLoader.h"
 #include "runtime/schema/plan_generated.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -428,14 +429,33 @@ LogicalResult Emitter::run() {
       &weights, program, &metadata);
   moe_plan::FinishPlanBuffer(fbb, planOffset);
 
+  // Written under a temporary name, checked by the runtime's own loader and
+  // only then renamed: a plan that moe-exec would reject is never left.
+  std::string partial = options.path + ".partial";
   ::moe::rt::Status status = ::moe::plan::PlanFileWriter::write(
-      options.path, fbb.GetBufferPointer(), fbb.GetSize(), layout, blobsSize,
+      partial, fbb.GetBufferPointer(), fbb.GetSize(), layout, blobsSize,
       [&](size_t i, uint8_t *dst) {
         blobs[i].produce(dst);
         return ::moe::rt::Status::ok();
       });
   if (!status.isOk())
     return module.emitError("cannot write plan: ") << status.message();
+  if (options.verify) {
+    ::moe::rt::LoadOptions load;
+    load.verifyWeights = false; // Checksums were computed from these bytes.
+    auto loaded = ::moe::rt::loadPlan(partial, load);
+    if (!loaded.isOk()) {
+      llvm::sys::fs::remove(partial);
+      return module.emitError("the emitted plan does not pass the runtime's "
+                              "verifier: ")
+             << loaded.status().message();
+    }
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(partial, options.path)) {
+    llvm::sys::fs::remove(partial);
+    return module.emitError("cannot write plan '")
+           << options.path << "': " << ec.message();
+  }
   return success();
 }
 
