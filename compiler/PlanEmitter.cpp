@@ -278,6 +278,7 @@ LogicalResult Emitter::run() {
   }
 
   std::vector<fb::Offset<moe_plan::Step>> steps;
+  std::vector<Operation *> stepOps;
   std::vector<int64_t> expertsPerLayer, topK;
   auto idsOf = [&](ValueRange vs) {
     std::vector<uint32_t> out;
@@ -358,6 +359,7 @@ LogicalResult Emitter::run() {
       auto device = call.getDevice() == plan::Device::cuda
                         ? moe_plan::Device::CUDA
                         : moe_plan::Device::CPU;
+      stepOps.push_back(&op);
       steps.push_back(moe_plan::CreateStepDirect(fbb, moe_plan::StepKind::Call,
                                                  call.getKernel().str().c_str(),
                                                  &in, &out, &attrs, device));
@@ -374,10 +376,12 @@ LogicalResult Emitter::run() {
       auto device = copy.getDevice() == plan::Device::cuda
                         ? moe_plan::Device::CUDA
                         : moe_plan::Device::CPU;
+      stepOps.push_back(&op);
       steps.push_back(moe_plan::CreateStepDirect(
           fbb, moe_plan::StepKind::Copy, "", &in, &out, nullptr, device));
     } else if (auto free = dyn_cast<plan::FreeOp>(op)) {
       std::vector<uint32_t> in = idsOf(free.getBuffers());
+      stepOps.push_back(&op);
       steps.push_back(moe_plan::CreateStepDirect(fbb, moe_plan::StepKind::Free,
                                                  "", &in, nullptr, nullptr));
     } else if (auto ret = dyn_cast<func::ReturnOp>(op)) {
@@ -446,9 +450,19 @@ LogicalResult Emitter::run() {
     auto loaded = ::moe::rt::loadPlan(partial, load);
     if (!loaded.isOk()) {
       llvm::sys::fs::remove(partial);
-      return module.emitError("the emitted plan does not pass the runtime's "
-                              "verifier: ")
-             << loaded.status().message();
+      // Point at the op of the failing step ("<path>: step N `k`: ...").
+      StringRef message = loaded.status().message();
+      message.consume_front(partial);
+      message.consume_front(": ");
+      Operation *at = module;
+      unsigned step;
+      StringRef rest = message;
+      if (rest.consume_front("step ") && !rest.consumeInteger(10, step) &&
+          step < stepOps.size())
+        at = stepOps[step];
+      return at->emitError("the emitted plan does not pass the runtime's "
+                           "verifier: ")
+             << message;
     }
   }
   if (std::error_code ec = llvm::sys::fs::rename(partial, options.path)) {

@@ -93,6 +93,8 @@ static LogicalResult runDriver(std::unique_ptr<llvm::MemoryBuffer> input,
                                const MlirOptMainConfig &config) {
   MLIRContext ctx(registry);
   ctx.allowUnregisteredDialects(config.shouldAllowUnregisteredDialects());
+  // One line per error: no dump of the failing operation as a note.
+  ctx.printOpOnDiagnostic(false);
   installOneLineDiagnostics(ctx);
   auto sourceMgr = std::make_shared<llvm::SourceMgr>();
   sourceMgr->AddNewSourceBuffer(std::move(input), llvm::SMLoc());
