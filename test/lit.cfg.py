@@ -21,6 +21,7 @@ config.substitutions.append(("%python", python))
 config.substitutions.append(("%fixtures", config.moe_fixtures))
 config.substitutions.append(("%srcroot", config.moe_src_root))
 config.substitutions.append(("%moe_libs", os.path.join(config.moe_obj_root, "lib")))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
 
 def python_has(module):
     try:

@@ -48,7 +48,8 @@ moe_install_deps() {
 moe_configure() {
   local build="$1"
   shift
+  mkdir -p "$build"
   cmake -G Ninja -S "$MOE_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-19/build/utils/lit/lit.py "$@" >"$build.configure.log" 2>&1 ||
-    { cat "$build.configure.log" >&2; echo "configure failed (log: $build.configure.log)" >&2; return 1; }
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-19/build/utils/lit/lit.py "$@" >"$build/configure.log" 2>&1 ||
+    { cat "$build/configure.log" >&2; echo "configure failed (log: $build/configure.log)" >&2; return 1; }
 }
