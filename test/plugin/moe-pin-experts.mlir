@@ -18,3 +18,11 @@ func.func @layer(%rows: tensor<?x16xf32>, %off: tensor<5xi64>) -> tensor<?x16xf3
   %y = moe.experts %rows, %off w1(%w1) w2(%w2) {experts = [#moe.expert<>, #moe.expert<placement = cpu, bits = 16>, #moe.expert<pruned = true>, #moe.expert<placement = cpu>]} : (tensor<?x16xf32>, tensor<5xi64>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// The toy budget policy uses the ExpertInventory analysis: each expert here
+// weighs (512 + 512) f32 = 4096 bytes, so 10000 bytes hold two experts; the
+// pruned expert 2 is skipped, not placed.
+// RUN: moe-opt %s --load-pass-plugin=%moe_libs/MoePinExpertsPlugin.so --pass-pipeline='builtin.module(moe-pin-experts{gpu-budget=10000})' | FileCheck %s --check-prefix=BUDGET
+// BUDGET: experts = [#moe.expert<placement = gpu>, #moe.expert<placement = gpu, bits = 16>, #moe.expert<pruned = true>, #moe.expert<placement = cpu>]
+// RUN: moe-opt %s --load-pass-plugin=%moe_libs/MoePinExpertsPlugin.so --pass-pipeline='builtin.module(moe-pin-experts{gpu-budget=0})' | FileCheck %s --check-prefix=ZERO
+// ZERO: experts = [#moe.expert<placement = cpu>, #moe.expert<placement = cpu, bits = 16>, #moe.expert<pruned = true>, #moe.expert<placement = cpu>]

@@ -1,17 +1,24 @@
 //===- PinExperts.cpp - Example pass plugin: pin experts to a placement ---===//
 //
-// A pass that users load into moe-opt with --load-pass-plugin: it sets the
+// A pass that users load into moe-opt with --load-pass-plugin. It sets the
 // placement of the listed experts of every `moe.experts` op, keeping the
-// other properties of each expert. It shows the shape of a plugin: a pass
-// written against our dialect headers, registered by the plugin entry point,
-// linked against nothing (moe-opt exports MLIR and our symbols).
+// other properties of each expert; or, given `gpu-budget` (bytes), it is a
+// toy placement policy: experts go to the GPU in layer and index order while
+// their bytes (from the ExpertInventory analysis) fit, the rest to the CPU,
+// pruned experts nowhere. It shows the shape of a plugin: a pass written
+// against our installed headers, using our analyses, registered by the
+// plugin entry point, linked against nothing (moe-opt exports the symbols).
 //
 //   moe-opt model.mlir --load-pass-plugin=libMoePinExpertsPlugin.so \
-//       --pass-pipeline='builtin.module(moe-pin-experts{experts=0,3 placement=gpu})'
+//       --pass-pipeline='builtin.module(moe-pin-experts{experts=0,3
+//       placement=gpu})'
+//   moe-opt model.mlir --load-pass-plugin=libMoePinExpertsPlugin.so \
+//       --pass-pipeline='builtin.module(moe-pin-experts{gpu-budget=1000000})'
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/MoeDialect.h"
+#include "passes/Analysis/ExpertInventory.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
@@ -38,7 +45,34 @@ struct PinExpertsPass
     registry.insert<moe::MoeDialect>();
   }
 
+  /// The toy policy: GPU while the budget lasts, then CPU.
+  void placeUnderBudget() {
+    auto &inventory = getAnalysis<moe::ExpertInventory>();
+    int64_t left = gpuBudget;
+    for (const moe::ExpertLayer &layer : inventory.layers()) {
+      moe::ExpertsOp op = layer.op;
+      SmallVector<Attribute> attrs;
+      for (int64_t e = 0; e < layer.numExperts; ++e) {
+        moe::ExpertAttr old = op.getExpert(e);
+        moe::Placement where = moe::Placement::cpu;
+        if (old.getPruned()) {
+          where = moe::Placement::unassigned;
+        } else if (layer.expertBytes[e] <= left) {
+          where = moe::Placement::gpu;
+          left -= layer.expertBytes[e];
+        }
+        attrs.push_back(moe::ExpertAttr::get(op.getContext(), where,
+                                             old.getBits(), old.getGroupSize(),
+                                             old.getPruned()));
+      }
+      op.setExpertsAttr(ArrayAttr::get(op.getContext(), attrs));
+    }
+    markAllAnalysesPreserved(); // Placement does not change any byte count.
+  }
+
   void runOnOperation() final {
+    if (gpuBudget >= 0)
+      return placeUnderBudget();
     std::optional<moe::Placement> where = moe::symbolizePlacement(placement);
     if (!where) {
       getOperation().emitError("moe-pin-experts: unknown placement '")
@@ -69,6 +103,11 @@ struct PinExpertsPass
 
   ListOption<int64_t> experts{*this, "experts",
                               llvm::cl::desc("expert indices to pin")};
+  Option<int64_t> gpuBudget{
+      *this, "gpu-budget",
+      llvm::cl::desc("place experts on the GPU while their bytes fit in this "
+                     "budget, the rest on the CPU (ignores experts=)"),
+      llvm::cl::init(-1)};
   Option<std::string> placement{
       *this, "placement", llvm::cl::desc("unassigned, gpu, cpu or on_demand"),
       llvm::cl::init("gpu")};

@@ -1,0 +1,53 @@
+//===- ExpertInventory.h - What the experts of a module weigh ---*- C++ -*-===//
+//
+// A stable analysis for our passes and for users' plugin passes: every MoE
+// layer (`moe.experts` op) of a module in order, with its number of experts
+// and the bytes each expert's weights take at its current precision. The
+// placement cost model, profiles and importance (issues 5 and 7) build on
+// this; their analyses will live beside it under passes/Analysis.
+//
+// Use from a pass: `auto &inventory = getAnalysis<moe::ExpertInventory>();`
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_PASSES_ANALYSIS_EXPERTINVENTORY_H
+#define MOE_PASSES_ANALYSIS_EXPERTINVENTORY_H
+
+#include "dialects/moe/MoeDialect.h"
+
+#include "llvm/ADT/SmallVector.h"
+
+namespace mlir::moe {
+
+/// One MoE layer: a `moe.experts` op.
+struct ExpertLayer {
+  ExpertsOp op;
+  /// Position among the module's moe.experts ops, in walk order.
+  unsigned index = 0;
+  int64_t numExperts = 0;
+  /// Bytes of one expert's weights and biases for each expert, at the
+  /// precision its #moe.expert asks for (bits 0: as stored), including one
+  /// 16-bit scale per quantisation group.
+  SmallVector<int64_t> expertBytes;
+
+  int64_t totalBytes() const;
+};
+
+/// Every MoE layer under an operation (usually the module).
+class ExpertInventory {
+public:
+  explicit ExpertInventory(Operation *root);
+
+  ArrayRef<ExpertLayer> layers() const { return layers_; }
+  /// Sum of the bytes of every expert of every layer.
+  int64_t totalExpertBytes() const;
+  /// Bytes of one expert with `elements` weights stored at `bits` bits per
+  /// element and `groupSize` elements per 16-bit scale (0: no scales).
+  static int64_t expertBytes(int64_t elements, int64_t bits, int64_t groupSize);
+
+private:
+  SmallVector<ExpertLayer> layers_;
+};
+
+} // namespace mlir::moe
+
+#endif // MOE_PASSES_ANALYSIS_EXPERTINVENTORY_H
