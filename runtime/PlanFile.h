@@ -21,7 +21,7 @@ namespace moe::plan {
 
 /// Version of the header layout and of the schema's meaning. Both the header
 /// and Plan.version carry it; a runtime accepts only its own version.
-constexpr uint32_t kPlanFormatVersion = 1;
+constexpr uint32_t kPlanFormatVersion = 2;
 constexpr uint64_t kBlobAlignment = 64;
 constexpr size_t kHeaderSize = 64;
 constexpr char kMagic[8] = {'M', 'O', 'E', 'P', 'L', 'A', 'N', '\0'};

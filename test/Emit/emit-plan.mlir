@@ -4,7 +4,7 @@
 // RUN: moe-exec %t/p.moeplan --describe --json | FileCheck %s
 // RUN: moe-exec %t/p.moeplan --describe | FileCheck %s --check-prefix=TEXT
 
-// CHECK: "version": 1,
+// CHECK: "version": 2,
 // CHECK: "producer": "moe-opt",
 // CHECK: "inputs": [
 // CHECK-NEXT: {"index": 0, "value": 0, "name": "x", "dtype": "f32", "shape": [-1, 16]}

@@ -63,7 +63,7 @@ TEST(Describe, JsonLayout) {
   ASSERT_GE(ls.size(), 10u);
   EXPECT_EQ(ls[0], "{");
   EXPECT_EQ(ls[1], "  \"plan\": \"p.moeplan\",");
-  EXPECT_EQ(ls[2], "  \"version\": 1,");
+  EXPECT_EQ(ls[2], "  \"version\": " + std::to_string(moe::plan::kPlanFormatVersion) + ",");
   EXPECT_EQ(ls[3], "  \"producer\": \"moe-opt \\\"0.1\\\"\",");
   EXPECT_EQ(ls[4], "  \"file_size\": " + std::to_string(bytes.size()) + ",");
   EXPECT_EQ(ls[5], "  \"weight_bytes\": 16,");

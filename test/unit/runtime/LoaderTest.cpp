@@ -54,7 +54,7 @@ TEST(Loader, ValidPlanLoads) {
   ASSERT_TRUE(r.isOk()) << r.status().message();
   const moe::rt::LoadedPlan &plan = **r;
   EXPECT_EQ(plan.path(), path);
-  EXPECT_EQ(plan.version(), 1u);
+  EXPECT_EQ(plan.version(), moe::plan::kPlanFormatVersion);
   EXPECT_EQ(plan.producer(), "plan-builder");
   EXPECT_EQ(plan.values().size(), 5u);
   EXPECT_EQ(plan.weights().size(), 2u);
@@ -114,16 +114,16 @@ TEST(Loader, EveryByteAndBitFlipIsRejected) {
 
 TEST(Loader, VersionsAreChecked) {
   std::vector<uint8_t> bytes = smallPlan().fileBytes();
-  bytes[8] = 2; // header version
+  bytes[8] = 99; // header version
   auto r = loadPlanFromMemory(bytes.data(), bytes.size(), "t");
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().message(),
-            "t: plan format version 2 is not supported (this runtime reads "
-            "version 1; recompile the model)");
+            "t: plan format version 99 is not supported (this runtime reads "
+            "version 2; recompile the model)");
   PlanBuilder pb = smallPlan();
-  pb.version = 2; // Plan.version, with a consistent checksum
-  EXPECT_EQ(loadError(pb), "t.moeplan: Plan.version is 2 but this runtime "
-                           "reads version 1 (recompile the model)");
+  pb.version = 99; // Plan.version, with a consistent checksum
+  EXPECT_EQ(loadError(pb), "t.moeplan: Plan.version is 99 but this runtime "
+                           "reads version 2 (recompile the model)");
 }
 
 TEST(Loader, HeaderFlagsAndGarbage) {

@@ -1,0 +1,168 @@
+//===- QuantTest.cpp - Group-wise quantisation of weight matrices ---------===//
+//
+// quantise -> dequantise error bounds for every format, the packed layout,
+// and the packed linear product against the dense one on dequantised rows.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kernels/cpu/Quant.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace kc = moe::kernels::cpu;
+
+namespace {
+
+std::vector<float> randomMatrix(int64_t rows, int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (float &v : w)
+    v = dist(rng);
+  return w;
+}
+
+struct Case {
+  int bits, group;
+  bool f16, zeros;
+};
+
+std::string name(const Case &c) {
+  return "int" + std::to_string(c.bits) + " g" + std::to_string(c.group) +
+         (c.f16 ? " f16" : " f32") + (c.zeros ? " zp" : "");
+}
+
+const Case kCases[] = {
+    {8, 32, true, false}, {8, 128, false, true},  {4, 32, true, false},
+    {4, 64, true, true},  {4, 128, false, false}, {3, 32, true, false},
+    {3, 64, false, true}, {3, 128, true, true},   {2, 32, true, false},
+    {2, 64, true, true},  {2, 128, false, false}};
+
+TEST(Quant, ErrorIsWithinHalfAStepPerGroup) {
+  // Odd sizes: a partial last group and, for 3 bits, a partial 8-code word.
+  for (const Case &c : kCases)
+    for (auto [rows, cols] :
+         {std::pair<int64_t, int64_t>{3, 37}, {5, 128}, {2, 301}, {1, 8}}) {
+      kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
+      ASSERT_TRUE(kc::isValidQuantFormat(f));
+      std::vector<float> w =
+          randomMatrix(rows, cols, unsigned(c.bits * 131 + cols));
+      kc::QuantLayout l = kc::quantLayout(f, rows, cols);
+      std::vector<uint8_t> packed(size_t(l.totalBytes), 0xAB);
+      kc::quantizeMatrix(w.data(), rows, cols, f, packed.data());
+      std::vector<float> back(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        kc::dequantizeRow(packed.data(), f, rows, cols, r, back.data());
+        for (int64_t g = 0; g * c.group < cols; ++g) {
+          int64_t c0 = g * c.group, c1 = std::min(cols, c0 + c.group);
+          float lo = 0, hi = 0, amax = 0;
+          for (int64_t i = c0; i < c1; ++i) {
+            float v = w[size_t(r * cols + i)];
+            lo = std::min(lo, v), hi = std::max(hi, v);
+            amax = std::max(amax, std::fabs(v));
+          }
+          float step = c.zeros ? (hi - lo) / float((1 << c.bits) - 1)
+                               : amax / float((1 << (c.bits - 1)) - 1);
+          // Half a step, plus the f16 rounding of the scale.
+          float bound =
+              step * (0.5f + (c.f16 ? 0.002f * float(1 << c.bits) : 1e-5f)) +
+              1e-6f;
+          for (int64_t i = c0; i < c1; ++i)
+            ASSERT_LE(std::fabs(back[size_t(i)] - w[size_t(r * cols + i)]),
+                      bound)
+                << name(c) << " rows=" << rows << " cols=" << cols << " r=" << r
+                << " c=" << i;
+        }
+      }
+    }
+}
+
+TEST(Quant, MoreBitsMeanLessError) {
+  std::vector<float> w = randomMatrix(16, 256, 7);
+  double previous = 0;
+  for (int bits : {8, 4, 3, 2}) {
+    kc::QuantFormat f{bits, 64, true, false};
+    kc::QuantLayout l = kc::quantLayout(f, 16, 256);
+    std::vector<uint8_t> packed(size_t(l.totalBytes));
+    kc::quantizeMatrix(w.data(), 16, 256, f, packed.data());
+    std::vector<float> back(256);
+    double err = 0;
+    for (int64_t r = 0; r < 16; ++r) {
+      kc::dequantizeRow(packed.data(), f, 16, 256, r, back.data());
+      for (int64_t i = 0; i < 256; ++i)
+        err += std::pow(back[size_t(i)] - w[size_t(r * 256 + i)], 2);
+    }
+    EXPECT_GT(err, previous) << bits << " bits";
+    previous = err;
+  }
+}
+
+TEST(Quant, LayoutSectionsAreAlignedAndSized) {
+  kc::QuantLayout l = kc::quantLayout({4, 128, true, true}, 10, 300);
+  EXPECT_EQ(l.rowBytes, 150);
+  EXPECT_EQ(l.groupsPerRow, 3);
+  EXPECT_EQ(l.scalesOffset, 1536); // 1500 rounded up to 64
+  EXPECT_EQ(l.zerosOffset, 1600);  // 1536 + 60 scale bytes, rounded up
+  EXPECT_EQ(l.totalBytes, 1630);
+  kc::QuantLayout three = kc::quantLayout({3, 32, false, false}, 2, 9);
+  EXPECT_EQ(three.rowBytes, 6); // two 3-byte words
+  EXPECT_EQ(three.totalBytes, 64 + 2 * 1 * 4);
+  kc::QuantLayout plain = kc::quantLayout({}, 3, 5);
+  EXPECT_EQ(plain.totalBytes, 60);
+  EXPECT_FALSE(kc::isValidQuantFormat({5, 32, true, false}));
+  EXPECT_FALSE(kc::isValidQuantFormat({4, 16, true, false}));
+}
+
+TEST(Quant, CodesArePackedAsDocumented) {
+  // One row, symmetric 4-bit: w = (code - 8) * scale with scale = 1 when
+  // max|w| = 7, so code = w + 8; low nibble first.
+  std::vector<float> w = {-7, 7, 0, 1, -1, 2, 3, -3};
+  kc::QuantFormat f{4, 32, false, false};
+  std::vector<uint8_t> packed(size_t(kc::quantLayout(f, 1, 8).totalBytes));
+  kc::quantizeMatrix(w.data(), 1, 8, f, packed.data());
+  EXPECT_EQ(packed[0], 0xF1); // codes 1, 15
+  EXPECT_EQ(packed[1], 0x98); // codes 8, 9
+  EXPECT_EQ(packed[2], 0xA7); // codes 7, 10
+  EXPECT_EQ(packed[3], 0x5B); // codes 11, 5
+  // 3-bit: eight codes in a little-endian 24-bit word, code j at bits 3j.
+  std::vector<float> w3 = {-3, -2, -1, 0, 1, 2, 3, 0};
+  kc::QuantFormat f3{3, 32, false, false};
+  std::vector<uint8_t> p3(size_t(kc::quantLayout(f3, 1, 8).totalBytes));
+  kc::quantizeMatrix(w3.data(), 1, 8, f3, p3.data());
+  uint32_t word = p3[0] | p3[1] << 8 | p3[2] << 16;
+  for (int j = 0; j < 8; ++j)
+    EXPECT_EQ((word >> (3 * j)) & 7, uint32_t(w3[size_t(j)] + 4)) << j;
+}
+
+TEST(Quant, PackedLinearMatchesDenseOnDequantisedWeights) {
+  int64_t n = 3, k = 97, out = 33;
+  std::vector<float> x = randomMatrix(n, k, 11),
+                     bias = randomMatrix(1, out, 12);
+  std::vector<float> w = randomMatrix(out, k, 13);
+  for (const Case &c : kCases) {
+    kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
+    std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
+    kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+    std::vector<float> y(size_t(n * out), -1.0f);
+    kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out, bias.data(),
+                           y.data(), 0, out);
+    std::vector<float> row(static_cast<size_t>(k));
+    for (int64_t o = 0; o < out; ++o) {
+      kc::dequantizeRow(packed.data(), f, out, k, o, row.data());
+      for (int64_t r = 0; r < n; ++r) {
+        double ref = bias[size_t(o)];
+        for (int64_t i = 0; i < k; ++i)
+          ref += double(x[size_t(r * k + i)]) * row[size_t(i)];
+        ASSERT_NEAR(y[size_t(r * out + o)], ref, 1e-4 * (1 + std::fabs(ref)))
+            << name(c);
+      }
+    }
+  }
+}
+
+} // namespace
