@@ -10,6 +10,7 @@
 #include "compiler/PlanEmitter.h"
 
 #include "dialects/plan/PlanDialect.h"
+#include "kernels/cpu/Quant.h"
 #include "passes/Passes.h"
 #include "passes/PlanTypes.h"
 #include "runtime/PlanFile.h"
@@ -96,9 +97,32 @@ struct BlobInfo {
   std::optional<int64_t> seed;
   double scale = 1.0;
   DenseElementsAttr constant;
+  /// Packed (quantised) weights: one format per index of dimension 0, each
+  /// slice a [rows, cols] matrix at sliceOffsets[i] in the blob.
+  std::vector<::moe::kernels::cpu::QuantFormat> sliceFormats;
+  std::vector<uint64_t> sliceOffsets, sliceSizes;
+  int64_t sliceRows = 0, sliceCols = 0;
 
-  /// Writes exactly `size` bytes to dst.
+  /// Writes exactly `size` bytes to dst (zeroed by the caller).
   void produce(uint8_t *dst) const {
+    if (!sliceFormats.empty()) {
+      // The f32 source, then each slice quantised into its place.
+      std::vector<float> generated;
+      const float *src;
+      if (file) {
+        src = reinterpret_cast<const float *>(file->getBufferStart());
+      } else {
+        generated.resize(elements);
+        generateWeights(*seed, scale, /*F32=*/0, elements,
+                        reinterpret_cast<uint8_t *>(generated.data()));
+        src = generated.data();
+      }
+      for (size_t i = 0; i < sliceFormats.size(); ++i)
+        ::moe::kernels::cpu::quantizeMatrix(
+            src + i * sliceRows * sliceCols, sliceRows, sliceCols,
+            sliceFormats[i], dst + sliceOffsets[i]);
+      return;
+    }
     if (file) {
       std::memcpy(dst, file->getBufferStart(), size);
     } else if (seed) {
@@ -157,6 +181,29 @@ uint32_t Emitter::newValue(Value v, moe_plan::ValueKind kind, int32_t weight,
                                                input, name.str().c_str()));
   ids[v] = id;
   return id;
+}
+
+/// Lays out the packed slices of a quantised weight (64-byte aligned).
+static void packSlices(BlobInfo &blob, ArrayRef<int64_t> bits,
+                       ArrayRef<int64_t> groups, bool f16Scales,
+                       bool zeroPoints) {
+  blob.sliceRows = blob.shape[1];
+  blob.sliceCols = 1;
+  for (int64_t d : ArrayRef<int64_t>(blob.shape).drop_front(2))
+    blob.sliceCols *= d;
+  uint64_t offset = 0;
+  for (auto [b, g] : llvm::zip(bits, groups)) {
+    ::moe::kernels::cpu::QuantFormat f{static_cast<int>(b), static_cast<int>(g),
+                                       f16Scales, zeroPoints};
+    uint64_t size = static_cast<uint64_t>(
+        ::moe::kernels::cpu::quantLayout(f, blob.sliceRows, blob.sliceCols)
+            .totalBytes);
+    blob.sliceFormats.push_back(f);
+    blob.sliceOffsets.push_back(offset);
+    blob.sliceSizes.push_back(size);
+    offset = ::moe::plan::alignBlob(offset + size);
+  }
+  blob.size = blob.sliceOffsets.back() + blob.sliceSizes.back();
 }
 
 LogicalResult Emitter::addBlob(Operation *op, MemRefType type, BlobInfo info) {
@@ -332,6 +379,9 @@ LogicalResult Emitter::run() {
       int32_t index = static_cast<int32_t>(blobs.size());
       if (failed(addBlob(w, type, std::move(info))))
         return failure();
+      if (auto bits = w.getBits())
+        packSlices(blobs.back(), *bits, *w.getGroupSizes(),
+                   w.getQuantScale() == "f16", w.getZeroPoints());
       newValue(w.getResult(), moe_plan::ValueKind::Weight, index, -1,
                w.getName());
     } else if (auto c = dyn_cast<plan::ConstantOp>(op)) {
@@ -405,9 +455,18 @@ LogicalResult Emitter::run() {
     b.produce(scratch.data());
     uint64_t checksum = ::moe::plan::hashBytes(scratch.data(), b.size);
     std::vector<int64_t> shape(b.shape.begin(), b.shape.end());
+    std::vector<fb::Offset<moe_plan::WeightSlice>> slices;
+    for (size_t j = 0; j < b.sliceFormats.size(); ++j) {
+      const auto &f = b.sliceFormats[j];
+      slices.push_back(moe_plan::CreateWeightSlice(
+          fbb, static_cast<uint8_t>(f.bits), static_cast<uint16_t>(f.groupSize),
+          f.f16Scales ? moe_plan::DType::F16 : moe_plan::DType::F32,
+          f.zeroPoints, b.sliceOffsets[j], b.sliceSizes[j]));
+    }
     weights.push_back(moe_plan::CreateWeightDirect(
         fbb, b.name.c_str(), static_cast<moe_plan::DType>(b.dtype), &shape,
-        layout[i].offset, b.size, checksum));
+        layout[i].offset, b.size, checksum,
+        slices.empty() ? nullptr : &slices));
   }
 
   std::vector<fb::Offset<moe_plan::Attr>> metadata;

@@ -143,11 +143,11 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         SmallVector<int64_t> pruned, placement, bits;
         for (int64_t i = 0; i < e; ++i) {
           ExpertAttr expert = o.getExpert(i);
-          if (expert.getBits() != 0 && expert.getBits() != 16)
+          if (expert.getBits() == 16)
             return o.emitOpError("expert ")
-                   << i << " asks for " << expert.getBits()
-                   << "-bit weights; quantised expert formats are not "
-                      "emitted yet";
+                   << i << " asks for 16-bit weights, which are not "
+                   << "emitted yet (use 0 to keep the stored precision, or "
+                      "8, 4, 3, 2)";
           pruned.push_back(expert.getPruned());
           placement.push_back(static_cast<int64_t>(expert.getPlacement()));
           bits.push_back(expert.getBits());
@@ -209,7 +209,73 @@ static void insertFrees(func::FuncOp func) {
   }
 }
 
-static LogicalResult lowerFunction(func::FuncOp func, plan::Device device) {
+namespace {
+/// Per-slice precision of an expert weight to quantise at emission.
+struct QuantSpec {
+  SmallVector<int64_t> bits, groups;
+  bool operator==(const QuantSpec &o) const {
+    return bits == o.bits && groups == o.groups;
+  }
+};
+
+struct QuantOptions {
+  std::string scale = "f16";
+  bool zeroPoints = false;
+};
+} // namespace
+
+/// Finds the expert weights that moe.experts ops ask to quantise.
+static LogicalResult
+collectQuantSpecs(func::FuncOp func, DenseMap<Operation *, QuantSpec> &specs) {
+  WalkResult result = func.walk([&](ExpertsOp op) {
+    QuantSpec spec;
+    bool any = false;
+    for (int64_t e = 0; e < op.getNumExperts(); ++e) {
+      ExpertAttr expert = op.getExpert(e);
+      bool quantised = llvm::is_contained({8, 4, 3, 2}, expert.getBits());
+      any |= quantised;
+      spec.bits.push_back(quantised ? expert.getBits() : 0);
+      spec.groups.push_back(quantised ? expert.getGroupSize() : 0);
+      if (quantised && expert.getGroupSize() == 0) {
+        op.emitOpError("expert ")
+            << e << " asks for " << expert.getBits()
+            << "-bit weights without a group_size (32, 64 or 128)";
+        return WalkResult::interrupt();
+      }
+    }
+    if (!any)
+      return WalkResult::advance();
+    for (Value w : {op.getW1(), op.getW2(), op.getW3()}) {
+      if (!w)
+        continue;
+      auto weight = w.getDefiningOp<nn::WeightOp>();
+      if (!weight || !weight.getType().getElementType().isF32()) {
+        op.emitOpError("quantised experts need their weights as f32 "
+                       "nn.weight ops");
+        return WalkResult::interrupt();
+      }
+      for (Operation *user : w.getUsers())
+        if (user != op.getOperation()) {
+          op.emitOpError("weight '")
+              << weight.getName()
+              << "' is quantised for this op but also used by '"
+              << user->getName() << "'";
+          return WalkResult::interrupt();
+        }
+      auto [it, inserted] = specs.try_emplace(weight, spec);
+      if (!inserted && !(it->second == spec)) {
+        op.emitOpError("weight '")
+            << weight.getName() << "' is asked for two different precisions";
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
+                                   const QuantOptions &quant) {
   if (func.isExternal())
     return success();
   FunctionType type = func.getFunctionType();
@@ -225,6 +291,10 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device) {
                             "tensors to lower to a plan");
   if (!func.getBody().hasOneBlock())
     return func.emitOpError("must have a single block to lower to a plan");
+
+  DenseMap<Operation *, QuantSpec> quantSpecs;
+  if (failed(collectQuantSpecs(func, quantSpecs)))
+    return failure();
 
   Block &body = func.getBody().front();
   MLIRContext *ctx = func.getContext();
@@ -250,7 +320,16 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device) {
     if (auto w = dyn_cast<nn::WeightOp>(op)) {
       auto nw = b.create<plan::WeightOp>(
           loc, toBuffer(w.getType()), w.getNameAttr(), w.getFileAttr(),
-          w.getOffsetAttr(), w.getSeedAttr(), w.getScaleAttr());
+          w.getOffsetAttr(), w.getSeedAttr(), w.getScaleAttr(),
+          /*bits=*/nullptr, /*group_sizes=*/nullptr,
+          /*quant_scale=*/nullptr, /*zero_points=*/nullptr);
+      auto spec = quantSpecs.find(w);
+      if (spec != quantSpecs.end()) {
+        nw.setBitsAttr(b.getDenseI64ArrayAttr(spec->second.bits));
+        nw.setGroupSizesAttr(b.getDenseI64ArrayAttr(spec->second.groups));
+        nw.setQuantScale(quant.scale);
+        nw.setZeroPoints(quant.zeroPoints);
+      }
       map.map(w.getResult(), nw.getResult());
       continue;
     }
@@ -309,8 +388,15 @@ struct LowerToPlanPass
           << device << "' (expected cpu or cuda)";
       return signalPassFailure();
     }
+    if (quantScale != "f16" && quantScale != "f32") {
+      getOperation().emitError("moe-lower-to-plan: quant-scale must be f16 "
+                               "or f32, not '")
+          << quantScale << "'";
+      return signalPassFailure();
+    }
+    QuantOptions quant{quantScale, quantZeroPoints};
     for (auto func : getOperation().getOps<func::FuncOp>())
-      if (failed(lowerFunction(func, *dev)))
+      if (failed(lowerFunction(func, *dev, quant)))
         return signalPassFailure();
   }
 };

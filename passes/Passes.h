@@ -27,6 +27,23 @@ struct CompilePipelineOptions
                              llvm::cl::desc("device of every step: cpu or "
                                             "cuda"),
                              llvm::cl::init("cpu")};
+  Option<int64_t> expertBits{
+      *this, "expert-bits",
+      llvm::cl::desc("store every expert's weights with this many bits (8, 4, "
+                     "3, 2; 0 keeps each expert's own precision)"),
+      llvm::cl::init(0)};
+  Option<int64_t> expertGroupSize{
+      *this, "expert-group-size",
+      llvm::cl::desc("quantisation group size with expert-bits: 32, 64, 128"),
+      llvm::cl::init(128)};
+  Option<std::string> quantScale{
+      *this, "quant-scale",
+      llvm::cl::desc("scale dtype of quantised expert weights: f16 or f32"),
+      llvm::cl::init("f16")};
+  Option<bool> quantZeroPoints{
+      *this, "quant-zero-points",
+      llvm::cl::desc("store 8-bit zero points with quantised expert weights"),
+      llvm::cl::init(false)};
 };
 
 /// Builds the default flow: cleanup, then lowering to the plan dialect.

@@ -16,6 +16,12 @@ def LowerToPlan : Pass<"moe-lower-to-plan", "mlir::ModuleOp"> {
     last use of every intermediate buffer. Steps keep the order of the input,
     which is a valid sequential schedule; all steps are placed on `device`.
 
+    Experts whose `#moe.expert` asks for 8, 4, 3 or 2 bits get their weights
+    (`w1`, `w2`, `w3`, which must be `nn.weight`s used by that op alone)
+    quantised when the plan is written: the `plan.weight` records each
+    expert's bits and group size, with the scale dtype and zero points from
+    this pass's options.
+
     An op that has no runtime kernel is an error naming the op.
 
     Example: `nn.silu %x : tensor<?x64xf32>` becomes
@@ -24,9 +30,35 @@ def LowerToPlan : Pass<"moe-lower-to-plan", "mlir::ModuleOp"> {
   let options = [
     Option<"device", "device", "std::string", /*default=*/"\"cpu\"",
            "device of every step: cpu or cuda">,
+    Option<"quantScale", "quant-scale", "std::string", /*default=*/"\"f16\"",
+           "scale dtype of quantised expert weights: f16 or f32">,
+    Option<"quantZeroPoints", "quant-zero-points", "bool", /*default=*/"false",
+           "store 8-bit zero points with quantised expert weights">,
   ];
   let dependentDialects = ["mlir::plan::PlanDialect",
                            "mlir::func::FuncDialect"];
+}
+
+def SetExpertPrecision : Pass<"moe-set-expert-precision", "mlir::ModuleOp"> {
+  let summary = "give every expert the same weight precision";
+  let description = [{
+    Sets `bits` and `group_size` of every expert (pruned ones included) of
+    every `moe.experts` op, keeping placement and pruning: the uniform
+    baseline that per-expert assignment (`moe-assign-precision`) improves
+    on. `bits = 0` keeps the stored precision. `moe-opt --moe-compile=
+    "expert-bits=4 expert-group-size=128"` runs it before lowering.
+
+    Example: `moe-set-expert-precision{bits=4 group-size=64}` turns
+    `#moe.expert<placement = gpu>` into
+    `#moe.expert<placement = gpu, bits = 4, group_size = 64>`.
+  }];
+  let options = [
+    Option<"bits", "bits", "int64_t", /*default=*/"4",
+           "bits per weight: 0 (as stored), 8, 4, 3 or 2">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "elements per quantisation group: 32, 64 or 128">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect"];
 }
 
 #endif // MOE_PASSES_TD

@@ -12,8 +12,16 @@ void moe::buildCompilePipeline(OpPassManager &pm,
                                const CompilePipelineOptions &options) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (options.expertBits != 0) {
+    SetExpertPrecisionOptions precision;
+    precision.bits = options.expertBits;
+    precision.groupSize = options.expertGroupSize;
+    pm.addPass(createSetExpertPrecision(precision));
+  }
   LowerToPlanOptions lower;
   lower.device = options.device;
+  lower.quantScale = options.quantScale;
+  lower.quantZeroPoints = options.quantZeroPoints;
   pm.addPass(createLowerToPlan(lower));
 }
 

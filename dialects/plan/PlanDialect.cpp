@@ -28,6 +28,40 @@ void PlanDialect::initialize() {
       >();
 }
 
+LogicalResult WeightOp::verify() {
+  std::optional<ArrayRef<int64_t>> bits = getBits();
+  std::optional<ArrayRef<int64_t>> groups = getGroupSizes();
+  if (bits.has_value() != groups.has_value())
+    return emitOpError("`bits` and `group_sizes` go together");
+  if (getQuantScale() != "f16" && getQuantScale() != "f32")
+    return emitOpError("quant_scale must be \"f16\" or \"f32\", got \"")
+           << getQuantScale() << "\"";
+  if (!bits)
+    return success();
+  MemRefType type = getType();
+  if (type.getRank() < 2 || !type.getElementType().isF32())
+    return emitOpError("only f32 weights of rank >= 2 can be quantised, not ")
+           << type;
+  int64_t slices = type.getDimSize(0);
+  if (static_cast<int64_t>(bits->size()) != slices ||
+      static_cast<int64_t>(groups->size()) != slices)
+    return emitOpError("needs one `bits` and `group_sizes` entry per index "
+                       "of dimension 0 (")
+           << slices << ")";
+  for (int64_t i = 0; i < slices; ++i) {
+    int64_t b = (*bits)[i], g = (*groups)[i];
+    if (b == 0)
+      continue;
+    if (!llvm::is_contained({8, 4, 3, 2}, b))
+      return emitOpError("slice ")
+             << i << ": bits " << b << " is not 0, 8, 4, 3 or 2";
+    if (!llvm::is_contained({32, 64, 128}, g))
+      return emitOpError("slice ")
+             << i << ": group size " << g << " is not 32, 64 or 128";
+  }
+  return success();
+}
+
 LogicalResult ConstantOp::verify() {
   auto value = cast<ShapedType>(getValue().getType());
   MemRefType type = getType();

@@ -31,18 +31,31 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
     and offset, or the deterministic generator). `--emit-plan` copies the
     bytes into a 64-byte aligned blob of the plan file.
 
+    With `bits` (one entry per index of dimension 0, e.g. per expert) the
+    f32 weight is quantised when the plan is written: slice i is stored
+    group-wise with `bits[i]` bits (0: plain f32) in groups of
+    `group_sizes[i]` along the last dimension, with `quant_scale` ("f16" or
+    "f32") scales and, with `zero_points`, 8-bit zero points
+    (kernels/cpu/Quant.h has the layout).
+
     Example:
 
     ```mlir
     %w = plan.weight "layers.0.w1" {file = "weights.bin", offset = 0 : i64} : memref<8x128x64xf32>
+    %q = plan.weight "layers.0.w2" {seed = 3 : i64, bits = array<i64: 4, 0>, group_sizes = array<i64: 32, 0>} : memref<2x64x128xf32>
     ```
   }];
   let arguments = (ins StrAttr:$name, OptionalAttr<StrAttr>:$file,
                    DefaultValuedAttr<I64Attr, "0">:$offset,
                    OptionalAttr<I64Attr>:$seed,
-                   DefaultValuedAttr<F64Attr, "1.0">:$scale);
+                   DefaultValuedAttr<F64Attr, "1.0">:$scale,
+                   OptionalAttr<DenseI64ArrayAttr>:$bits,
+                   OptionalAttr<DenseI64ArrayAttr>:$group_sizes,
+                   DefaultValuedStrAttr<StrAttr, "f16">:$quant_scale,
+                   DefaultValuedAttr<BoolAttr, "false">:$zero_points);
   let results = (outs AnyStaticShapeMemRef:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
 }
 
 def Plan_ConstantOp : Plan_Op<"constant", [Pure]> {

@@ -45,3 +45,43 @@ func.func @weight_dynamic() {
   %w = plan.weight "w" {seed = 1 : i64} : memref<?xf32>
   return
 }
+
+// -----
+
+func.func @weight_bits_count() {
+  // expected-error @+1 {{needs one `bits` and `group_sizes` entry per index of dimension 0 (2)}}
+  %w = plan.weight "w" {seed = 1 : i64, bits = array<i64: 4>, group_sizes = array<i64: 32>} : memref<2x4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_bits_value() {
+  // expected-error @+1 {{slice 1: bits 5 is not 0, 8, 4, 3 or 2}}
+  %w = plan.weight "w" {seed = 1 : i64, bits = array<i64: 4, 5>, group_sizes = array<i64: 32, 32>} : memref<2x4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_group() {
+  // expected-error @+1 {{slice 0: group size 16 is not 32, 64 or 128}}
+  %w = plan.weight "w" {seed = 1 : i64, bits = array<i64: 4, 0>, group_sizes = array<i64: 16, 0>} : memref<2x4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_type() {
+  // expected-error @+1 {{only f32 weights of rank >= 2 can be quantised}}
+  %w = plan.weight "w" {seed = 1 : i64, bits = array<i64: 4, 4, 4, 4>, group_sizes = array<i64: 32, 32, 32, 32>} : memref<4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_scale() {
+  // expected-error @+1 {{quant_scale must be "f16" or "f32", got "bf16"}}
+  %w = plan.weight "w" {seed = 1 : i64, quant_scale = "bf16"} : memref<4xf32>
+  return
+}

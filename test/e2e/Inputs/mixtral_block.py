@@ -2,6 +2,10 @@
 """Weights, inputs and an independent numpy reference for mixtral_block.mlir.
 
   mixtral_block.py gen DIR        write DIR/weights.bin and DIR/test_data_set_N
+  mixtral_block.py gen DIR --quant BITS,BITS,BITS,BITS --group G [--f32-scales] [--zero-points]
+                                  the same, but the references use each expert's
+                                  weights quantised as the plan stores them
+                                  (kernels/cpu/Quant.h), re-implemented here
   mixtral_block.py compare REF OUT [--rtol R]
 
 The reference is written from the model's definition (RMSNorm, softmax
@@ -46,18 +50,54 @@ def reference(x, w):
     return out.astype(np.float32)
 
 
+def quantise(w, bits, group, f16_scales, zero_points):
+    """Round-to-nearest group-wise quantisation of w [rows, cols], returned
+    dequantised, following the documented format (not the C++ code)."""
+    rows, cols = w.shape
+    out = np.empty_like(w)
+    levels = (1 << bits) - 1
+    mid = 1 << (bits - 1)
+    for r in range(rows):
+        for c0 in range(0, cols, group):
+            x = w[r, c0:c0 + group].astype(np.float32)
+            if zero_points:
+                lo = np.float32(min(x.min(), 0.0))
+                hi = np.float32(max(x.max(), 0.0))
+                scale = np.float32((hi - lo) / np.float32(levels))
+                zero = int(np.clip(np.floor(-lo / scale + 0.5), 0, levels)) if scale > 0 else 0
+            else:
+                scale = np.float32(np.abs(x).max() / np.float32(max(mid - 1, 1)))
+                zero = mid
+            stored = np.float32(np.float16(scale)) if f16_scales else scale
+            inv = np.float32(1.0) / stored if stored > 0 else np.float32(0.0)
+            q = np.floor(np.abs(x * inv) + 0.5) * np.sign(x * inv)  # round half away
+            codes = np.clip(q + zero, 0, levels)
+            out[r, c0:c0 + group] = (codes - zero).astype(np.float32) * stored
+    return out
+
+
+def quantise_experts(w, spec):
+    bits_list, group, f16_scales, zero_points = spec
+    for name in ("w1", "w2", "w3"):
+        for e, bits in enumerate(bits_list):
+            if bits:
+                w[name][e] = quantise(w[name][e], bits, group, f16_scales, zero_points)
+
+
 def write_tensor(path, array, name):
     tensor = numpy_helper.from_array(array, name)
     with open(path, "wb") as f:
         f.write(tensor.SerializeToString())
 
 
-def gen(directory):
+def gen(directory, spec=None):
     rng = np.random.default_rng(20261122)
     w = weights(rng)
     blob = b"".join(w[k].tobytes() for k in ("norm", "router", "w1", "w2", "w3"))
     with open(os.path.join(directory, "weights.bin"), "wb") as f:
         f.write(blob)
+    if spec:
+        quantise_experts(w, spec)
     for n, tokens in enumerate((7, 1, 33)):
         d = os.path.join(directory, "test_data_set_%d" % n)
         os.makedirs(d, exist_ok=True)
@@ -83,7 +123,12 @@ def compare(ref_path, out_path, rtol):
 
 def main(argv):
     if len(argv) >= 2 and argv[0] == "gen":
-        gen(argv[1])
+        spec = None
+        if "--quant" in argv:
+            bits = [int(b) for b in argv[argv.index("--quant") + 1].split(",")]
+            group = int(argv[argv.index("--group") + 1])
+            spec = (bits, group, "--f32-scales" not in argv, "--zero-points" in argv)
+        gen(argv[1], spec)
         return 0
     if len(argv) >= 3 and argv[0] == "compare":
         rtol = float(argv[4]) if len(argv) >= 5 and argv[3] == "--rtol" else 1e-5
