@@ -5,6 +5,7 @@
 #include "kernels/cpu/Common.h"
 #include "kernels/cpu/Half.h"
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/QuantFast.h"
 
 #include <algorithm>
 #include <cmath>
@@ -184,6 +185,8 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
                  bias, y, c0, c1);
     return;
   }
+  if (linearPackedAvx512(x, n, k, packed, f, outFeatures, bias, y, c0, c1))
+    return;
   std::vector<float> wrow(static_cast<size_t>(k));
   for (int64_t c = c0; c < c1; ++c) {
     dequantizeRow(packed, f, outFeatures, k, c, wrow.data());

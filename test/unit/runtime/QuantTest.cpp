@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kernels/cpu/Quant.h"
+#include "kernels/cpu/QuantFast.h"
 
 #include <gtest/gtest.h>
 
@@ -163,6 +164,52 @@ TEST(Quant, PackedLinearMatchesDenseOnDequantisedWeights) {
       }
     }
   }
+}
+
+TEST(Quant, SimdPathMatchesScalarReference) {
+  // Every dispatch level this CPU supports against the scalar reference, on
+  // row counts around the 4-row tile and several groups per row.
+  if (std::string(kc::quantDispatchLevel()) == "scalar")
+    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
+  int64_t k = 256, out = 19;
+  std::vector<float> w = randomMatrix(out, k, 21),
+                     bias = randomMatrix(1, out, 22);
+  for (const Case &c : kCases) {
+    if (c.bits != 8 && c.bits != 4)
+      continue;
+    kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
+    std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
+    kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+    for (int64_t n : {1, 3, 4, 5, 9}) {
+      std::vector<float> x = randomMatrix(n, k, unsigned(n));
+      std::vector<float> fast(size_t(n * out), -1), ref(size_t(n * out), -2);
+      ASSERT_TRUE(kc::linearPackedAvx512(x.data(), n, k, packed.data(), f, out,
+                                         bias.data(), fast.data(), 2, out));
+      bool was = kc::setQuantForceScalar(true);
+      kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out, bias.data(),
+                             ref.data(), 2, out);
+      kc::setQuantForceScalar(was);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t o = 2; o < out; ++o)
+          ASSERT_NEAR(fast[size_t(r * out + o)], ref[size_t(r * out + o)],
+                      1e-4f * (1 + std::fabs(ref[size_t(r * out + o)])))
+              << name(c) << " n=" << n << " o=" << o;
+      // Columns outside [c0, c1) are not written.
+      EXPECT_EQ(fast[0], -1.0f);
+    }
+  }
+}
+
+TEST(Quant, SimdPathDeclinesWhatItDoesNotHandle) {
+  std::vector<float> x(64), y(4);
+  std::vector<uint8_t> packed(4096);
+  // A partial last group, and 3-bit codes, go to the reference.
+  EXPECT_FALSE(kc::linearPackedAvx512(x.data(), 1, 40, packed.data(),
+                                      {4, 32, true, false}, 4, nullptr,
+                                      y.data(), 0, 4));
+  EXPECT_FALSE(kc::linearPackedAvx512(x.data(), 1, 64, packed.data(),
+                                      {3, 32, true, false}, 4, nullptr,
+                                      y.data(), 0, 4));
 }
 
 } // namespace

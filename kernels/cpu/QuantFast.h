@@ -1,0 +1,33 @@
+//===- QuantFast.h - SIMD products with packed weight matrices --*- C++ -*-===//
+//
+// Fast paths of linearPackedSerial() (Quant.h), chosen at run time from what
+// the CPU supports. Each returns false when it does not handle the format or
+// the CPU, and the caller falls back to the scalar reference, which the tests
+// compare these against.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_KERNELS_CPU_QUANTFAST_H
+#define MOE_KERNELS_CPU_QUANTFAST_H
+
+#include "kernels/cpu/Quant.h"
+
+namespace moe::kernels::cpu {
+
+/// The SIMD level the fast paths use: "avx512" or "scalar".
+const char *quantDispatchLevel();
+
+/// Forces the scalar reference (for tests and benchmarks); returns the
+/// previous setting.
+bool setQuantForceScalar(bool force);
+
+/// AVX-512 dequantise-and-multiply for 8- and 4-bit matrices whose rows are
+/// whole groups (cols % groupSize == 0). Same contract as
+/// linearPackedSerial().
+bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
+                        const uint8_t *packed, const QuantFormat &format,
+                        int64_t outFeatures, const float *bias, float *y,
+                        int64_t c0, int64_t c1);
+
+} // namespace moe::kernels::cpu
+
+#endif // MOE_KERNELS_CPU_QUANTFAST_H
