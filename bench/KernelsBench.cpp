@@ -122,7 +122,23 @@ int main(int argc, char **argv) {
                             {"int3 g128 f16", {3, 128, true, false}},
                             {"int2 g64 f16", {2, 64, true, false}}};
   std::vector<Result> results;
-  for (const Format &fmt : formats) {
+  struct Run {
+    Format fmt;
+    bool int8Activations;
+  };
+  std::vector<Run> runs;
+  for (const Format &fmt : formats)
+    runs.push_back({fmt, false});
+  // The VNNI path with int8 activations, where the CPU has it.
+  if (kc::setQuantInt8Activations(true),
+      std::string(kc::quantDispatchLevel()) == "avx512-vnni-int8")
+    for (const Format &fmt : formats)
+      if (fmt.f.bits == 8 || fmt.f.bits == 4)
+        runs.push_back({fmt, true});
+  kc::setQuantInt8Activations(false);
+  for (const Run &run : runs) {
+    const Format &fmt = run.fmt;
+    kc::setQuantInt8Activations(run.int8Activations);
     kc::QuantLayout l = kc::quantLayout(fmt.f, rows, cols);
     int64_t stride = (l.totalBytes + 63) / 64 * 64;
     int64_t mats = (workingSet + stride - 1) / stride;
@@ -134,7 +150,7 @@ int main(int argc, char **argv) {
     for (int r = 0; r < repeat + 2; ++r) {
       const uint8_t *mat = packed.data() + (r % mats) * stride;
       auto t0 = Clock::now();
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, 64),
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, rows, rows / threads),
                         [&](const tbb::blocked_range<int64_t> &range) {
                           kc::linearPackedSerial(x.data(), 1, cols, mat, fmt.f,
                                                  rows, nullptr, y.data(),
@@ -146,13 +162,15 @@ int main(int argc, char **argv) {
     }
     double s = median(times);
     double gbps = double(l.totalBytes) / s / 1e9;
-    results.push_back({fmt.name, s * 1e3, gbps, gbps / bw,
-                       double(l.totalBytes)});
+    results.push_back(
+        {std::string(fmt.name) + (run.int8Activations ? " x:int8" : ""),
+         s * 1e3, gbps, gbps / bw, double(l.totalBytes)});
   }
-  std::printf("%-18s %10s %10s %10s %12s\n", "weights", "MB", "ms", "GB/s",
+  kc::setQuantInt8Activations(false);
+  std::printf("%-24s %10s %10s %10s %12s\n", "weights", "MB", "ms", "GB/s",
               "of floor");
   for (const Result &r : results)
-    std::printf("%-18s %10.1f %10.3f %10.1f %11.0f%%\n", r.name.c_str(),
+    std::printf("%-24s %10.1f %10.3f %10.1f %11.0f%%\n", r.name.c_str(),
                 r.bytes / 1e6, r.ms, r.gbps, 100 * r.fraction);
   if (!json.empty()) {
     FILE *f = std::fopen(json.c_str(), "w");
@@ -161,8 +179,9 @@ int main(int argc, char **argv) {
                    json.c_str());
       return 1;
     }
-    std::fprintf(f, "{\n  \"threads\": %d,\n  \"read_bandwidth_gbps\": %.2f,\n"
-                    "  \"simd\": \"%s\",\n  \"gemv_3584x1024\": [\n",
+    std::fprintf(f,
+                 "{\n  \"threads\": %d,\n  \"read_bandwidth_gbps\": %.2f,\n"
+                 "  \"simd\": \"%s\",\n  \"gemv_3584x1024\": [\n",
                  threads, bw, kc::quantDispatchLevel());
     for (size_t i = 0; i < results.size(); ++i)
       std::fprintf(f,

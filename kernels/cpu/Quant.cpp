@@ -185,7 +185,8 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
                  bias, y, c0, c1);
     return;
   }
-  if (linearPackedAvx512(x, n, k, packed, f, outFeatures, bias, y, c0, c1))
+  if (linearPackedVnni(x, n, k, packed, f, outFeatures, bias, y, c0, c1) ||
+      linearPackedAvx512(x, n, k, packed, f, outFeatures, bias, y, c0, c1))
     return;
   std::vector<float> wrow(static_cast<size_t>(k));
   for (int64_t c = c0; c < c1; ++c) {

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kernels/cpu/QuantFast.h"
 #include "runtime/Describe.h"
 #include "runtime/Executor.h"
 #include "runtime/io/TensorProto.h"
@@ -61,6 +62,9 @@ options:
   --threads N              worker threads (default: all cores)
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
+  --int8-activations       let 8/4-bit expert weights multiply int8-rounded
+                           activations with AVX-512 VNNI (faster; rounds each
+                           activation by at most half of max|x|/127 per group)
   --help                   show this text
 
 examples:
@@ -81,6 +85,7 @@ struct Options {
   std::vector<std::pair<std::string, Shape>> inputShapes;
   std::optional<std::string> outputsDir;
   bool describe = false, json = false, bench = false, verifyWeights = true;
+  bool int8Activations = false;
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
 };
@@ -156,6 +161,9 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     } else if (arg == "--no-verify-weights") {
       MOE_RETURN_IF_ERROR(noValue());
       o.verifyWeights = false;
+    } else if (arg == "--int8-activations") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.int8Activations = true;
     } else if (arg == "--inputs") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -412,6 +420,7 @@ int runTool(int argc, char **argv) {
 
   LoadOptions loadOptions;
   loadOptions.verifyWeights = o.verifyWeights;
+  moe::kernels::cpu::setQuantInt8Activations(o.int8Activations);
   StatusOr<std::unique_ptr<LoadedPlan>> loaded = loadPlan(o.plan, loadOptions);
   if (!loaded.isOk())
     return fail(loaded.status().message());

@@ -200,6 +200,62 @@ TEST(Quant, SimdPathMatchesScalarReference) {
   }
 }
 
+TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
+  bool was = kc::setQuantInt8Activations(true);
+  if (std::string(kc::quantDispatchLevel()) != "avx512-vnni-int8") {
+    kc::setQuantInt8Activations(was);
+    GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  }
+  int64_t k = 256, out = 11;
+  std::vector<float> w = randomMatrix(out, k, 31),
+                     bias = randomMatrix(1, out, 32);
+  for (const Case &c : kCases) {
+    if (c.bits != 8 && c.bits != 4)
+      continue;
+    kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
+    std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
+    kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+    for (int64_t n : {1, 2, 5}) {
+      std::vector<float> x = randomMatrix(n, k, unsigned(40 + n));
+      std::vector<float> y(size_t(n * out), -1);
+      ASSERT_TRUE(kc::linearPackedVnni(x.data(), n, k, packed.data(), f, out,
+                                       bias.data(), y.data(), 0, out));
+      // The documented activation rounding: per row and weight group,
+      // q = round(x * 127 / max|x|), x' = q * max|x| / 127.
+      std::vector<float> xq(x);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t g = 0; g < k; g += c.group) {
+          float amax = 0;
+          for (int64_t i = g; i < g + c.group; ++i)
+            amax = std::max(amax, std::fabs(x[size_t(r * k + i)]));
+          for (int64_t i = g; i < g + c.group; ++i)
+            xq[size_t(r * k + i)] =
+                float(std::lround(x[size_t(r * k + i)] * (127.0f / amax))) *
+                (amax / 127.0f);
+        }
+      std::vector<float> row(static_cast<size_t>(k));
+      for (int64_t o = 0; o < out; ++o) {
+        kc::dequantizeRow(packed.data(), f, out, k, o, row.data());
+        for (int64_t r = 0; r < n; ++r) {
+          double exact = bias[size_t(o)], onFloats = bias[size_t(o)];
+          double bound = 1e-4; // the activation rounding, at most half a step
+          for (int64_t i = 0; i < k; ++i) {
+            exact += double(xq[size_t(r * k + i)]) * row[size_t(i)];
+            onFloats += double(x[size_t(r * k + i)]) * row[size_t(i)];
+            bound += std::fabs(row[size_t(i)]) *
+                     std::fabs(x[size_t(r * k + i)] - xq[size_t(r * k + i)]);
+          }
+          float got = y[size_t(r * out + o)];
+          ASSERT_NEAR(got, exact, 1e-4 * (1 + std::fabs(exact))) << name(c);
+          // And close to the float path: within the activation rounding.
+          ASSERT_NEAR(got, onFloats, bound) << name(c);
+        }
+      }
+    }
+  }
+  kc::setQuantInt8Activations(was);
+}
+
 TEST(Quant, SimdPathDeclinesWhatItDoesNotHandle) {
   std::vector<float> x(64), y(4);
   std::vector<uint8_t> packed(4096);
