@@ -116,6 +116,7 @@ int main(int argc, char **argv) {
     kc::QuantFormat f;
   };
   const Format formats[] = {{"fp32", {}},
+                            {"bf16", {16, 0, true, false}},
                             {"int8 g128 f16", {8, 128, true, false}},
                             {"int4 g128 f16", {4, 128, true, false}},
                             {"int4 g32 f16 zp", {4, 32, true, true}},

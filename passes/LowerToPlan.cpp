@@ -143,11 +143,7 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         SmallVector<int64_t> pruned, placement, bits;
         for (int64_t i = 0; i < e; ++i) {
           ExpertAttr expert = o.getExpert(i);
-          if (expert.getBits() == 16)
-            return o.emitOpError("expert ")
-                   << i << " asks for 16-bit weights, which are not "
-                   << "emitted yet (use 0 to keep the stored precision, or "
-                      "8, 4, 3, 2)";
+
           pruned.push_back(expert.getPruned());
           placement.push_back(static_cast<int64_t>(expert.getPlacement()));
           bits.push_back(expert.getBits());
@@ -232,11 +228,11 @@ collectQuantSpecs(func::FuncOp func, DenseMap<Operation *, QuantSpec> &specs) {
     bool any = false;
     for (int64_t e = 0; e < op.getNumExperts(); ++e) {
       ExpertAttr expert = op.getExpert(e);
-      bool quantised = llvm::is_contained({8, 4, 3, 2}, expert.getBits());
+      bool quantised = llvm::is_contained({16, 8, 4, 3, 2}, expert.getBits());
       any |= quantised;
       spec.bits.push_back(quantised ? expert.getBits() : 0);
       spec.groups.push_back(quantised ? expert.getGroupSize() : 0);
-      if (quantised && expert.getGroupSize() == 0) {
+      if (quantised && expert.getBits() != 16 && expert.getGroupSize() == 0) {
         op.emitOpError("expert ")
             << e << " asks for " << expert.getBits()
             << "-bit weights without a group_size (32, 64 or 128)";

@@ -16,7 +16,7 @@ def LowerToPlan : Pass<"moe-lower-to-plan", "mlir::ModuleOp"> {
     last use of every intermediate buffer. Steps keep the order of the input,
     which is a valid sequential schedule; all steps are placed on `device`.
 
-    Experts whose `#moe.expert` asks for 8, 4, 3 or 2 bits get their weights
+    Experts whose `#moe.expert` asks for 16 (bf16), 8, 4, 3 or 2 bits get their weights
     (`w1`, `w2`, `w3`, which must be `nn.weight`s used by that op alone)
     quantised when the plan is written: the `plan.weight` records each
     expert's bits and group size, with the scale dtype and zero points from

@@ -50,11 +50,11 @@ LogicalResult WeightOp::verify() {
            << slices << ")";
   for (int64_t i = 0; i < slices; ++i) {
     int64_t b = (*bits)[i], g = (*groups)[i];
-    if (b == 0)
+    if (b == 0 || (b == 16 && g == 0))
       continue;
     if (!llvm::is_contained({8, 4, 3, 2}, b))
       return emitOpError("slice ")
-             << i << ": bits " << b << " is not 0, 8, 4, 3 or 2";
+             << i << ": bits " << b << " is not 0, 16, 8, 4, 3 or 2";
     if (!llvm::is_contained({32, 64, 128}, g))
       return emitOpError("slice ")
              << i << ": group size " << g << " is not 32, 64 or 128";

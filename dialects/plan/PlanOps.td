@@ -33,7 +33,8 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
 
     With `bits` (one entry per index of dimension 0, e.g. per expert) the
     f32 weight is quantised when the plan is written: slice i is stored
-    group-wise with `bits[i]` bits (0: plain f32) in groups of
+    as bf16 when `bits[i]` is 16 (group size 0), else group-wise with
+    `bits[i]` bits (0: plain f32) in groups of
     `group_sizes[i]` along the last dimension, with `quant_scale` ("f16" or
     "f32") scales and, with `zero_points`, 8-bit zero points
     (kernels/cpu/Quant.h has the layout).

@@ -85,7 +85,7 @@ void storeScale(uint8_t *scales, bool f16, int64_t i, float v) {
 } // namespace
 
 bool isValidQuantFormat(const QuantFormat &f) {
-  if (f.bits == 0)
+  if (f.bits == 0 || f.bits == 16)
     return true;
   if (f.bits != 8 && f.bits != 4 && f.bits != 3 && f.bits != 2)
     return false;
@@ -94,9 +94,9 @@ bool isValidQuantFormat(const QuantFormat &f) {
 
 QuantLayout quantLayout(const QuantFormat &f, int64_t rows, int64_t cols) {
   QuantLayout l;
-  if (f.bits == 0) {
-    l.rowBytes = cols * 4;
-    l.totalBytes = rows * cols * 4;
+  if (f.bits == 0 || f.bits == 16) {
+    l.rowBytes = cols * (f.bits == 16 ? 2 : 4);
+    l.totalBytes = rows * l.rowBytes;
     return l;
   }
   l.rowBytes = codeRowBytes(f.bits, cols);
@@ -115,6 +115,13 @@ void quantizeMatrix(const float *w, int64_t rows, int64_t cols,
   std::memset(dst, 0, size_t(l.totalBytes));
   if (f.bits == 0) {
     std::memcpy(dst, w, size_t(rows * cols * 4));
+    return;
+  }
+  if (f.bits == 16) {
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      uint16_t b = floatToBf16(w[i]);
+      std::memcpy(dst + 2 * i, &b, 2);
+    }
     return;
   }
   const int32_t levels = (1 << f.bits) - 1;
@@ -162,6 +169,14 @@ void dequantizeRow(const uint8_t *packed, const QuantFormat &f, int64_t rows,
   QuantLayout l = quantLayout(f, rows, cols);
   if (f.bits == 0) {
     std::memcpy(out, packed + row * cols * 4, size_t(cols * 4));
+    return;
+  }
+  if (f.bits == 16) {
+    for (int64_t c = 0; c < cols; ++c) {
+      uint16_t b;
+      std::memcpy(&b, packed + 2 * (row * cols + c), 2);
+      out[c] = bf16ToFloat(b);
+    }
     return;
   }
   const uint8_t *codes = packed + row * l.rowBytes;

@@ -9,8 +9,9 @@
 //                                  2^(bits-1) when there are none (symmetric)
 //
 // Packed matrix = [codes][scales][zeros], each section starting at a multiple
-// of 64 bytes. Codes are unsigned, `bits` wide, packed row by row; every row
-// starts on a byte boundary:
+// of 64 bytes. bits = 16 stores bfloat16 rows (no groups, no scales: half
+// the bytes of f32 for weights that tolerate bf16). Codes are unsigned,
+// `bits` wide, packed row by row; every row starts on a byte boundary:
 //   8 bits: one byte per code;   4 bits: two per byte, low nibble first;
 //   2 bits: four per byte, lowest bits first;
 //   3 bits: eight codes in three bytes (little-endian 24-bit word, code j in
@@ -26,9 +27,9 @@
 
 namespace moe::kernels::cpu {
 
-/// How one matrix is stored. bits == 0 means plain float32.
+/// How one matrix is stored. bits == 0 means plain float32, 16 bfloat16.
 struct QuantFormat {
-  int bits = 0;          ///< 0 (plain f32), 8, 4, 3 or 2
+  int bits = 0;          ///< 0 (plain f32), 16 (bf16), 8, 4, 3 or 2
   int groupSize = 0;     ///< 32, 64 or 128 (ignored for plain)
   bool f16Scales = true; ///< scale dtype: f16 or f32
   bool zeroPoints = false;
@@ -49,7 +50,8 @@ bool isValidQuantFormat(const QuantFormat &format);
 /// The layout of a [rows, cols] matrix in `format` (plain: rows*cols*4).
 QuantLayout quantLayout(const QuantFormat &format, int64_t rows, int64_t cols);
 
-/// Quantises a row-major float matrix by rounding to nearest (symmetric:
+/// Quantises a row-major float matrix by rounding to nearest (bf16: to
+/// nearest even; symmetric:
 /// scale = max|w| / (2^(bits-1) - 1); with zero points: scale = (max - min)
 /// / (2^bits - 1), zero = round(-min / scale)). Writes
 /// quantLayout(...).totalBytes bytes to dst (padding zeroed). Plain copies.

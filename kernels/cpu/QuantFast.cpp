@@ -127,6 +127,26 @@ columnBlock(const float *x, int64_t rows, int64_t k, const uint8_t *codes,
     y[r * outFeatures + col] = _mm512_reduce_add_ps(acc[r]) + b;
 }
 
+/// One output column of a bf16 matrix: widen 16 weights to f32 (a shift),
+/// FMA with up to kRowTile rows of x.
+__attribute__((target("avx512f,avx512bw"))) void
+columnBf16(const float *x, int64_t rows, int64_t k, const uint16_t *w,
+           int64_t col, const float *bias, int64_t outFeatures, float *y) {
+  __m512 acc[kRowTile];
+  for (int64_t r = 0; r < rows; ++r)
+    acc[r] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < k; j += 16) {
+    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + j));
+    __m512 v =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    for (int64_t r = 0; r < rows; ++r)
+      acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * k + j), v, acc[r]);
+  }
+  float b = bias ? bias[col] : 0.0f;
+  for (int64_t r = 0; r < rows; ++r)
+    y[r * outFeatures + col] = _mm512_reduce_add_ps(acc[r]) + b;
+}
+
 /// Activations of n rows quantised per group of 32: int8 values laid out for
 /// the code order of `bits` (4 bits: each 32-chunk as its 16 even then 16
 /// odd elements, matching low/high nibbles), one scale per (row, group of
@@ -242,8 +262,22 @@ bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
                         const uint8_t *packed, const QuantFormat &f,
                         int64_t outFeatures, const float *bias, float *y,
                         int64_t c0, int64_t c1) {
-  if (forceScalar || !cpuHasAvx512() || (f.bits != 8 && f.bits != 4) ||
-      f.groupSize % 16 != 0 || k % f.groupSize != 0)
+  if (forceScalar || !cpuHasAvx512())
+    return false;
+  if (f.bits == 16) {
+    if (k % 16 != 0)
+      return false;
+    for (int64_t r0 = 0; r0 < n; r0 += kRowTile) {
+      int64_t rows = n - r0 < kRowTile ? n - r0 : kRowTile;
+      for (int64_t c = c0; c < c1; ++c)
+        columnBf16(x + r0 * k, rows, k,
+                   reinterpret_cast<const uint16_t *>(packed) + c * k, c, bias,
+                   outFeatures, y + r0 * outFeatures);
+    }
+    return true;
+  }
+  if ((f.bits != 8 && f.bits != 4) || f.groupSize % 16 != 0 ||
+      k % f.groupSize != 0)
     return false;
   QuantLayout l = quantLayout(f, outFeatures, k);
   const uint8_t *scales = packed + l.scalesOffset;

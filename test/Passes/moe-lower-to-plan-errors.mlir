@@ -41,16 +41,6 @@ func.func @unranked(%x: tensor<*xf32>) -> tensor<*xf32> {
 
 // -----
 
-func.func @half(%rows: tensor<?x16xf32>, %off: tensor<3xi64>) -> tensor<?x16xf32> {
-  %w1 = nn.weight "w1" {seed = 1 : i64} : tensor<2x32x16xf32>
-  %w2 = nn.weight "w2" {seed = 2 : i64} : tensor<2x16x32xf32>
-  // expected-error @+1 {{expert 0 asks for 16-bit weights, which are not emitted yet}}
-  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {experts = [#moe.expert<bits = 16>, #moe.expert<>]} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
-  return %y : tensor<?x16xf32>
-}
-
-// -----
-
 func.func @no_group(%rows: tensor<?x16xf32>, %off: tensor<3xi64>) -> tensor<?x16xf32> {
   %w1 = nn.weight "w1" {seed = 1 : i64} : tensor<2x32x16xf32>
   %w2 = nn.weight "w2" {seed = 2 : i64} : tensor<2x16x32xf32>

@@ -103,6 +103,33 @@ TEST(Quant, MoreBitsMeanLessError) {
   }
 }
 
+TEST(Quant, Bf16RoundsToNearestEvenAndRunsFast) {
+  int64_t n = 5, k = 64, out = 7;
+  std::vector<float> w = randomMatrix(out, k, 51), x = randomMatrix(n, k, 52);
+  kc::QuantFormat f{16, 0, true, false};
+  ASSERT_TRUE(kc::isValidQuantFormat(f));
+  kc::QuantLayout l = kc::quantLayout(f, out, k);
+  EXPECT_EQ(l.totalBytes, out * k * 2);
+  std::vector<uint8_t> packed(size_t(l.totalBytes));
+  kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t o = 0; o < out; ++o) {
+    kc::dequantizeRow(packed.data(), f, out, k, o, row.data());
+    for (int64_t i = 0; i < k; ++i)
+      ASSERT_LE(std::fabs(row[size_t(i)] - w[size_t(o * k + i)]),
+                std::fabs(w[size_t(o * k + i)]) / 256.0f);
+  }
+  std::vector<float> fast(size_t(n * out)), ref(size_t(n * out));
+  kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out, nullptr,
+                         fast.data(), 0, out);
+  bool was = kc::setQuantForceScalar(true);
+  kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out, nullptr,
+                         ref.data(), 0, out);
+  kc::setQuantForceScalar(was);
+  for (size_t i = 0; i < fast.size(); ++i)
+    ASSERT_NEAR(fast[i], ref[i], 1e-4f * (1 + std::fabs(ref[i])));
+}
+
 TEST(Quant, LayoutSectionsAreAlignedAndSized) {
   kc::QuantLayout l = kc::quantLayout({4, 128, true, true}, 10, 300);
   EXPECT_EQ(l.rowBytes, 150);
