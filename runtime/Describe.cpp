@@ -148,6 +148,49 @@ std::string valueList(const std::vector<uint32_t> &ids) {
   return s;
 }
 
+/// A slice format in the text form: "f32", "bf16", "int4/g128/f16" (+ "/zp"
+/// with zero points).
+std::string formatText(const kernels::cpu::QuantFormat &f) {
+  if (f.bits == 0)
+    return "f32";
+  if (f.bits == 16)
+    return "bf16";
+  return "int" + std::to_string(f.bits) + "/g" + std::to_string(f.groupSize) +
+         (f.f16Scales ? "/f16" : "/f32") + (f.zeroPoints ? "/zp" : "");
+}
+
+/// The slices of a packed weight, runs of one format merged:
+/// "int4/g128/f16 x3, f32".
+std::string slicesText(const std::vector<WeightSliceInfo> &slices) {
+  std::string s;
+  for (size_t i = 0; i < slices.size();) {
+    std::string f = formatText(slices[i].format);
+    size_t j = i + 1;
+    while (j < slices.size() && formatText(slices[j].format) == f)
+      ++j;
+    s += (i ? ", " : "") + f;
+    if (j - i > 1)
+      s += " x" + std::to_string(j - i);
+    i = j;
+  }
+  return s;
+}
+
+std::string jsonSlices(const std::vector<WeightSliceInfo> &slices) {
+  std::string s = "[";
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const WeightSliceInfo &sl = slices[i];
+    s += std::string(i ? ", " : "") + "{\"bits\": " +
+         std::to_string(sl.format.bits) +
+         ", \"group_size\": " + std::to_string(sl.format.groupSize) +
+         ", \"scale\": \"" + (sl.format.f16Scales ? "f16" : "f32") +
+         "\", \"zero_points\": " + (sl.format.zeroPoints ? "true" : "false") +
+         ", \"offset\": " + std::to_string(sl.offset) +
+         ", \"size\": " + std::to_string(sl.size) + "}";
+  }
+  return s + "]";
+}
+
 } // namespace
 
 std::string describeText(const LoadedPlan &plan) {
@@ -178,7 +221,10 @@ std::string describeText(const LoadedPlan &plan) {
   for (size_t i = 0; i < plan.weights().size(); ++i) {
     const WeightInfo &w = plan.weights()[i];
     os << "  " << i << ": " << w.name << " : " << formatType(w.dtype, w.shape)
-       << " (" << w.size << " bytes at +" << w.offset << ")\n";
+       << " (" << w.size << " bytes at +" << w.offset << ")";
+    if (w.packed())
+      os << " packed: " << slicesText(w.slices);
+    os << "\n";
   }
   os << "steps:\n";
   for (size_t i = 0; i < plan.steps().size(); ++i) {
@@ -243,7 +289,10 @@ std::string describeJson(const LoadedPlan &plan) {
                     jsonString(w.name) + ", \"dtype\": \"" +
                     dtypeName(w.dtype) + "\", \"shape\": " + jsonInts(w.shape) +
                     ", \"offset\": " + std::to_string(w.offset) +
-                    ", \"size\": " + std::to_string(w.size) + "}");
+                    ", \"size\": " + std::to_string(w.size) +
+                    (w.packed() ? ", \"slices\": " + jsonSlices(w.slices)
+                                : std::string()) +
+                    "}");
   }
   jsonArray(os, "weights", elems);
   elems.clear();

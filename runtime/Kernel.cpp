@@ -196,9 +196,27 @@ std::vector<std::string> KernelRegistry::names() const {
   return out;
 }
 
+Status KernelRegistry::checkPacked(const KernelDef &def,
+                                   const std::vector<TensorType> &inputs,
+                                   const Attrs &attrs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].packed || (def.acceptsPacked && def.acceptsPacked(i, attrs)))
+      continue;
+    std::string what = "input " + std::to_string(i) +
+                       " is a packed (quantised) weight; `" + def.name + "` ";
+    if (!def.acceptsPacked)
+      return Status::error(what + "takes plain tensors");
+    return Status::error(what + "takes packed weights only as " +
+                         def.packedInputs);
+  }
+  return Status::ok();
+}
+
 Status KernelRegistry::verify(const KernelDef &def,
                               const KernelSignature &sig) {
   static const Attrs kNoAttrs;
+  MOE_RETURN_IF_ERROR(
+      checkPacked(def, sig.inputs, sig.attrs ? *sig.attrs : kNoAttrs));
   StatusOr<std::vector<TensorType>> inferred =
       def.infer(sig.inputs, sig.attrs ? *sig.attrs : kNoAttrs);
   if (!inferred.isOk())
@@ -226,7 +244,8 @@ StatusOr<std::vector<Tensor>> KernelRegistry::runCpu(const KernelDef &def,
                                                      const Attrs &attrs) {
   std::vector<TensorType> types;
   for (const Tensor &t : inputs)
-    types.push_back({t.dtype(), t.shape()});
+    types.push_back({t.dtype(), t.shape(), t.packed() != nullptr});
+  MOE_RETURN_IF_ERROR(checkPacked(def, types, attrs));
   StatusOr<std::vector<TensorType>> outTypes = def.infer(types, attrs);
   if (!outTypes.isOk())
     return outTypes.status();

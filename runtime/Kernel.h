@@ -74,10 +74,12 @@ private:
   std::vector<AttrValue> values_;
 };
 
-/// A dtype and a shape whose dims may be -1 (unknown).
+/// A dtype and a shape whose dims may be -1 (unknown); `packed` marks a
+/// packed (quantised) weight of that logical type.
 struct TensorType {
   DType dtype = DType::F32;
   Shape shape;
+  bool packed = false;
 };
 
 /// What a kernel is given at run time: input tensors, attributes and the
@@ -120,6 +122,13 @@ struct KernelDef {
   RunFn cpu;
   /// When set, cpu() sets its outputs itself (setOutput/allocateOutput).
   bool allocatesOutputs = false;
+  /// Which inputs may be packed (quantised) weights, given the attributes;
+  /// null: none. cpu() must then read those inputs through Tensor::packed().
+  /// (Default initialisers keep `{name, infer, cpu, false}` warning-free.)
+  std::function<bool(size_t input, const Attrs &attrs)> acceptsPacked =
+      nullptr;
+  /// Those inputs in words, for messages ("w1, w2 and w3").
+  std::string packedInputs = {};
 };
 
 /// What a plan declares for one Call: operand types and attributes.
@@ -140,8 +149,14 @@ public:
   const KernelDef *find(std::string_view name) const;
   std::vector<std::string> names() const;
 
-  /// Runs the kernel's shape function on the declared input types and checks
-  /// that the declared outputs agree (count, dtype, rank, known dims).
+  /// Rejects a packed input that the kernel does not declare (acceptsPacked).
+  static Status checkPacked(const KernelDef &def,
+                            const std::vector<TensorType> &inputs,
+                            const Attrs &attrs);
+
+  /// Checks the packed inputs (checkPacked), runs the kernel's shape function
+  /// on the declared input types and checks that the declared outputs agree
+  /// (count, dtype, rank, known dims).
   static Status verify(const KernelDef &def, const KernelSignature &sig);
 
   /// Runs the kernel on concrete inputs: computes the output shapes, allocates

@@ -77,6 +77,12 @@ private:
   Status readValues(const moe_plan::Plan &plan, const moe_plan::Program &prog);
   Status readSteps(const moe_plan::Program &prog);
   Status checkStep(size_t index, const StepInfo &step);
+  /// Whether value `id` is a packed weight (values are read already).
+  bool isPacked(uint32_t id) const {
+    const ValueInfo &v = out_.values_[id];
+    return v.kind == ValueKind::Weight &&
+           out_.weights_[size_t(v.weight)].packed();
+  }
   static StatusOr<Attrs>
   readAttrs(const flatbuffers::Vector<flatbuffers::Offset<moe_plan::Attr>> *v);
 
@@ -114,6 +120,93 @@ StatusOr<Attrs> PlanReader::readAttrs(
   return Attrs(std::move(attrs));
 }
 
+namespace {
+
+/// "int4 g128 f16 scales", "plain f32", "bf16": a slice format in words.
+std::string formatWords(const kernels::cpu::QuantFormat &f) {
+  if (f.bits == 0)
+    return "plain f32";
+  if (f.bits == 16)
+    return "bf16";
+  return "int" + std::to_string(f.bits) + " g" + std::to_string(f.groupSize) +
+         (f.f16Scales ? " f16" : " f32") + " scales" +
+         (f.zeroPoints ? " with zero points" : "");
+}
+
+/// Reads and checks the slices of a packed weight (the Weight.slices rules
+/// of plan.fbs); `info.size` must equal the end of the last slice.
+Status readSlices(const moe_plan::Weight &w, WeightInfo &info) {
+  const auto *slices = w.slices();
+  if (!slices || slices->size() == 0)
+    return Status::ok();
+  if (info.shape.size() < 2)
+    return Status::error("has " + str(slices->size()) +
+                         " slices but a packed weight needs rank >= 2, not " +
+                         formatShape(info.shape));
+  if (info.dtype != DType::F32)
+    return Status::error("is packed but has dtype " + dtypeName(info.dtype) +
+                         " (packed weights are f32)");
+  if (int64_t(slices->size()) != info.shape[0])
+    return Status::error("has " + str(slices->size()) + " slices, expected " +
+                         std::to_string(info.shape[0]) +
+                         " (one per index of dimension 0)");
+  int64_t rows = info.shape[1], cols = 1;
+  for (size_t d = 2; d < info.shape.size(); ++d)
+    cols *= info.shape[d]; // no overflow: checkedNumElements passed
+  uint64_t end = 0;
+  for (size_t j = 0; j < slices->size(); ++j) {
+    const moe_plan::WeightSlice *s = slices->Get(flatbuffers::uoffset_t(j));
+    std::string where = "slice " + str(j) + ": ";
+    WeightSliceInfo si;
+    si.format.bits = s->bits();
+    si.format.groupSize = s->group_size();
+    si.format.f16Scales = s->scale_dtype() == DType::F16;
+    si.format.zeroPoints = s->zero_points();
+    si.offset = s->offset();
+    si.size = s->size();
+    int bits = si.format.bits;
+    if (bits != 0 && bits != 16 && bits != 8 && bits != 4 && bits != 3 &&
+        bits != 2)
+      return Status::error(where + "bits " + std::to_string(bits) +
+                           " is not 0, 16, 8, 4, 3 or 2");
+    if (bits != 0 && bits != 16) {
+      int g = si.format.groupSize;
+      if (g != 32 && g != 64 && g != 128)
+        return Status::error(where + "group size " + std::to_string(g) +
+                             " is not 32, 64 or 128");
+      if (s->scale_dtype() != DType::F16 && s->scale_dtype() != DType::F32)
+        return Status::error(where + "scale dtype " +
+                             dtypeName(s->scale_dtype()) +
+                             " is not f16 or f32");
+    }
+    if (si.offset % plan::kBlobAlignment != 0)
+      return Status::error(where + "offset " + str(si.offset) +
+                           " is not a multiple of 64");
+    if (si.offset < end)
+      return Status::error(where + "offset " + str(si.offset) +
+                           " overlaps the previous slice, which ends at " +
+                           str(end));
+    uint64_t want =
+        uint64_t(kernels::cpu::quantLayout(si.format, rows, cols).totalBytes);
+    if (si.size != want)
+      return Status::error(where + "size is " + str(si.size) + " bytes, a " +
+                           std::to_string(rows) + "x" + std::to_string(cols) +
+                           " matrix in " + formatWords(si.format) + " needs " +
+                           str(want));
+    if (si.offset > UINT64_MAX - si.size)
+      return Status::error(where + "offset " + str(si.offset) +
+                           " overflows");
+    end = si.offset + si.size;
+    info.slices.push_back(si);
+  }
+  if (info.size != end)
+    return Status::error("size is " + str(info.size) +
+                         " bytes but its last slice ends at " + str(end));
+  return Status::ok();
+}
+
+} // namespace
+
 Status PlanReader::readWeights(const moe_plan::Plan &plan) {
   const plan::PlanHeader &h = out_.header_;
   if (!plan.weights())
@@ -133,8 +226,10 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
     StatusOr<int64_t> n = checkedNumElements(info.shape, dtypeSize(info.dtype));
     if (!n.isOk())
       return Status::error(where + n.status().message());
+    MOE_RETURN_IF_ERROR(readSlices(*w, info).withContext(
+        "weight " + str(i) + " `" + info.name + "`"));
     uint64_t bytes = uint64_t(*n) * dtypeSize(info.dtype);
-    if (info.size != bytes)
+    if (!info.packed() && info.size != bytes)
       return Status::error(where + "size is " + str(info.size) + " bytes, " +
                            formatType(info.dtype, info.shape) + " needs " +
                            str(bytes));
@@ -164,9 +259,25 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
   }
   if (options_.verifyWeights)
     MOE_RETURN_IF_ERROR(checkPadding());
-  for (const WeightInfo &w : out_.weights_)
-    out_.weightTensors_.push_back(
-        Tensor::view(w.dtype, w.shape, blobs + w.offset, out_.mapping_));
+  for (const WeightInfo &w : out_.weights_) {
+    if (!w.packed()) {
+      out_.weightTensors_.push_back(
+          Tensor::view(w.dtype, w.shape, blobs + w.offset, out_.mapping_));
+      continue;
+    }
+    auto packed = std::make_shared<PackedWeight>();
+    packed->rows = w.shape[1];
+    packed->cols = 1;
+    for (size_t d = 2; d < w.shape.size(); ++d)
+      packed->cols *= w.shape[d];
+    for (const WeightSliceInfo &s : w.slices) {
+      packed->formats.push_back(s.format);
+      packed->offsets.push_back(s.offset);
+      packed->sizes.push_back(s.size);
+    }
+    out_.weightTensors_.push_back(Tensor::packedView(
+        w.dtype, w.shape, blobs + w.offset, out_.mapping_, std::move(packed)));
+  }
   return Status::ok();
 }
 
@@ -305,13 +416,18 @@ Status PlanReader::checkStep(size_t index, const StepInfo &step) {
     defined_[id] = true;
   }
   auto typeOf = [&](uint32_t id) {
-    return TensorType{out_.values_[id].dtype, out_.values_[id].shape};
+    return TensorType{out_.values_[id].dtype, out_.values_[id].shape,
+                      isPacked(id)};
   };
   if (step.kind == StepKind::Copy) {
     if (step.inputs.size() != 1 || step.outputs.size() != 1)
       return Status::error("a copy has " + str(step.inputs.size()) +
                            " inputs and " + str(step.outputs.size()) +
                            " outputs, expected 1 and 1");
+    if (isPacked(step.inputs[0]))
+      return Status::error("input 0 (value " + str(step.inputs[0]) +
+                           ") is a packed (quantised) weight; a copy takes "
+                           "plain tensors");
     TensorType in = typeOf(step.inputs[0]), o = typeOf(step.outputs[0]);
     if (in.dtype != o.dtype || !shapesCompatible(in.shape, o.shape))
       return Status::error("copies " + formatType(in.dtype, in.shape) +
@@ -376,10 +492,15 @@ Status PlanReader::readSteps(const moe_plan::Program &prog) {
     MOE_RETURN_IF_ERROR(checkStep(i, step).withContext(where));
     out_.steps_.push_back(std::move(step));
   }
-  for (size_t i = 0; i < out_.outputs_.size(); ++i)
+  for (size_t i = 0; i < out_.outputs_.size(); ++i) {
     if (!defined_[out_.outputs_[i]])
       return Status::error("program output " + str(i) + " (value " +
                            str(out_.outputs_[i]) + ") is never defined");
+    if (isPacked(out_.outputs_[i]))
+      return Status::error("program output " + str(i) + " (value " +
+                           str(out_.outputs_[i]) +
+                           ") is a packed (quantised) weight");
+  }
   return Status::ok();
 }
 

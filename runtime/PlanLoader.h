@@ -31,6 +31,14 @@ struct ValueInfo {
   std::string name;
 };
 
+/// One slice (index of dimension 0) of a packed weight: its format and
+/// where it lies, relative to the start of the weight's blob.
+struct WeightSliceInfo {
+  kernels::cpu::QuantFormat format;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
 /// A weight blob: offset/size relative to the blob section.
 struct WeightInfo {
   std::string name;
@@ -39,6 +47,10 @@ struct WeightInfo {
   uint64_t offset = 0;
   uint64_t size = 0;
   uint64_t checksum = 0;
+  /// Empty for a plain weight; one entry per index of dimension 0 for a
+  /// packed one (docs/plan-format.md, "Quantised weights").
+  std::vector<WeightSliceInfo> slices;
+  bool packed() const { return !slices.empty(); }
 };
 
 /// One step; `kernel` is the verified kernel of a Call.

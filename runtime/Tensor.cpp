@@ -81,7 +81,17 @@ Tensor Tensor::view(DType dtype, Shape shape, const void *data,
   return t;
 }
 
+Tensor Tensor::packedView(DType dtype, Shape shape, const void *data,
+                          std::shared_ptr<const void> owner,
+                          std::shared_ptr<const PackedWeight> packed) {
+  Tensor t = view(dtype, std::move(shape), data, std::move(owner));
+  t.packed_ = std::move(packed);
+  return t;
+}
+
 StatusOr<Tensor> Tensor::reshaped(Shape shape) const {
+  if (packed_)
+    return Status::error("cannot reshape a packed (quantised) weight");
   StatusOr<int64_t> n = checkedNumElements(shape, dtypeSize(dtype_));
   if (!n.isOk())
     return n.status();
@@ -95,6 +105,8 @@ StatusOr<Tensor> Tensor::reshaped(Shape shape) const {
 }
 
 StatusOr<Tensor> Tensor::clone() const {
+  if (packed_)
+    return Status::error("cannot copy a packed (quantised) weight");
   StatusOr<Tensor> t = allocate(dtype_, shape_);
   if (t.isOk() && byteSize())
     std::memcpy(t->mutableData(), data_, byteSize());

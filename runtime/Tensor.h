@@ -5,6 +5,11 @@
 // owner (the mmapped plan file for weights). Copies share the storage; the
 // executor treats produced tensors as immutable, so sharing is safe.
 //
+// A packed weight (group-quantised slices, docs/plan-format.md "Quantised
+// weights") is a view whose dtype and shape are the logical ones (f32) and
+// whose bytes are described by a shared PackedWeight; only kernels that
+// declare packed operands read it.
+//
 //===----------------------------------------------------------------------===//
 #ifndef MOE_RUNTIME_TENSOR_H
 #define MOE_RUNTIME_TENSOR_H
@@ -12,13 +17,26 @@
 #include "runtime/DType.h"
 #include "runtime/Status.h"
 
+#include "kernels/cpu/Quant.h"
+
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace moe::rt {
 
 /// Storage alignment of owned tensors.
 constexpr size_t kTensorAlignment = 64;
+
+/// How the bytes of a packed weight are laid out: one matrix per index of
+/// dimension 0, matrix i in `formats[i]` at `offsets[i]` bytes from the
+/// tensor's data(), `rows` x `cols` = shape[1] x product(shape[2:]).
+struct PackedWeight {
+  std::vector<kernels::cpu::QuantFormat> formats;
+  std::vector<uint64_t> offsets;
+  std::vector<uint64_t> sizes;
+  int64_t rows = 0, cols = 0;
+};
 
 class Tensor {
 public:
@@ -34,6 +52,11 @@ public:
   /// alive by `owner`.
   static Tensor view(DType dtype, Shape shape, const void *data,
                      std::shared_ptr<const void> owner);
+  /// A read-only view of a packed weight of logical type `dtype` x `shape`
+  /// (see PackedWeight) kept alive by `owner`.
+  static Tensor packedView(DType dtype, Shape shape, const void *data,
+                           std::shared_ptr<const void> owner,
+                           std::shared_ptr<const PackedWeight> packed);
   /// An owned tensor holding a copy of `values` (T must match the dtype's
   /// size; for tests and tools).
   template <typename T>
@@ -42,11 +65,15 @@ public:
 
   bool defined() const { return defined_; }
   bool isView() const { return isView_; }
+  /// The layout of a packed weight; null for ordinary (dense) tensors. The
+  /// element accessors below do not apply to packed tensors.
+  const PackedWeight *packed() const { return packed_.get(); }
   DType dtype() const { return dtype_; }
   const Shape &shape() const { return shape_; }
   size_t rank() const { return shape_.size(); }
   int64_t dim(size_t i) const { return shape_[i]; }
   int64_t numElements() const { return numElements_; }
+  /// Bytes of the dense form (for a packed tensor: of its logical type).
   size_t byteSize() const { return size_t(numElements_) * dtypeSize(dtype_); }
 
   const void *data() const { return data_; }
@@ -66,9 +93,10 @@ public:
     return v;
   }
 
-  /// The same storage with another shape of the same element count.
+  /// The same storage with another shape of the same element count (not for
+  /// packed tensors).
   StatusOr<Tensor> reshaped(Shape shape) const;
-  /// A deep, owned copy.
+  /// A deep, owned copy (not for packed tensors).
   StatusOr<Tensor> clone() const;
 
 private:
@@ -76,6 +104,7 @@ private:
   Shape shape_;
   int64_t numElements_ = 0;
   std::shared_ptr<const void> storage_;
+  std::shared_ptr<const PackedWeight> packed_;
   uint8_t *data_ = nullptr;
   bool isView_ = false;
   bool defined_ = false;

@@ -104,6 +104,18 @@ float activate(Activation a, float v) {
   return v;
 }
 
+/// y[:, c0:c1] of x[n, k] times expert e's [out, k] matrix of a bank that
+/// is either dense (`dense`, experts contiguous) or packed.
+void expertLinear(const float *x, int64_t n, int64_t k, const float *dense,
+                  const PackedBank &packed, int64_t e, int64_t out,
+                  const float *bias, float *y, int64_t c0, int64_t c1) {
+  if (packed.present())
+    linearPackedSerial(x, n, k, packed.base + packed.offsets[e],
+                       packed.formats[e], out, bias, y, c0, c1);
+  else
+    linearSerial(x, n, k, dense + e * out * k, out, bias, y, c0, c1);
+}
+
 } // namespace
 
 rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
@@ -148,21 +160,22 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
         continue;
       }
       const float *xin = x + item.begin * H;
-      std::vector<float> h(size_t(n * F)), g(w.w3 ? size_t(n * F) : 0);
-      columns(F, n * H * (w.w3 ? 2 : 1), [&](int64_t c0, int64_t c1) {
-        linearSerial(xin, n, H, w.w1 + e * F * H, F,
+      const bool gated = w.hasW3();
+      std::vector<float> h(size_t(n * F)), g(gated ? size_t(n * F) : 0);
+      columns(F, n * H * (gated ? 2 : 1), [&](int64_t c0, int64_t c1) {
+        expertLinear(xin, n, H, w.w1, w.w1p, e, F,
                      w.b1 ? w.b1 + e * F : nullptr, h.data(), c0, c1);
-        if (w.w3)
-          linearSerial(xin, n, H, w.w3 + e * F * H, F,
+        if (gated)
+          expertLinear(xin, n, H, w.w3, w.w3p, e, F,
                        w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1);
         for (int64_t r = 0; r < n; ++r)
           for (int64_t c = c0; c < c1; ++c) {
             float a = activate(activation, h[r * F + c]);
-            h[r * F + c] = w.w3 ? a * g[r * F + c] : a;
+            h[r * F + c] = gated ? a * g[r * F + c] : a;
           }
       });
       columns(H, n * F, [&](int64_t c0, int64_t c1) {
-        linearSerial(h.data(), n, F, w.w2 + e * H * F, H,
+        expertLinear(h.data(), n, F, w.w2, w.w2p, e, H,
                      w.b2 ? w.b2 + e * H : nullptr, out, c0, c1);
       });
     }

@@ -9,6 +9,7 @@
 #define MOE_KERNELS_CPU_MOE_H
 
 #include "kernels/cpu/Common.h"
+#include "kernels/cpu/Quant.h"
 #include "runtime/Status.h"
 
 namespace moe::kernels::cpu {
@@ -30,7 +31,17 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
 
 enum class Activation { Silu, Gelu, Relu };
 
-/// The weights of moe.experts; optional ones are null.
+/// One packed weight bank: expert e's matrix is at base + offsets[e] in
+/// formats[e] (Quant.h); experts may mix formats, plain (bits 0) included.
+struct PackedBank {
+  const uint8_t *base = nullptr; ///< null: the bank is not packed
+  const uint64_t *offsets = nullptr; ///< E entries, bytes from base
+  const QuantFormat *formats = nullptr; ///< E entries
+  bool present() const { return base != nullptr; }
+};
+
+/// The weights of moe.experts; optional ones are null. A weight given as a
+/// packed bank (w1p, w2p, w3p) replaces the dense one of the same name.
 struct ExpertWeights {
   const float *w1 = nullptr; ///< [E, F, H]
   const float *w2 = nullptr; ///< [E, H, F]
@@ -38,6 +49,8 @@ struct ExpertWeights {
   const float *b1 = nullptr; ///< [E, F]
   const float *b2 = nullptr; ///< [E, H]
   const float *b3 = nullptr; ///< [E, F]
+  PackedBank w1p, w2p, w3p; ///< per expert [F, H], [H, F], [F, H]
+  bool hasW3() const { return w3 || w3p.present(); }
 };
 
 /// y[R, H]: for each expert e and each row x of offsets[e] .. offsets[e+1]:

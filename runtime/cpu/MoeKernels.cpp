@@ -201,11 +201,30 @@ Status runExperts(KernelContext &ctx) {
   std::vector<uint8_t> pruned(prunedList.begin(), prunedList.end());
   const Tensor &x = ctx.input(0);
   kc::ExpertWeights w;
-  w.w1 = ctx.input(2).data<float>();
-  w.w2 = ctx.input(3).data<float>();
+  // A packed weight gives a bank of per-expert formats; a dense one a
+  // pointer to E contiguous matrices.
+  auto bank = [&](size_t i, const float *&dense,
+                  kc::PackedBank &packed) -> Status {
+    const Tensor &t = ctx.input(i);
+    const PackedWeight *p = t.packed();
+    if (!p) {
+      dense = t.data<float>();
+      return Status::ok();
+    }
+    if (int64_t(p->formats.size()) != e || int64_t(p->offsets.size()) != e)
+      return Status::error("input " + str(int64_t(i)) + " is packed in " +
+                           str(int64_t(p->formats.size())) +
+                           " slices, expected " + str(e));
+    packed.base = static_cast<const uint8_t *>(t.data());
+    packed.offsets = p->offsets.data();
+    packed.formats = p->formats.data();
+    return Status::ok();
+  };
+  MOE_RETURN_IF_ERROR(bank(2, w.w1, w.w1p));
+  MOE_RETURN_IF_ERROR(bank(3, w.w2, w.w2p));
   size_t next = 4;
   if (l.w3)
-    w.w3 = ctx.input(next++).data<float>();
+    MOE_RETURN_IF_ERROR(bank(next++, w.w3, w.w3p));
   if (l.b1)
     w.b1 = ctx.input(next++).data<float>();
   if (l.b2)
@@ -272,12 +291,25 @@ void add(KernelRegistry &r, std::string name, InferFn infer, RunFn run,
   (void)st;
 }
 
+/// moe.experts reads w1, w2 and w3 (inputs 2, 3 and, with has_w3, 4) through
+/// their packed layout when they are packed.
+bool expertsAcceptsPacked(size_t input, const Attrs &attrs) {
+  if (input == 2 || input == 3)
+    return true;
+  StatusOr<int64_t> w3 = attrs.getInt("has_w3", 0);
+  return input == 4 && w3.isOk() && *w3 != 0;
+}
+
 } // namespace
 
 void registerMoeKernels(KernelRegistry &r) {
   add(r, "moe.route", inferRoute, runRoute);
   add(r, "moe.dispatch", inferDispatch, runDispatch);
-  add(r, "moe.experts", inferExperts, runExperts);
+  KernelDef experts{"moe.experts", inferExperts, runExperts, false};
+  experts.acceptsPacked = expertsAcceptsPacked;
+  experts.packedInputs = "w1, w2 and w3 (inputs 2, 3 and 4 with has_w3)";
+  Status st = r.add(std::move(experts));
+  (void)st;
   add(r, "moe.combine", inferCombine, runCombine);
   add(r, "moe.all_to_all", inferAllToAll, runAllToAll, /*aliasing=*/true);
 }
