@@ -5,6 +5,7 @@
 
 #include "runtime/PlanLoader.h"
 
+#include <random>
 #include <unistd.h>
 
 using namespace moe::test;
@@ -265,6 +266,184 @@ TEST(Loader, StepRules) {
   copy.steps[1].inputs = {3, 0};
   EXPECT_EQ(loadError(copy), "t.moeplan: step 1 (copy): a copy has 2 inputs and 1 "
                              "outputs, expected 1 and 1");
+}
+
+/// x[?,64], offsets → moe.experts with packed w1 (int4 g32 f16), w2 (mixed:
+/// int8 g64 f32 with zero points, plain, bf16) and plain w3.
+PlanBuilder packedPlan() {
+  using moe::kernels::cpu::QuantFormat;
+  const int64_t E = 3, H = 64, F = 32;
+  PlanBuilder pb;
+  std::mt19937 rng(40);
+  auto random = [&](int64_t n) {
+    std::uniform_real_distribution<float> d(-1, 1);
+    std::vector<float> v(size_t(n), 0);
+    for (float &x : v)
+      x = d(rng);
+    return v;
+  };
+  uint32_t x = pb.input("x", DType::F32, {-1, H});
+  uint32_t off = pb.input("offsets", DType::I64, {E + 1});
+  QuantFormat q4{4, 32, true, false}, q8{8, 64, false, true}, plain{}, bf16{16};
+  uint32_t w1 = pb.weightPacked("w1", {E, F, H}, random(E * F * H), {q4, q4, q4});
+  uint32_t w2 =
+      pb.weightPacked("w2", {E, H, F}, random(E * H * F), {q8, plain, bf16});
+  uint32_t w3 = pb.weightF32("w3", {E, F, H}, random(E * F * H));
+  uint32_t y = pb.call1("moe.experts", {x, off, w1, w2, w3}, DType::F32,
+                        {-1, H},
+                        Attrs().setInt("num_experts", E).setInt("has_w3", 1));
+  pb.output(y);
+  return pb;
+}
+
+TEST(Loader, PackedWeightsLoad) {
+  PlanBuilder pb = packedPlan();
+  std::vector<uint8_t> bytes = pb.fileBytes();
+  auto r = loadPlanFromMemory(bytes.data(), bytes.size(), "t");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  const moe::rt::LoadedPlan &plan = **r;
+  const moe::rt::WeightInfo &w1 = plan.weights()[0], &w2 = plan.weights()[1];
+  ASSERT_TRUE(w1.packed());
+  ASSERT_EQ(w2.slices.size(), 3u);
+  EXPECT_FALSE(plan.weights()[2].packed());
+  // int4 g32: 32 rows of 32 code bytes, then 32x2 f16 scales.
+  EXPECT_EQ(w1.slices[0].size, 32u * 32 + 32 * 2 * 2);
+  EXPECT_EQ(w1.slices[1].offset, 1152u);
+  EXPECT_EQ(w1.size, 2 * 1152u + 1152);
+  EXPECT_EQ(w2.slices[0].format.bits, 8);
+  EXPECT_FALSE(w2.slices[0].format.f16Scales);
+  EXPECT_TRUE(w2.slices[0].format.zeroPoints);
+  EXPECT_EQ(w2.slices[1].size, 64u * 32 * 4);
+  EXPECT_EQ(w2.slices[2].size, 64u * 32 * 2);
+  const moe::rt::PackedWeight *p = plan.weightTensor(1).packed();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->rows, 64);
+  EXPECT_EQ(p->cols, 32);
+  EXPECT_EQ(p->offsets, (std::vector<uint64_t>{0, w2.slices[1].offset,
+                                               w2.slices[2].offset}));
+  EXPECT_EQ(plan.weightTensor(1).dtype(), DType::F32);
+  EXPECT_EQ(plan.weightTensor(1).shape(), (Shape{3, 64, 32}));
+  EXPECT_EQ(plan.weightTensor(2).packed(), nullptr);
+  EXPECT_FALSE(plan.weightTensor(0).clone().isOk());
+  EXPECT_FALSE(plan.weightTensor(0).reshaped({3, 2048}).isOk());
+}
+
+TEST(Loader, PackedWeightRules) {
+  const std::string w1 = "t.moeplan: weight 0 `w1`: ";
+  PlanBuilder count = packedPlan();
+  count.weights[0].slices.pop_back();
+  EXPECT_EQ(loadError(count),
+            w1 + "has 2 slices, expected 3 (one per index of dimension 0)");
+  PlanBuilder rank = packedPlan();
+  rank.weights[0].shape = {3};
+  EXPECT_EQ(loadError(rank),
+            w1 + "has 3 slices but a packed weight needs rank >= 2, not [3]");
+  PlanBuilder dtype = packedPlan();
+  dtype.weights[0].dtype = DType::F16;
+  EXPECT_EQ(loadError(dtype),
+            w1 + "is packed but has dtype f16 (packed weights are f32)");
+  for (int bits : {1, 5, 32, 255}) {
+    PlanBuilder b = packedPlan();
+    b.weights[0].slices[1].bits = uint8_t(bits);
+    EXPECT_EQ(loadError(b), w1 + "slice 1: bits " + std::to_string(bits) +
+                                " is not 0, 16, 8, 4, 3 or 2");
+  }
+  for (int g : {0, 16, 48, 256}) {
+    PlanBuilder b = packedPlan();
+    b.weights[0].slices[0].groupSize = uint16_t(g);
+    EXPECT_EQ(loadError(b), w1 + "slice 0: group size " + std::to_string(g) +
+                                " is not 32, 64 or 128");
+  }
+  PlanBuilder scale = packedPlan();
+  scale.weights[0].slices[2].scaleDType = DType::I64;
+  EXPECT_EQ(loadError(scale), w1 + "slice 2: scale dtype i64 is not f16 or f32");
+  PlanBuilder align = packedPlan();
+  align.weights[0].slices[1].offset = 1160;
+  EXPECT_EQ(loadError(align), w1 + "slice 1: offset 1160 is not a multiple of 64");
+  PlanBuilder overlap = packedPlan();
+  overlap.weights[0].slices[2].offset = 1152;
+  EXPECT_EQ(loadError(overlap), w1 + "slice 2: offset 1152 overlaps the previous "
+                                     "slice, which ends at 2304");
+  PlanBuilder order = packedPlan();
+  std::swap(order.weights[0].slices[0], order.weights[0].slices[1]);
+  EXPECT_EQ(loadError(order), w1 + "slice 1: offset 0 overlaps the previous "
+                                   "slice, which ends at 2304");
+  PlanBuilder size = packedPlan();
+  size.weights[0].slices[0].size = 1100;
+  EXPECT_EQ(loadError(size), w1 + "slice 0: size is 1100 bytes, a 32x64 matrix "
+                                  "in int4 g32 f16 scales needs 1152");
+  PlanBuilder size8 = packedPlan();
+  size8.weights[1].slices[0].size += 1;
+  EXPECT_EQ(loadError(size8), "t.moeplan: weight 1 `w2`: slice 0: size is 2369 "
+                              "bytes, a 64x32 matrix in int8 g64 f32 scales with "
+                              "zero points needs 2368");
+  PlanBuilder plainSize = packedPlan();
+  plainSize.weights[1].slices[1].size = 64 * 32 * 2;
+  EXPECT_EQ(loadError(plainSize), "t.moeplan: weight 1 `w2`: slice 1: size is "
+                                  "4096 bytes, a 64x32 matrix in plain f32 "
+                                  "needs 8192");
+  PlanBuilder far = packedPlan();
+  far.weights[0].slices[2].offset = ~uint64_t(63);
+  EXPECT_EQ(loadError(far), w1 + "slice 2: offset 18446744073709551552 overflows");
+  PlanBuilder total = packedPlan();
+  total.weights[0].size = 3456 + 64;
+  EXPECT_EQ(loadError(total),
+            w1 + "size is 3520 bytes but its last slice ends at 3456");
+  // The slices describe the whole blob: a plain-sized blob is too short
+  // for three (plain) slices at aligned offsets.
+  PlanBuilder outside = packedPlan();
+  outside.weights[2].slices = {BSlice{}, BSlice{}, BSlice{}};
+  for (size_t i = 0; i < 3; ++i) {
+    outside.weights[2].slices[i].offset = i * 8192;
+    outside.weights[2].slices[i].size = 8192;
+  }
+  outside.weights[2].bytes.resize(8192);
+  EXPECT_EQ(loadError(outside),
+            "t.moeplan: weight 2 `w3`: size is 8192 bytes but its last slice "
+            "ends at 24576");
+}
+
+TEST(Loader, PackedWeightsOnlyWhereDeclared) {
+  using moe::kernels::cpu::QuantFormat;
+  // nn.linear takes plain tensors only.
+  PlanBuilder linear;
+  uint32_t x = linear.input("x", DType::F32, {-1, 64});
+  uint32_t w = linear.weightPacked("w", {2, 64}, std::vector<float>(128, 0.5f),
+                                   {QuantFormat{8, 32}, QuantFormat{}});
+  linear.output(linear.call1("nn.linear", {x, w}, DType::F32, {-1, 2}));
+  EXPECT_EQ(loadError(linear),
+            "t.moeplan: step 0 `nn.linear`: input 1 is a packed (quantised) "
+            "weight; `nn.linear` takes plain tensors");
+  // moe.experts: not as a bias, nor as w3 without has_w3.
+  PlanBuilder bias = packedPlan();
+  uint32_t b1 = bias.weightPacked("b1", {3, 32}, std::vector<float>(96, 0.5f),
+                                  {QuantFormat{}, QuantFormat{}, QuantFormat{}});
+  bias.steps[0].inputs.push_back(b1);
+  bias.steps[0].attrs.setInt("has_b1", 1);
+  EXPECT_EQ(loadError(bias),
+            "t.moeplan: step 0 `moe.experts`: input 5 is a packed (quantised) "
+            "weight; `moe.experts` takes packed weights only as w1, w2 and w3 "
+            "(inputs 2, 3 and 4 with has_w3)");
+  PlanBuilder noW3 = packedPlan();
+  noW3.steps[0].inputs[4] = 2; // the packed w1 in w3's place
+  noW3.steps[0].attrs.setInt("has_w3", 0).setInt("has_b1", 1);
+  EXPECT_NE(loadError(noW3).find("input 4 is a packed (quantised) weight"),
+            std::string::npos);
+  // Packed w3 with has_w3 is fine; so is any mix of plain and packed banks.
+  PlanBuilder w3 = packedPlan();
+  w3.steps[0].inputs[4] = 2;
+  std::vector<uint8_t> bytes = w3.fileBytes();
+  EXPECT_TRUE(loadPlanFromMemory(bytes.data(), bytes.size(), "t").isOk());
+  // Neither copied nor returned.
+  PlanBuilder copy = packedPlan();
+  copy.output(copy.copy(2, moe_plan::Device::CUDA));
+  EXPECT_EQ(loadError(copy),
+            "t.moeplan: step 1 (copy): input 0 (value 2) is a packed "
+            "(quantised) weight; a copy takes plain tensors");
+  PlanBuilder out = packedPlan();
+  out.output(3);
+  EXPECT_EQ(loadError(out), "t.moeplan: program output 1 (value 3) is a packed "
+                            "(quantised) weight");
 }
 
 } // namespace

@@ -49,6 +49,35 @@ uint32_t PlanBuilder::weightF32(const std::string &name, Shape shape,
   return weight(name, DType::F32, std::move(shape), std::move(bytes));
 }
 
+uint32_t PlanBuilder::weightPacked(
+    const std::string &name, Shape shape, const std::vector<float> &data,
+    const std::vector<kernels::cpu::QuantFormat> &formats) {
+  int64_t rows = shape.at(1), cols = 1;
+  for (size_t d = 2; d < shape.size(); ++d)
+    cols *= shape[d];
+  EXPECT_EQ(int64_t(formats.size()), shape[0]);
+  EXPECT_EQ(data.size(), size_t(shape[0] * rows * cols));
+  std::vector<BSlice> slices;
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < formats.size(); ++i) {
+    const kernels::cpu::QuantFormat &f = formats[i];
+    BSlice s;
+    s.bits = uint8_t(f.bits);
+    s.groupSize = uint16_t(f.groupSize);
+    s.scaleDType = f.f16Scales ? DType::F16 : DType::F32;
+    s.zeroPoints = f.zeroPoints;
+    s.offset = plan::alignBlob(bytes.size());
+    s.size = uint64_t(kernels::cpu::quantLayout(f, rows, cols).totalBytes);
+    bytes.resize(s.offset + s.size, 0);
+    kernels::cpu::quantizeMatrix(data.data() + i * rows * cols, rows, cols, f,
+                                 bytes.data() + s.offset);
+    slices.push_back(s);
+  }
+  uint32_t id = weight(name, DType::F32, std::move(shape), std::move(bytes));
+  weights.back().slices = std::move(slices);
+  return id;
+}
+
 uint32_t PlanBuilder::temp(DType dtype, Shape shape, const std::string &name) {
   BValue v;
   v.dtype = dtype;
@@ -129,10 +158,16 @@ std::vector<uint8_t> PlanBuilder::flatbuffer() const {
   std::vector<flatbuffers::Offset<moe_plan::Weight>> ws;
   for (size_t i = 0; i < weights.size(); ++i) {
     const BWeight &w = weights[i];
+    std::vector<flatbuffers::Offset<moe_plan::WeightSlice>> slices;
+    for (const BSlice &s : w.slices)
+      slices.push_back(moe_plan::CreateWeightSlice(fbb, s.bits, s.groupSize,
+                                                   s.scaleDType, s.zeroPoints,
+                                                   s.offset, s.size));
     ws.push_back(moe_plan::CreateWeightDirect(
         fbb, w.name.c_str(), w.dtype, &w.shape,
         w.offset.value_or(blobs[i].offset), w.size.value_or(w.bytes.size()),
-        w.checksum.value_or(plan::hashBytes(w.bytes.data(), w.bytes.size()))));
+        w.checksum.value_or(plan::hashBytes(w.bytes.data(), w.bytes.size())),
+        w.slices.empty() ? nullptr : &slices));
   }
   std::vector<flatbuffers::Offset<moe_plan::Value>> vs;
   for (const BValue &v : values)

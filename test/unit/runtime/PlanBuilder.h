@@ -29,11 +29,22 @@ struct BValue {
   std::string name;
 };
 
+/// One Weight.slices entry, written as is.
+struct BSlice {
+  uint8_t bits = 0;
+  uint16_t groupSize = 0;
+  DType scaleDType = DType::F16;
+  bool zeroPoints = false;
+  uint64_t offset = 0, size = 0;
+};
+
 struct BWeight {
   std::string name;
   DType dtype = DType::F32;
   Shape shape;
   std::vector<uint8_t> bytes;
+  /// Non-empty: a packed weight.
+  std::vector<BSlice> slices;
   /// Overrides of what the writer would compute.
   std::optional<uint64_t> offset, size, checksum;
 };
@@ -55,6 +66,11 @@ public:
                   std::vector<uint8_t> bytes);
   uint32_t weightF32(const std::string &name, Shape shape,
                      const std::vector<float> &data);
+  /// A packed weight: slice i of `data` (f32, `shape`) quantised in
+  /// formats[i] and laid out as the compiler does (64-byte aligned slices).
+  uint32_t weightPacked(const std::string &name, Shape shape,
+                        const std::vector<float> &data,
+                        const std::vector<kernels::cpu::QuantFormat> &formats);
   /// A temporary value.
   uint32_t temp(DType dtype, Shape shape, const std::string &name = "");
   /// A call producing new temporaries of the given types.
