@@ -45,6 +45,22 @@ std::vector<T> toVector(const flatbuffers::Vector<T> *v) {
   return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
 }
 
+/// A name read from the plan, made safe for a one-line message: control
+/// characters and backslashes are escaped.
+std::string printable(const std::string &name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c >= 0x20 && c != 0x7F && c != '\\') {
+      out += char(c);
+      continue;
+    }
+    const char *hex = "0123456789abcdef";
+    out += c == '\\' ? std::string("\\\\")
+                      : std::string("\\x") + hex[c >> 4] + hex[c & 15];
+  }
+  return out;
+}
+
 bool knownKind(ValueKind k) {
   return k == ValueKind::Input || k == ValueKind::Weight ||
          k == ValueKind::Temp;
@@ -105,7 +121,8 @@ StatusOr<Attrs> PlanReader::readAttrs(
     av.name = a->name()->str();
     av.kind = a->kind();
     if (int(av.kind) < int(AttrKind::Int) || int(av.kind) > int(AttrKind::String))
-      return Status::error("attribute `" + av.name + "` has unknown kind " +
+      return Status::error("attribute `" + printable(av.name) +
+                           "` has unknown kind " +
                            std::to_string(int(av.kind)));
     av.i = a->i();
     av.f = a->f();
@@ -114,7 +131,8 @@ StatusOr<Attrs> PlanReader::readAttrs(
     av.s = a->s() ? a->s()->str() : "";
     for (const AttrValue &prev : attrs)
       if (prev.name == av.name)
-        return Status::error("attribute `" + av.name + "` appears twice");
+        return Status::error("attribute `" + printable(av.name) +
+                             "` appears twice");
     attrs.push_back(std::move(av));
   }
   return Attrs(std::move(attrs));
@@ -220,14 +238,14 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
     info.offset = w->offset();
     info.size = w->size();
     info.checksum = w->checksum();
-    std::string where = "weight " + str(i) + " `" + info.name + "`: ";
+    std::string who = "weight " + str(i) + " `" + printable(info.name) + "`";
+    std::string where = who + ": ";
     if (!isKnownDType(info.dtype))
       return Status::error(where + "unknown " + dtypeName(info.dtype));
     StatusOr<int64_t> n = checkedNumElements(info.shape, dtypeSize(info.dtype));
     if (!n.isOk())
       return Status::error(where + n.status().message());
-    MOE_RETURN_IF_ERROR(readSlices(*w, info).withContext(
-        "weight " + str(i) + " `" + info.name + "`"));
+    MOE_RETURN_IF_ERROR(readSlices(*w, info).withContext(who));
     uint64_t bytes = uint64_t(*n) * dtypeSize(info.dtype);
     if (!info.packed() && info.size != bytes)
       return Status::error(where + "size is " + str(info.size) + " bytes, " +
@@ -253,7 +271,7 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
     for (size_t i = 0; i < sums.size(); ++i)
       if (sums[i] != out_.weights_[i].checksum)
         return Status::error("weight " + str(i) + " `" +
-                             out_.weights_[i].name +
+                             printable(out_.weights_[i].name) +
                              "`: checksum mismatch (the weight bytes are "
                              "corrupted)");
   }
@@ -465,7 +483,7 @@ Status PlanReader::readSteps(const moe_plan::Program &prog) {
     std::string where = "step " + str(i);
     switch (step.kind) {
     case StepKind::Call:
-      where += " `" + step.kernelName + "`";
+      where += " `" + printable(step.kernelName) + "`";
       break;
     case StepKind::Copy:
       where += " (copy)";

@@ -97,6 +97,58 @@ TEST(FuzzReplay, PlanLoader) {
   EXPECT_GT(accepted, 0);
 }
 
+/// Mutations of a plan with packed expert weights, the weight bytes kept
+/// (so the checksums hold and the slice rules are what rejects); a plan
+/// that still loads must run without reading outside its weights.
+TEST(FuzzReplay, PackedPlanLoader) {
+  using moe::kernels::cpu::QuantFormat;
+  const int64_t E = 2, H = 64, F = 32;
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {-1, H});
+  uint32_t off = pb.input("offsets", DType::I64, {E + 1});
+  std::vector<float> data(size_t(E * F * H), 0.25f);
+  uint32_t w1 = pb.weightPacked("w1", {E, F, H}, data,
+                                {QuantFormat{4, 32}, QuantFormat{}});
+  uint32_t w2 = pb.weightPacked("w2", {E, H, F}, data,
+                                {QuantFormat{3, 64, false, true}, QuantFormat{16}});
+  pb.output(pb.call1("moe.experts", {x, off, w1, w2}, DType::F32, {-1, H},
+                     Attrs().setInt("num_experts", E)));
+  std::vector<uint8_t> fb = pb.flatbuffer();
+  std::vector<moe::plan::BlobSource> blobs;
+  for (const BWeight &w : pb.weights)
+    blobs.push_back({w.bytes.size(), 0});
+  uint64_t total = moe::plan::layoutBlobs(blobs);
+  std::mt19937 rng(98);
+  Tensor hx = randomF32({3, H}, rng);
+  Tensor offsets = i64({E + 1}, {0, 1, 3});
+  int accepted = 0;
+  for (int i = 0; i < 1500; ++i) {
+    std::vector<uint8_t> mfb = i == 0 ? fb : mutate(fb, rng);
+    while (mfb.size() % 8)
+      mfb.push_back(0);
+    std::string path = tempPath("fuzz-packed.moeplan");
+    ASSERT_TRUE(moe::plan::PlanFileWriter::write(
+                    path, mfb.data(), mfb.size(), blobs, total,
+                    [&](size_t w, uint8_t *dst) {
+                      std::memcpy(dst, pb.weights[w].bytes.data(),
+                                  pb.weights[w].bytes.size());
+                      return moe::rt::Status::ok();
+                    })
+                    .isOk());
+    std::vector<uint8_t> file = readFile(path);
+    ::unlink(path.c_str());
+    auto plan = moe::rt::loadPlanFromMemory(file.data(), file.size(), "f");
+    moe::fuzz::fuzzPlanLoader(file.data(), file.size());
+    if (!plan.isOk())
+      continue;
+    ++accepted;
+    auto ex = moe::rt::Executor::create(**plan, {});
+    if (ex.isOk())
+      (void)(*ex)->run({hx, offsets});
+  }
+  EXPECT_GT(accepted, 1);
+}
+
 TEST(FuzzReplay, TensorProto) {
   std::mt19937 rng(98);
   std::vector<Tensor> seeds = {f32({2, 3}, {1, 2, 3, 4, 5, 6}), i64({4}, {-1, 0, 1, 1 << 20})};

@@ -160,6 +160,14 @@ TEST(Loader, WeightRules) {
   skip.verifyWeights = false;
   std::vector<uint8_t> bytes = sum.fileBytes();
   EXPECT_TRUE(loadPlanFromMemory(bytes.data(), bytes.size(), "t", skip).isOk());
+  PlanBuilder name = smallPlan();
+  name.weights[0].name = "w\n\\";
+  name.weights[0].size = 100;
+  EXPECT_EQ(loadError(name), "t.moeplan: weight 0 `w\\x0a\\\\`: size is 100 "
+                             "bytes, 8x8xf32 needs 256");
+  PlanBuilder kernel = smallPlan();
+  kernel.steps[1].kernel = "nn.\x01";
+  EXPECT_EQ(loadError(kernel), "t.moeplan: step 1 `nn.\\x01`: unknown kernel");
   PlanBuilder dims = smallPlan();
   dims.weights[1].shape = {-1};
   dims.values[2].shape = {-1};
