@@ -136,6 +136,12 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         int64_t e = o.getNumExperts();
         p.i("num_experts", e);
         p.s("activation", stringifyActivation(o.getActivation()));
+        p.f("activation_alpha", o.getActivationAlpha().convertToDouble());
+        p.f("activation_beta", o.getActivationBeta().convertToDouble());
+        p.i("has_swiglu_limit", o.getSwigluLimit().has_value());
+        if (auto limit = o.getSwigluLimit())
+          p.f("swiglu_limit", limit->convertToDouble());
+        p.i("swiglu_fusion", static_cast<int64_t>(o.getSwigluFusion()));
         p.i("has_w3", o.getW3() != nullptr);
         p.i("has_b1", o.getB1() != nullptr);
         p.i("has_b2", o.getB2() != nullptr);

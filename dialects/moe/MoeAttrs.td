@@ -31,8 +31,16 @@ def Moe_ScoringAttr : EnumAttr<Moe_Dialect, Moe_Scoring, "scoring"> {
 def Moe_ActSilu : I32EnumAttrCase<"silu", 0>;
 def Moe_ActGelu : I32EnumAttrCase<"gelu", 1>;
 def Moe_ActRelu : I32EnumAttrCase<"relu", 2>;
+def Moe_ActGeluTanh : I32EnumAttrCase<"gelu_tanh", 3>;
+def Moe_ActIdentity : I32EnumAttrCase<"identity", 4>;
+def Moe_ActSwiglu : I32EnumAttrCase<"swiglu", 5>;
+// `gelu` is exact (erf); `gelu_tanh` is the tanh approximation (ONNX
+// Runtime's MoE "gelu"); `swiglu` is ONNX Runtime's clamped SwiGLU, whose
+// gate and linear parts come from w1 and w3 or from a fused w1
+// (`moe.experts` documents it).
 def Moe_Activation : I32EnumAttr<"Activation", "expert activation",
-    [Moe_ActSilu, Moe_ActGelu, Moe_ActRelu]> {
+    [Moe_ActSilu, Moe_ActGelu, Moe_ActRelu, Moe_ActGeluTanh, Moe_ActIdentity,
+     Moe_ActSwiglu]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::mlir::moe";
 }

@@ -101,7 +101,6 @@ static LogicalResult checkShape(Operation *op, StringRef name,
 LogicalResult ExpertsOp::verify() {
   RankedTensorType w1 = getW1().getType();
   int64_t experts = w1.getDimSize(0);
-  int64_t inter = w1.getDimSize(1);
   int64_t hidden = w1.getDimSize(2);
   if (ShapedType::isDynamic(experts))
     return emitOpError("the number of experts (w1 dimension 0) must be "
@@ -111,18 +110,50 @@ LogicalResult ExpertsOp::verify() {
     return emitOpError("result type ")
            << getResult().getType() << " must equal the input type "
            << getInput().getType();
+  bool swiglu = getActivation() == Activation::swiglu;
+  if (!swiglu && getSwigluFusion() != 0)
+    return emitOpError("swiglu_fusion = ")
+           << getSwigluFusion() << " needs activation swiglu, not "
+           << stringifyActivation(getActivation());
+  if (auto limit = getSwigluLimit(); limit && !(limit->convertToDouble() >= 0))
+    return emitOpError("swiglu_limit must be non-negative, got ")
+           << limit->convertToDouble();
+  bool fused = isFusedSwiglu();
+  if (swiglu && !fused && !getW3())
+    return emitOpError("swiglu with swiglu_fusion = 0 needs w3 (the linear "
+                       "part)");
+  if (fused && (getW3() || getB3()))
+    return emitOpError("swiglu with swiglu_fusion = ")
+           << getSwigluFusion()
+           << " takes gate and linear parts from w1; w3 and b3 must be absent";
+  // F comes from w2; a fused w1 has 2F rows.
   if (failed(checkShape(*this, "input", getInput().getType(),
                         {ShapedType::kDynamic, hidden})) ||
       failed(checkShape(*this, "offsets", getOffsets().getType(),
                         {experts + 1})) ||
-      failed(
-          checkShape(*this, "w2", getW2().getType(), {experts, hidden, inter})))
+      failed(checkShape(*this, "w2", getW2().getType(),
+                        {experts, hidden, ShapedType::kDynamic})))
     return failure();
+  int64_t inter = getFfnSize();
+  int64_t fc1Rows = w1.getDimSize(1);
+  if (fused && !ShapedType::isDynamic(fc1Rows) && fc1Rows % 2 != 0)
+    return emitOpError("w1 has type ")
+           << w1 << " but a fused swiglu needs an even dimension 1 (2F)";
+  int64_t wantRows = ShapedType::isDynamic(inter) ? ShapedType::kDynamic
+                     : fused                      ? 2 * inter
+                                                  : inter;
+  if (failed(checkShape(*this, "w1", w1, {experts, wantRows, hidden})))
+    return failure();
+  // Whichever of F and w1's rows is known gives the other.
+  if (ShapedType::isDynamic(fc1Rows))
+    fc1Rows = wantRows;
+  if (ShapedType::isDynamic(inter) && !ShapedType::isDynamic(fc1Rows))
+    inter = fused ? fc1Rows / 2 : fc1Rows;
   if (getW3() && failed(checkShape(*this, "w3", getW3().getType(),
                                    {experts, inter, hidden})))
     return failure();
   if (getB1() &&
-      failed(checkShape(*this, "b1", getB1().getType(), {experts, inter})))
+      failed(checkShape(*this, "b1", getB1().getType(), {experts, fc1Rows})))
     return failure();
   if (getB2() &&
       failed(checkShape(*this, "b2", getB2().getType(), {experts, hidden})))

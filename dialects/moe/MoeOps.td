@@ -74,11 +74,30 @@ def Moe_ExpertsOp : Moe_Op<"experts", [Pure, AttrSizedOperandSegments]> {
   let summary = "a bank of expert FFNs applied to expert-sorted rows";
   let description = [{
     Runs expert e on rows `offsets[e]` up to `offsets[e + 1]` of `input`
-    `[R, H]`: with the up projection `w3`,
-    `h = act(x · w1[e]ᵀ + b1[e]) ⊙ (x · w3[e]ᵀ + b3[e])` (gated, as Mixtral's
-    SwiGLU), else `h = act(x · w1[e]ᵀ + b1[e])`; then `y = h · w2[e]ᵀ + b2[e]`.
-    Weights are `[E, F, H]` for `w1`/`w3` and `[E, H, F]` for `w2` (PyTorch's
-    `[out, in]` per expert); biases are optional.
+    `[R, H]` and returns `y = h · w2[e]ᵀ + b2[e]`. `w2` is `[E, H, F]`
+    (PyTorch's `[out, in]` per expert); its dimension 2 is the FFN size F.
+    Biases are optional.
+
+    With `activation` `silu`, `gelu` (exact, erf), `gelu_tanh` (tanh
+    approximation), `relu` or `identity`: `w1` (and `w3`) are `[E, F, H]`,
+    `a = x · w1[e]ᵀ + b1[e]` and, with the up projection `w3`,
+    `h = act(a) ⊙ (x · w3[e]ᵀ + b3[e])` (gated, as Mixtral's SwiGLU), else
+    `h = act(a)`.
+
+    With `swiglu`, the gate `g` and the linear part `l` (F values per row)
+    come from the fc1 output according to `swiglu_fusion`:
+    - 0: `g = x · w1[e]ᵀ + b1[e]`, `l = x · w3[e]ᵀ + b3[e]` (`w3` required);
+    - 1: `u = x · w1[e]ᵀ + b1[e]` with `w1` `[E, 2F, H]` and `b1` `[E, 2F]`,
+      interleaved gate first: `g[i] = u[2i]`, `l[i] = u[2i + 1]`;
+    - 2: the same `u`, concatenated: `g[i] = u[i]`, `l[i] = u[F + i]`;
+    fused forms take no `w3`/`b3`. Then, as ONNX Runtime's
+    `com.microsoft.MoE` and `QMoE` define it:
+    `G = min(g, limit)`, `L = clamp(l, -limit, limit)` (no clamp without
+    `swiglu_limit`) and `h = G · sigmoid(alpha · G) · (L + beta)`, with
+    `alpha` = `activation_alpha` (default 1.0) and `beta` =
+    `activation_beta` (default 0.0). Like ONNX Runtime, the other
+    activations ignore `activation_alpha`, `activation_beta` and
+    `swiglu_limit`; `swiglu_fusion` must be 0 with them.
 
     `experts`, when present, holds one `#moe.expert` per expert with the
     placement, precision and pruning decisions of the passes.
@@ -88,6 +107,9 @@ def Moe_ExpertsOp : Moe_Op<"experts", [Pure, AttrSizedOperandSegments]> {
     ```mlir
     %y = moe.experts %rows, %offsets w1(%w1) w2(%w2) w3(%w3) {activation = #moe.activation<silu>, experts = [#moe.expert<placement = gpu>, #moe.expert<pruned = true>]}
         : (tensor<?x64xf32>, tensor<3xi64>, tensor<2x128x64xf32>, tensor<2x64x128xf32>, tensor<2x128x64xf32>) -> tensor<?x64xf32>
+    // gpt-oss: fc1 rows interleaved (gate, linear), clamped at 7.
+    %z = moe.experts %rows, %offsets w1(%f1) w2(%w2) b1(%c1) b2(%c2) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64, activation_alpha = 1.702 : f64, activation_beta = 1.0 : f64, swiglu_limit = 7.0 : f64}
+        : (tensor<?x64xf32>, tensor<3xi64>, tensor<2x256x64xf32>, tensor<2x64x128xf32>, tensor<2x256xf32>, tensor<2x64xf32>) -> tensor<?x64xf32>
     ```
   }];
   let arguments = (ins Moe_FloatTensor2D:$input, Moe_IdVector:$offsets,
@@ -97,6 +119,13 @@ def Moe_ExpertsOp : Moe_Op<"experts", [Pure, AttrSizedOperandSegments]> {
                    Optional<Moe_Bias2D>:$b3,
                    DefaultValuedAttr<Moe_ActivationAttr,
                                      "::mlir::moe::Activation::silu">:$activation,
+                   DefaultValuedAttr<F64Attr, "1.0">:$activation_alpha,
+                   DefaultValuedAttr<F64Attr, "0.0">:$activation_beta,
+                   OptionalAttr<F64Attr>:$swiglu_limit,
+                   DefaultValuedAttr<ConfinedAttr<I64Attr,
+                                                  [IntMinValue<0>,
+                                                   IntMaxValue<2>]>,
+                                     "0">:$swiglu_fusion,
                    OptionalAttr<Moe_ExpertArrayAttr>:$experts);
   let results = (outs Moe_FloatTensor2D:$result);
   let assemblyFormat = [{
@@ -108,6 +137,13 @@ def Moe_ExpertsOp : Moe_Op<"experts", [Pure, AttrSizedOperandSegments]> {
   let extraClassDeclaration = [{
     /// Number of experts (the leading dimension of the weights).
     int64_t getNumExperts() { return getW1().getType().getDimSize(0); }
+    /// The FFN size F (w2 dimension 2; dynamic when unknown).
+    int64_t getFfnSize() { return getW2().getType().getDimSize(2); }
+    /// Whether w1 holds the gate and linear parts of swiglu (2F rows).
+    bool isFusedSwiglu() {
+      return getActivation() == ::mlir::moe::Activation::swiglu &&
+             getSwigluFusion() != 0;
+    }
     /// The properties of expert `e` (defaults when `experts` is absent).
     ::mlir::moe::ExpertAttr getExpert(int64_t e);
   }];

@@ -90,6 +90,17 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
   return rt::Status::ok();
 }
 
+float swiglu(float gate, float linear, const ExpertActivation &act) {
+  // ONNX Runtime's order of operations (contrib_ops/cpu/moe/moe_utils.cc).
+  // std::min and std::clamp as there: a NaN gate or linear stays NaN.
+  gate = std::min(gate, act.limit);
+  linear = linear < -act.limit  ? -act.limit
+           : act.limit < linear ? act.limit
+                                : linear;
+  float sigmoid = 1.0f / (1.0f + std::exp(-(act.alpha * gate)));
+  return gate * sigmoid * (linear + act.beta);
+}
+
 namespace {
 
 float activate(Activation a, float v) {
@@ -98,8 +109,13 @@ float activate(Activation a, float v) {
     return applyUnary(UnaryOp::Silu, v);
   case Activation::Gelu:
     return applyUnary(UnaryOp::GeluErf, v);
+  case Activation::GeluTanh:
+    return applyUnary(UnaryOp::GeluTanh, v);
   case Activation::Relu:
     return v > 0 ? v : 0.0f;
+  case Activation::Identity:
+  case Activation::Swiglu: // paired, never applied to one value
+    return v;
   }
   return v;
 }
@@ -120,7 +136,7 @@ void expertLinear(const float *x, int64_t n, int64_t k, const float *dense,
 
 rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
                    const int64_t *offsets, int64_t numExperts, int64_t ffn,
-                   const ExpertWeights &w, Activation activation,
+                   const ExpertWeights &w, const ExpertActivation &act,
                    const uint8_t *pruned, float *y) {
   if (offsets[0] != 0 || offsets[numExperts] != rows)
     return rt::Status::error("offsets run from " + std::to_string(offsets[0]) +
@@ -130,6 +146,11 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
     if (offsets[e + 1] < offsets[e])
       return rt::Status::error("offsets decrease at expert " +
                                std::to_string(e));
+  if (act.kind == Activation::Swiglu && act.fusion == 0 && !w.hasW3())
+    return rt::Status::error("swiglu with swiglu_fusion 0 needs w3");
+  if (act.fusion < 0 || act.fusion > 2)
+    return rt::Status::error("swiglu_fusion " + std::to_string(act.fusion) +
+                             " is not 0, 1 or 2");
   // Work items: (expert, block of rows); each item's products are parallel
   // again over output columns (nested TBB loops), so that few tokens still
   // use every thread.
@@ -142,6 +163,12 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
     for (int64_t r = offsets[e]; r < offsets[e + 1]; r += kBlock)
       items.push_back({e, r, std::min(offsets[e + 1], r + kBlock)});
   int64_t H = hidden_size, F = ffn;
+  const bool isSwiglu = act.kind == Activation::Swiglu;
+  const bool fused = act.fused();
+  // fc1 gives F columns, or 2F (gate and linear) when fused; w3 gives the
+  // other factor of a gated activation (the linear part of swiglu 0).
+  const int64_t F1 = fused ? 2 * F : F;
+  const bool gated = !fused && w.hasW3();
   constexpr int64_t kCols = 64;
   auto columns = [&](int64_t n, int64_t cost, auto &&body) {
     parallelFor((n + kCols - 1) / kCols, cost * kCols,
@@ -160,22 +187,45 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
         continue;
       }
       const float *xin = x + item.begin * H;
-      const bool gated = w.hasW3();
-      std::vector<float> h(size_t(n * F)), g(gated ? size_t(n * F) : 0);
-      columns(F, n * H * (gated ? 2 : 1), [&](int64_t c0, int64_t c1) {
-        expertLinear(xin, n, H, w.w1, w.w1p, e, F,
-                     w.b1 ? w.b1 + e * F : nullptr, h.data(), c0, c1);
+      const float *b1 = w.b1 ? w.b1 + e * F1 : nullptr;
+      // u: fc1 output [n, F1]; g: fc3 output [n, F]; h: the activation
+      // [n, F] (u itself unless fused).
+      std::vector<float> u(size_t(n * F1)), g(gated ? size_t(n * F) : 0),
+          hf(fused ? size_t(n * F) : 0);
+      float *h = fused ? hf.data() : u.data();
+      columns(F, n * H * (gated || fused ? 2 : 1), [&](int64_t c0, int64_t c1) {
+        if (!fused) {
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F, b1, u.data(), c0, c1);
+        } else if (act.fusion == 1) {
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), 2 * c0,
+                       2 * c1);
+        } else {
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), c0, c1);
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), F + c0,
+                       F + c1);
+        }
         if (gated)
           expertLinear(xin, n, H, w.w3, w.w3p, e, F,
                        w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1);
-        for (int64_t r = 0; r < n; ++r)
+        for (int64_t r = 0; r < n; ++r) {
+          const float *ur = u.data() + r * F1;
           for (int64_t c = c0; c < c1; ++c) {
-            float a = activate(activation, h[r * F + c]);
-            h[r * F + c] = gated ? a * g[r * F + c] : a;
+            float &hv = h[r * F + c];
+            if (fused && act.fusion == 1)
+              hv = swiglu(ur[2 * c], ur[2 * c + 1], act);
+            else if (fused)
+              hv = swiglu(ur[c], ur[F + c], act);
+            else if (isSwiglu)
+              hv = swiglu(ur[c], g[r * F + c], act);
+            else if (gated)
+              hv = activate(act.kind, ur[c]) * g[r * F + c];
+            else
+              hv = activate(act.kind, ur[c]);
           }
+        }
       });
       columns(H, n * F, [&](int64_t c0, int64_t c1) {
-        expertLinear(h.data(), n, F, w.w2, w.w2p, e, H,
+        expertLinear(h, n, F, w.w2, w.w2p, e, H,
                      w.b2 ? w.b2 + e * H : nullptr, out, c0, c1);
       });
     }

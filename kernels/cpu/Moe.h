@@ -12,6 +12,8 @@
 #include "kernels/cpu/Quant.h"
 #include "runtime/Status.h"
 
+#include <cmath>
+
 namespace moe::kernels::cpu {
 
 enum class Scoring { Softmax, Sigmoid };
@@ -29,7 +31,27 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
                     const int64_t *ids, int64_t k, int64_t experts,
                     float *rows, int64_t *offsets, int64_t *perm);
 
-enum class Activation { Silu, Gelu, Relu };
+/// Gelu is exact (erf), GeluTanh the tanh approximation; Swiglu pairs a
+/// gate and a linear part (ExpertActivation).
+enum class Activation { Silu, Gelu, Relu, GeluTanh, Identity, Swiglu };
+
+/// The expert activation with ONNX Runtime's SwiGLU parameters (which the
+/// other activations ignore). SwiGLU, per FFN column i, from the gate g and
+/// the linear part l: G = min(g, limit), L = clamp(l, -limit, limit),
+/// h = G · sigmoid(alpha · G) · (L + beta).
+struct ExpertActivation {
+  Activation kind = Activation::Silu;
+  float alpha = 1.0f;
+  float beta = 0.0f;
+  float limit = INFINITY; ///< no clamp when infinite
+  /// Where g and l come from: 0: w1 and w3; 1: w1 [2F, H] with rows
+  /// interleaved (g, l, g, l, ...); 2: w1 [2F, H], all g rows then all l.
+  int fusion = 0;
+  bool fused() const { return kind == Activation::Swiglu && fusion != 0; }
+};
+
+/// SwiGLU of one (gate, linear) pair, in float as ONNX Runtime computes it.
+float swiglu(float gate, float linear, const ExpertActivation &act);
 
 /// One packed weight bank: expert e's matrix is at base + offsets[e] in
 /// formats[e] (Quant.h); experts may mix formats, plain (bits 0) included.
@@ -42,25 +64,29 @@ struct PackedBank {
 
 /// The weights of moe.experts; optional ones are null. A weight given as a
 /// packed bank (w1p, w2p, w3p) replaces the dense one of the same name.
+/// With a fused SwiGLU, w1 is [E, 2F, H] and b1 [E, 2F].
 struct ExpertWeights {
-  const float *w1 = nullptr; ///< [E, F, H]
+  const float *w1 = nullptr; ///< [E, F, H] (fused: [E, 2F, H])
   const float *w2 = nullptr; ///< [E, H, F]
   const float *w3 = nullptr; ///< [E, F, H]
-  const float *b1 = nullptr; ///< [E, F]
+  const float *b1 = nullptr; ///< [E, F] (fused: [E, 2F])
   const float *b2 = nullptr; ///< [E, H]
   const float *b3 = nullptr; ///< [E, F]
-  PackedBank w1p, w2p, w3p; ///< per expert [F, H], [H, F], [F, H]
+  PackedBank w1p, w2p, w3p; ///< per expert [F or 2F, H], [H, F], [F, H]
   bool hasW3() const { return w3 || w3p.present(); }
 };
 
 /// y[R, H]: for each expert e and each row x of offsets[e] .. offsets[e+1]:
-/// h = act(x·w1ᵀ + b1) (⊙ (x·w3ᵀ + b3) with w3), y = h·w2ᵀ + b2. Rows of an
-/// expert with pruned[e] != 0 are zeros (`pruned` may be null). The offsets
-/// must start at 0, not decrease and end at R.
+/// h = act(x·w1ᵀ + b1) (⊙ (x·w3ᵀ + b3) with w3), or for Swiglu
+/// h = swiglu(g, l) with g and l as `activation.fusion` says; then
+/// y = h·w2ᵀ + b2. `ffn` is F (w2's last dimension). Rows of an expert with
+/// pruned[e] != 0 are zeros (`pruned` may be null). The offsets must start
+/// at 0, not decrease and end at R.
 rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
                    const int64_t *offsets, int64_t numExperts, int64_t ffn,
-                   const ExpertWeights &weights, Activation activation,
-                   const uint8_t *pruned, float *y);
+                   const ExpertWeights &weights,
+                   const ExpertActivation &activation, const uint8_t *pruned,
+                   float *y);
 
 /// out[T, H]: out[t] = Σ over rows r with perm[r] / k == t of
 /// weights[perm[r]] · y[r], rows summed in increasing r.

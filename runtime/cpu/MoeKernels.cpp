@@ -85,23 +85,61 @@ Status runDispatch(KernelContext &ctx) {
                       ctx.output(2).mutableData<int64_t>());
 }
 
-/// The optional operands of moe.experts, in operand order.
+/// The optional operands of moe.experts, in operand order, and the
+/// activation.
 struct ExpertsLayout {
   bool w3 = false, b1 = false, b2 = false, b3 = false;
+  kc::ExpertActivation act;
   size_t numInputs() const { return 4 + w3 + b1 + b2 + b3; }
 };
 
-StatusOr<kc::Activation> activation(const Attrs &attrs) {
+/// `activation` with ONNX Runtime's SwiGLU parameters: `activation_alpha`
+/// (default 1), `activation_beta` (0), `swiglu_limit` when
+/// `has_swiglu_limit` (else no clamp) and `swiglu_fusion` (0, 1 or 2).
+StatusOr<kc::ExpertActivation> activation(const Attrs &attrs) {
+  kc::ExpertActivation act;
   std::string s;
   MOE_ASSIGN_OR_RETURN(s, attrs.getString("activation", "silu"));
   if (s == "silu")
-    return kc::Activation::Silu;
-  if (s == "gelu")
-    return kc::Activation::Gelu;
-  if (s == "relu")
-    return kc::Activation::Relu;
-  return Status::error("attribute `activation` is '" + s +
-                       "', expected 'silu', 'gelu' or 'relu'");
+    act.kind = kc::Activation::Silu;
+  else if (s == "gelu")
+    act.kind = kc::Activation::Gelu;
+  else if (s == "gelu_tanh")
+    act.kind = kc::Activation::GeluTanh;
+  else if (s == "relu")
+    act.kind = kc::Activation::Relu;
+  else if (s == "identity")
+    act.kind = kc::Activation::Identity;
+  else if (s == "swiglu")
+    act.kind = kc::Activation::Swiglu;
+  else
+    return Status::error("attribute `activation` is '" + s +
+                         "', expected 'silu', 'gelu', 'gelu_tanh', 'relu', "
+                         "'identity' or 'swiglu'");
+  double alpha, beta;
+  MOE_ASSIGN_OR_RETURN(alpha, attrs.getFloat("activation_alpha", 1.0));
+  MOE_ASSIGN_OR_RETURN(beta, attrs.getFloat("activation_beta", 0.0));
+  act.alpha = float(alpha);
+  act.beta = float(beta);
+  int64_t hasLimit, fusion;
+  MOE_ASSIGN_OR_RETURN(hasLimit, attrs.getInt("has_swiglu_limit", 0));
+  if (hasLimit) {
+    double limit;
+    MOE_ASSIGN_OR_RETURN(limit, attrs.getFloat("swiglu_limit"));
+    if (!(limit >= 0))
+      return Status::error("attribute `swiglu_limit` = " +
+                           std::to_string(limit) + " must be non-negative");
+    act.limit = float(limit);
+  }
+  MOE_ASSIGN_OR_RETURN(fusion, attrs.getInt("swiglu_fusion", 0));
+  if (fusion < 0 || fusion > 2)
+    return Status::error("attribute `swiglu_fusion` = " + str(fusion) +
+                         " is outside [0, 2]");
+  if (fusion != 0 && act.kind != kc::Activation::Swiglu)
+    return Status::error("attribute `swiglu_fusion` = " + str(fusion) +
+                         " needs activation 'swiglu', not '" + s + "'");
+  act.fusion = int(fusion);
+  return act;
 }
 
 StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
@@ -117,7 +155,13 @@ StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
   l.b3 = v != 0;
   if (l.b3 && !l.w3)
     return Status::error("attribute `has_b3` is set without `has_w3`");
-  MOE_RETURN_IF_ERROR(activation(attrs).status());
+  MOE_ASSIGN_OR_RETURN(l.act, activation(attrs));
+  if (l.act.kind == kc::Activation::Swiglu && l.act.fusion == 0 && !l.w3)
+    return Status::error("activation 'swiglu' with `swiglu_fusion` = 0 needs "
+                         "w3 (`has_w3`)");
+  if (l.act.fused() && l.w3)
+    return Status::error("activation 'swiglu' with `swiglu_fusion` = " +
+                         str(l.act.fusion) + " takes no w3");
   // Per-expert lists: E entries each, with their value ranges.
   struct ListRule {
     const char *name;
@@ -154,35 +198,53 @@ StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
   MOE_RETURN_IF_ERROR(checkRank(in, 1, 1));
   MOE_RETURN_IF_ERROR(checkDim(in, 1, 0, e + 1, "num_experts + 1"));
   // Every E, F and H dim of every operand must agree; F and H are learnt
-  // from the first operand that knows them.
+  // from the first operand that knows them. G is fc1's output size: F, or
+  // 2F (gate and linear parts) for a fused swiglu.
+  const bool fused = l.act.fused();
   struct Operand {
     size_t index;
-    const char *dims; // one letter per dim: E, F or H
+    const char *dims; // one letter per dim: E, F, G or H
     const char *name;
   };
-  std::vector<Operand> ops = {{0, "RH", "x"}, {2, "EFH", "w1"},
+  std::vector<Operand> ops = {{0, "RH", "x"}, {2, "EGH", "w1"},
                               {3, "EHF", "w2"}};
   size_t next = 4;
   if (l.w3)
     ops.push_back({next++, "EFH", "w3"});
   if (l.b1)
-    ops.push_back({next++, "EF", "b1"});
+    ops.push_back({next++, "EG", "b1"});
   if (l.b2)
     ops.push_back({next++, "EH", "b2"});
   if (l.b3)
     ops.push_back({next++, "EF", "b3"});
+  const std::string g = fused ? "2F" : "F";
   int64_t f = -1, h = -1;
   for (const Operand &op : ops) {
-    std::string dims = op.dims;
+    std::string dims = op.dims, shown;
+    for (char c : dims)
+      shown += c == 'G' ? g : std::string(1, c);
     MOE_RETURN_IF_ERROR(checkRank(in, op.index, dims.size()));
     for (size_t d = 0; d < dims.size(); ++d) {
-      if (dims[d] == 'R')
+      char c = dims[d];
+      if (c == 'R')
         continue;
-      int64_t &known = dims[d] == 'E' ? e : dims[d] == 'F' ? f : h;
-      std::string what = std::string(1, dims[d]) + " of " + op.name + " [" +
-                         std::string(op.dims) + "]";
+      std::string what = (c == 'G' ? g : std::string(1, c)) + " of " + op.name +
+                         " [" + shown + "]";
+      int64_t got = in[op.index].shape[d];
+      if (c == 'G') {
+        int64_t want = f < 0 ? -1 : fused ? 2 * f : f;
+        MOE_RETURN_IF_ERROR(checkDim(in, op.index, d, want, what));
+        if (fused && got >= 0 && got % 2 != 0)
+          return Status::error("input " + str(int64_t(op.index)) + " dim " +
+                               str(int64_t(d)) + " is " + str(got) +
+                               ", expected an even size (" + what + ")");
+        if (f < 0 && got >= 0)
+          f = fused ? got / 2 : got;
+        continue;
+      }
+      int64_t &known = c == 'E' ? e : c == 'F' ? f : h;
       MOE_RETURN_IF_ERROR(checkDim(in, op.index, d, known, what));
-      known = mergeDims(known, in[op.index].shape[d]);
+      known = mergeDims(known, got);
     }
   }
   return single(DType::F32, in[0].shape);
@@ -193,8 +255,6 @@ Status runExperts(KernelContext &ctx) {
   MOE_ASSIGN_OR_RETURN(e, numExperts(ctx.attrs()));
   ExpertsLayout l;
   MOE_ASSIGN_OR_RETURN(l, expertsLayout(ctx.attrs(), e));
-  kc::Activation act;
-  MOE_ASSIGN_OR_RETURN(act, activation(ctx.attrs()));
   std::vector<int64_t> prunedList;
   MOE_ASSIGN_OR_RETURN(prunedList,
                        ctx.attrs().getInts("pruned", std::vector<int64_t>{}));
@@ -231,9 +291,10 @@ Status runExperts(KernelContext &ctx) {
     w.b2 = ctx.input(next++).data<float>();
   if (l.b3)
     w.b3 = ctx.input(next++).data<float>();
+  // F is w2's last dimension (w1 has 2F rows when swiglu is fused).
   return kc::experts(x.data<float>(), x.dim(0), x.dim(1),
-                     ctx.input(1).data<int64_t>(), e, ctx.input(2).dim(1), w,
-                     act, pruned.empty() ? nullptr : pruned.data(),
+                     ctx.input(1).data<int64_t>(), e, ctx.input(3).dim(2), w,
+                     l.act, pruned.empty() ? nullptr : pruned.data(),
                      ctx.output(0).mutableData<float>());
 }
 

@@ -22,7 +22,7 @@
 // CHECK-NEXT: {"index": 2, "kind": "call", "kernel": "moe.route", "device": "cpu", "inputs": [7], "outputs": [8, 9], "attrs": {"k": 2, "normalize": 1, "scoring": "softmax"}}
 // CHECK-NEXT: {"index": 3, "kind": "free", "inputs": [7]}
 // CHECK-NEXT: {"index": 4, "kind": "call", "kernel": "moe.dispatch", "device": "cpu", "inputs": [6, 8], "outputs": [10, 11, 12], "attrs": {"num_experts": 4}}
-// CHECK: "kernel": "moe.experts", {{.*}}"attrs": {"activation": "silu", "bits": [0, 0, 0, 0], "has_b1": 0, "has_b2": 0, "has_b3": 0, "has_w3": 0, "num_experts": 4, "placement": [1, 2, 0, 0], "pruned": [0, 0, 0, 0]}}
+// CHECK: "kernel": "moe.experts", {{.*}}"attrs": {"activation": "silu", "activation_alpha": 1.0, "activation_beta": 0.0, "bits": [0, 0, 0, 0], "has_b1": 0, "has_b2": 0, "has_b3": 0, "has_swiglu_limit": 0, "has_w3": 0, "num_experts": 4, "placement": [1, 2, 0, 0], "pruned": [0, 0, 0, 0], "swiglu_fusion": 0}}
 // CHECK: "kernel": "moe.combine"
 // CHECK: "kernel": "nn.add", "device": "cpu", "inputs": [0, {{[0-9]+}}], "outputs": [[[OUT]]]
 // CHECK: "metadata": {

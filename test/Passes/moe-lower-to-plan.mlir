@@ -40,7 +40,7 @@ func.func @moe_layer(%x: tensor<?x16xf32>, %logits: tensor<?x4xf32>) -> tensor<?
   %ids, %wts = moe.route %logits {k = 2 : i64, scoring = #moe.scoring<sigmoid>, normalize = false} : tensor<?x4xf32> -> tensor<?x2xi64>, tensor<?x2xf32>
   // CHECK: %[[D:.+]]:3 = plan.call "moe.dispatch"(%{{.*}}, %[[R]]#0) {params = {num_experts = 4 : i64}}
   %rows, %off, %perm = moe.dispatch %x, %ids {num_experts = 4 : i64} : tensor<?x16xf32>, tensor<?x2xi64> -> tensor<?x16xf32>, tensor<5xi64>, tensor<?xi64>
-  // CHECK: plan.call "moe.experts"(%[[D]]#0, %[[D]]#1, %{{.*}}, %{{.*}}) {params = {activation = "relu", bits = array<i64: 0, 8, 0, 0>, has_b1 = 0 : i64, has_b2 = 0 : i64, has_b3 = 0 : i64, has_w3 = 0 : i64, num_experts = 4 : i64, placement = array<i64: 1, 2, 3, 0>, pruned = array<i64: 0, 0, 1, 0>}}
+  // CHECK: plan.call "moe.experts"(%[[D]]#0, %[[D]]#1, %{{.*}}, %{{.*}}) {params = {activation = "relu", activation_alpha = 1.000000e+00 : f64, activation_beta = 0.000000e+00 : f64, bits = array<i64: 0, 8, 0, 0>, has_b1 = 0 : i64, has_b2 = 0 : i64, has_b3 = 0 : i64, has_swiglu_limit = 0 : i64, has_w3 = 0 : i64, num_experts = 4 : i64, placement = array<i64: 1, 2, 3, 0>, pruned = array<i64: 0, 0, 1, 0>, swiglu_fusion = 0 : i64}}
   %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<relu>, experts = [#moe.expert<placement = gpu>, #moe.expert<placement = cpu, bits = 8, group_size = 32>, #moe.expert<placement = on_demand, pruned = true>, #moe.expert<>]} : (tensor<?x16xf32>, tensor<5xi64>, tensor<4x32x16xf32>, tensor<4x16x32xf32>) -> tensor<?x16xf32>
   // CHECK: plan.call "moe.combine"
   %out = moe.combine %y, %perm, %wts : tensor<?x16xf32>, tensor<?xi64>, tensor<?x2xf32>

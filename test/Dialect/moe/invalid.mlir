@@ -66,6 +66,78 @@ func.func @experts_b3(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<
 
 // -----
 
+func.func @experts_fusion_needs_swiglu(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{swiglu_fusion = 1 needs activation swiglu, not silu}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {swiglu_fusion = 1 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_fusion_range(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{attribute 'swiglu_fusion' failed to satisfy constraint: 64-bit signless integer attribute whose minimum value is 0 whose maximum value is 2}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<swiglu>, swiglu_fusion = 3 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_swiglu_needs_w3(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x32x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{swiglu with swiglu_fusion = 0 needs w3 (the linear part)}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<swiglu>} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_fused_no_w3(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>, %w3: tensor<2x32x16xf32>) {
+  // expected-error @+1 {{swiglu with swiglu_fusion = 2 takes gate and linear parts from w1; w3 and b3 must be absent}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) w3(%w3) {activation = #moe.activation<swiglu>, swiglu_fusion = 2 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>, tensor<2x32x16xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_fused_w1_rows(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x32x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{w1 has type 'tensor<2x32x16xf32>' but dimension 1 must be 64}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_unfused_w1_rows(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{w1 has type 'tensor<2x64x16xf32>' but dimension 1 must be 32}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_fused_b1(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>, %b1: tensor<2x32xf32>) {
+  // expected-error @+1 {{b1 has type 'tensor<2x32xf32>' but dimension 1 must be 64}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) b1(%b1) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>, tensor<2x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_fused_odd(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x63x16xf32>, %w2: tensor<2x16x?xf32>) {
+  // expected-error @+1 {{w1 has type 'tensor<2x63x16xf32>' but a fused swiglu needs an even dimension 1 (2F)}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x63x16xf32>, tensor<2x16x?xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
+func.func @experts_limit(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x64x16xf32>, %w2: tensor<2x16x32xf32>) {
+  // expected-error @+1 {{swiglu_limit must be non-negative, got -1}}
+  %y = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64, swiglu_limit = -1.0 : f64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return
+}
+
+// -----
+
 func.func @expert_bits() {
   // expected-error @+1 {{expert bits must be one of 0 (as stored), 16, 8, 4, 3, 2; got 5}}
   "test.use"() {e = #moe.expert<bits = 5>} : () -> ()

@@ -35,6 +35,33 @@ func.func @experts_properties(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1:
 
 // -----
 
+// ONNX Runtime's SwiGLU: a fused w1 has 2F rows (F = w2 dimension 2) and b1
+// 2F entries; defaults (alpha 1, beta 0, fusion 0, no limit) are not printed.
+// CHECK-LABEL: func.func @experts_swiglu
+func.func @experts_swiglu(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %f1: tensor<2x64x16xf32>, %w1: tensor<2x32x16xf32>, %w2: tensor<2x16x32xf32>, %w3: tensor<2x32x16xf32>, %c1: tensor<2x64xf32>, %b1: tensor<2x32xf32>, %b3: tensor<2x32xf32>) -> (tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x16xf32>) {
+  // CHECK: moe.experts %{{.*}}, %{{.*}} w1(%{{.*}}) w2(%{{.*}}) b1(%{{.*}}) {activation = #moe.activation<swiglu>, activation_alpha = 1.702000e+00 : f64, activation_beta = 1.000000e+00 : f64, swiglu_fusion = 1 : i64, swiglu_limit = 7.000000e+00 : f64}
+  %a = moe.experts %rows, %off w1(%f1) w2(%w2) b1(%c1) {activation = #moe.activation<swiglu>, swiglu_fusion = 1 : i64, activation_alpha = 1.702 : f64, activation_beta = 1.0 : f64, swiglu_limit = 7.0 : f64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>, tensor<2x64xf32>) -> tensor<?x16xf32>
+  // CHECK: moe.experts %{{.*}}, %{{.*}} w1(%{{.*}}) w2(%{{.*}}) {activation = #moe.activation<swiglu>, swiglu_fusion = 2 : i64}
+  %b = moe.experts %rows, %off w1(%f1) w2(%w2) {activation = #moe.activation<swiglu>, swiglu_fusion = 2 : i64, activation_alpha = 1.0 : f64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x64x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  // CHECK: moe.experts %{{.*}}, %{{.*}} w1(%{{.*}}) w2(%{{.*}}) w3(%{{.*}}) b1(%{{.*}}) b3(%{{.*}}) {activation = #moe.activation<swiglu>, swiglu_limit = 0.000000e+00 : f64}
+  %c = moe.experts %rows, %off w1(%w1) w2(%w2) w3(%w3) b1(%b1) b3(%b3) {activation = #moe.activation<swiglu>, swiglu_limit = 0.0 : f64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>, tensor<2x32x16xf32>, tensor<2x32xf32>, tensor<2x32xf32>) -> tensor<?x16xf32>
+  return %a, %b, %c : tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x16xf32>
+}
+
+// -----
+
+// The other activations ignore alpha, beta and the limit, as ONNX Runtime's do.
+// CHECK-LABEL: func.func @experts_activations
+func.func @experts_activations(%rows: tensor<?x16xf32>, %off: tensor<3xi64>, %w1: tensor<2x32x16xf32>, %w2: tensor<2x16x32xf32>) -> (tensor<?x16xf32>, tensor<?x16xf32>) {
+  // CHECK: {activation = #moe.activation<gelu_tanh>}
+  %a = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<gelu_tanh>} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  // CHECK: {activation = #moe.activation<identity>, activation_alpha = 1.702000e+00 : f64, swiglu_limit = 7.000000e+00 : f64}
+  %b = moe.experts %rows, %off w1(%w1) w2(%w2) {activation = #moe.activation<identity>, activation_alpha = 1.702 : f64, swiglu_limit = 7.0 : f64} : (tensor<?x16xf32>, tensor<3xi64>, tensor<2x32x16xf32>, tensor<2x16x32xf32>) -> tensor<?x16xf32>
+  return %a, %b : tensor<?x16xf32>, tensor<?x16xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @all_to_all
 func.func @all_to_all(%rows: tensor<?x16xf32>, %off: tensor<9xi64>) -> (tensor<?x16xf32>, tensor<9xi64>) {
   // CHECK: moe.all_to_all %{{.*}}, %{{.*}} {chunks = 4 : i64, ranks = 4 : i64, schedule = #moe.schedule<pipelined>} : tensor<?x16xf32>, tensor<9xi64>
