@@ -9,6 +9,7 @@
 
 #include "compiler/PlanEmitter.h"
 #include "compiler/Registration.h"
+#include "frontends/onnx/OnnxImporter.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
 #include "mlir/IR/AsmState.h"
@@ -47,9 +48,12 @@ static llvm::cl::opt<std::string> weightsDir(
 static constexpr const char *kOverview = R"(moe-opt: the MoE compiler driver
 
 Reads MLIR in the nn, moe and plan dialects (and the upstream func, arith,
-tensor, memref dialects), runs passes, prints the result and, with
---emit-plan FILE, writes an executable plan for moe-exec.
+tensor, memref dialects) or an ONNX model (*.onnx, or *.onnxtext in ONNX's
+text syntax), runs passes, prints the result and, with --emit-plan FILE,
+writes an executable plan for moe-exec.
 
+  moe-opt model.onnx                                # print the imported IR
+  moe-opt model.onnx --moe-compile --emit-plan model.moeplan
   moe-opt block.mlir --moe-compile --emit-plan block.moeplan
   moe-opt block.mlir --moe-lower-to-plan            # print the plan-level IR
   moe-opt block.mlir --pass-pipeline='builtin.module(moe-lower-to-plan)'
@@ -63,9 +67,16 @@ static void installOneLineDiagnostics(MLIRContext &ctx) {
   ctx.getDiagEngine().registerHandler([](Diagnostic &diag) {
     std::string text;
     llvm::raw_string_ostream os(text);
-    if (auto loc = diag.getLocation()->findInstanceOf<FileLineColLoc>())
-      os << loc.getFilename().getValue() << ":" << loc.getLine() << ":"
-         << loc.getColumn() << ": ";
+    // Imported ONNX ops carry `node-name`(file:0:0): print "file: node 'n':".
+    if (auto loc = diag.getLocation()->findInstanceOf<FileLineColLoc>()) {
+      if (loc.getLine() == 0)
+        os << loc.getFilename().getValue() << ": ";
+      else
+        os << loc.getFilename().getValue() << ":" << loc.getLine() << ":"
+           << loc.getColumn() << ": ";
+    }
+    if (auto name = diag.getLocation()->findInstanceOf<NameLoc>())
+      os << "node '" << name.getName().getValue() << "': ";
     switch (diag.getSeverity()) {
     case DiagnosticSeverity::Error:
       os << "error: ";
@@ -88,19 +99,31 @@ static void installOneLineDiagnostics(MLIRContext &ctx) {
 }
 
 static LogicalResult runDriver(std::unique_ptr<llvm::MemoryBuffer> input,
-                               llvm::raw_ostream &os, bool printIR,
-                               DialectRegistry &registry,
+                               StringRef inputFile, llvm::raw_ostream &os,
+                               bool printIR, DialectRegistry &registry,
                                const MlirOptMainConfig &config) {
   MLIRContext ctx(registry);
   ctx.allowUnregisteredDialects(config.shouldAllowUnregisteredDialects());
   // One line per error: no dump of the failing operation as a note.
   ctx.printOpOnDiagnostic(false);
   installOneLineDiagnostics(ctx);
-  auto sourceMgr = std::make_shared<llvm::SourceMgr>();
-  sourceMgr->AddNewSourceBuffer(std::move(input), llvm::SMLoc());
-  ParserConfig parserConfig(&ctx);
-  OwningOpRef<Operation *> op = parseSourceFileForTool(
-      sourceMgr, parserConfig, !config.shouldUseExplicitModule());
+  OwningOpRef<Operation *> op;
+  if (moe::onnx_frontend::isOnnxPath(inputFile)) {
+    llvm::Expected<OwningOpRef<ModuleOp>> module =
+        moe::onnx_frontend::importOnnxFile(inputFile, ctx);
+    if (!module) {
+      llvm::errs() << "moe-opt: error: " << llvm::toString(module.takeError())
+                   << "\n";
+      return failure();
+    }
+    op = OwningOpRef<Operation *>(module->release());
+  } else {
+    auto sourceMgr = std::make_shared<llvm::SourceMgr>();
+    sourceMgr->AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+    ParserConfig parserConfig(&ctx);
+    op = parseSourceFileForTool(sourceMgr, parserConfig,
+                                !config.shouldUseExplicitModule());
+  }
   if (!op)
     return failure();
   PassManager pm(op.get()->getName(), PassManager::Nesting::Implicit);
@@ -170,15 +193,16 @@ int main(int argc, char **argv) {
   }
 
   bool testMode =
-      config.shouldVerifyDiagnostics() || !config.inputSplitMarker().empty() ||
-      config.shouldShowDialects() || config.shouldRunReproducer() ||
-      config.shouldDumpPassPipeline() || config.shouldVerifyRoundtrip() ||
-      !config.getIrdlFile().empty();
+      !moe::onnx_frontend::isOnnxPath(inputFile) &&
+      (config.shouldVerifyDiagnostics() || !config.inputSplitMarker().empty() ||
+       config.shouldShowDialects() || config.shouldRunReproducer() ||
+       config.shouldDumpPassPipeline() || config.shouldVerifyRoundtrip() ||
+       !config.getIrdlFile().empty());
   LogicalResult result =
       testMode ? MlirOptMain(printIR ? output->os() : llvm::nulls(),
                              std::move(input), registry, config)
-               : runDriver(std::move(input), output->os(), printIR, registry,
-                           config);
+               : runDriver(std::move(input), inputFile, output->os(), printIR,
+                           registry, config);
   if (failed(result))
     return 1;
   output->keep();
