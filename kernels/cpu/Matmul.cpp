@@ -37,6 +37,10 @@ void matmul(const float *a, const Shape &aShape, const float *b,
       const float *arow = a + aOff[bi] + i * k;
       const float *bmat = b + bOff[bi];
       float *crow = c + (bi * m + i) * n;
+      if (n == 1) { // matrix · vector: b's column is contiguous
+        crow[0] = dot(arow, bmat, k);
+        continue;
+      }
       std::fill(crow, crow + n, 0.0f);
       for (int64_t kk = 0; kk < k; ++kk) {
         float av = arow[kk];

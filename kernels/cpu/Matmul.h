@@ -7,7 +7,8 @@
 namespace moe::kernels::cpu {
 
 /// c[..., M, N] = a[..., M, K] · b[..., K, N] with numpy broadcasting of the
-/// batch dims. Ranks are ≥ 2 and `cShape` is the broadcast result shape.
+/// batch dims. Ranks are ≥ 2 and `cShape` is the broadcast result shape
+/// (a 1-D operand of ONNX MatMul is passed as [1, K] or [K, 1]).
 void matmul(const float *a, const Shape &aShape, const float *b,
             const Shape &bShape, float *c, const Shape &cShape);
 
