@@ -61,4 +61,47 @@ def SetExpertPrecision : Pass<"moe-set-expert-precision", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::moe::MoeDialect"];
 }
 
+def RaiseExperts : Pass<"moe-raise-experts", "mlir::ModuleOp"> {
+  let summary = "rewrite decomposed MoE layers into moe.route/dispatch/experts/combine";
+  let description = [{
+    Finds every router (`nn.topk` over a softmax of `x · W`, or a softmax
+    over the top-k logits) and the value where its layer ends (the nearest
+    value every path from the router passes through that has the tokens'
+    shape), collects the expert weights that value depends on (3-D banks
+    `[E, a, b]`, or E groups of 2-D matrices as a per-expert loop writes
+    them), and tries the few ways they can form an expert FFN: which bank is
+    the down projection, gate/up order, `[out, in]` or `[in, out]` layout,
+    gate and up fused (concatenated or interleaved), the activation, and
+    whether the top-k weights are renormalised. A rewrite is kept only if it
+    computes the same values as the original subgraph (within 1e-4 of the
+    largest magnitude) on random activations, evaluated with the runtime
+    kernels; the subgraph it replaces is then removed. Layers it does not
+    recognise stay as plain ops, which run correctly (`report` says why).
+
+    It recognises the per-expert loop (OneHot/NonZero/ScatterND or
+    ScatterElements), the gather/batched-matmul form and the dense
+    all-experts form of `../shared/fixtures/onnx`, from the TorchScript and
+    Dynamo exporters. Checking reads the layer's weights once (bounded by
+    `verify-budget-mb`); weight files are found relative to `weights-dir`, or
+    the directory the ONNX importer recorded (`moe.weights_dir`).
+
+    Example: the 50-op `dec_gather` block of the fixtures becomes
+    `moe.route`, `moe.dispatch`, `moe.experts` (with `nn.transpose`s of the
+    `[E, in, out]` weights) and `moe.combine`.
+  }];
+  let options = [
+    Option<"weightsDir", "weights-dir", "std::string", /*default=*/"\"\"",
+           "directory of relative weight files (default: the module's "
+           "moe.weights_dir, else the current directory)">,
+    Option<"verifyBudgetMb", "verify-budget-mb", "int64_t", /*default=*/"4096",
+           "most weight data (MiB) read to check one layer's rewrite">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark for each router whose layer is not raised">,
+  ];
+  let statistics = [
+    Statistic<"numRaised", "num-raised", "MoE layers raised">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect", "mlir::nn::NNDialect"];
+}
+
 #endif // MOE_PASSES_TD

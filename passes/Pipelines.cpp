@@ -12,6 +12,9 @@ void moe::buildCompilePipeline(OpPassManager &pm,
                                const CompilePipelineOptions &options) {
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  pm.addPass(createRaiseExperts());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
   if (options.expertBits != 0) {
     SetExpertPrecisionOptions precision;
     precision.bits = options.expertBits;
@@ -29,7 +32,8 @@ void moe::registerMoePassesAndPipelines() {
   registerMoePasses();
   PassPipelineRegistration<CompilePipelineOptions>(
       "moe-compile",
-      "The default compilation flow: cleanup, then lowering to a plan "
+      "The default compilation flow: cleanup, raising of decomposed MoE "
+      "layers (moe-raise-experts), then lowering to a plan "
       "(add --emit-plan FILE to write it)",
       buildCompilePipeline);
 }

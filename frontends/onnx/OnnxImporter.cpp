@@ -1563,6 +1563,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   for (auto [i, name] : llvm::enumerate(outNames))
     func.setResultAttr(unsigned(i), "moe.name", name);
   module->getOperation()->setAttr("moe.source", b_.getStringAttr(fileName_));
+  // Passes that read weights (moe-raise-experts checks its rewrites) find
+  // the relative weight files here.
+  SmallString<256> dir;
+  if (!llvm::sys::fs::real_path(modelDir_, dir))
+    module->getOperation()->setAttr("moe.weights_dir", b_.getStringAttr(dir));
   if (!model_.producer_name().empty())
     module->getOperation()->setAttr(
         "moe.producer",
