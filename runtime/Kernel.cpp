@@ -3,6 +3,8 @@
 #include "runtime/Kernel.h"
 #include "runtime/cpu/Registration.h"
 
+#include <algorithm>
+
 namespace moe::rt {
 
 std::string attrKindName(AttrKind kind) {
@@ -169,6 +171,7 @@ const KernelRegistry &KernelRegistry::builtin() {
     KernelRegistry r;
     cpu::registerDenseKernels(r);
     cpu::registerElementwiseKernels(r);
+    cpu::registerIndexKernels(r);
     cpu::registerLayoutKernels(r);
     cpu::registerMoeKernels(r);
     return r;
@@ -218,7 +221,8 @@ Status KernelRegistry::verify(const KernelDef &def,
   MOE_RETURN_IF_ERROR(
       checkPacked(def, sig.inputs, sig.attrs ? *sig.attrs : kNoAttrs));
   StatusOr<std::vector<TensorType>> inferred =
-      def.infer(sig.inputs, sig.attrs ? *sig.attrs : kNoAttrs);
+      inferOutputs(def, sig.inputs, sig.attrs ? *sig.attrs : kNoAttrs,
+                   sig.outputs.size());
   if (!inferred.isOk())
     return inferred.status();
   if (inferred->size() != sig.outputs.size())
@@ -239,26 +243,55 @@ Status KernelRegistry::verify(const KernelDef &def,
   return Status::ok();
 }
 
-StatusOr<std::vector<Tensor>> KernelRegistry::runCpu(const KernelDef &def,
-                                                     std::vector<Tensor> inputs,
-                                                     const Attrs &attrs) {
+StatusOr<std::vector<TensorType>>
+KernelRegistry::inferOutputs(const KernelDef &def,
+                             const std::vector<TensorType> &inputs,
+                             const Attrs &attrs,
+                             std::optional<size_t> numOutputs) {
+  if (def.inferCounted)
+    return def.inferCounted(inputs, attrs, numOutputs);
+  return def.infer(inputs, attrs);
+}
+
+StatusOr<std::vector<Tensor>>
+KernelRegistry::runCpu(const KernelDef &def, std::vector<Tensor> inputs,
+                       const Attrs &attrs, std::optional<size_t> numOutputs) {
   std::vector<TensorType> types;
   for (const Tensor &t : inputs)
     types.push_back({t.dtype(), t.shape(), t.packed() != nullptr});
   MOE_RETURN_IF_ERROR(checkPacked(def, types, attrs));
-  StatusOr<std::vector<TensorType>> outTypes = def.infer(types, attrs);
+  StatusOr<std::vector<TensorType>> outTypes =
+      inferOutputs(def, types, attrs, numOutputs);
   if (!outTypes.isOk())
     return outTypes.status();
   KernelContext ctx(std::move(inputs), attrs, outTypes->size());
   if (!def.allocatesOutputs)
-    for (size_t i = 0; i < outTypes->size(); ++i)
+    for (size_t i = 0; i < outTypes->size(); ++i) {
+      const Shape &shape = (*outTypes)[i].shape;
+      if (std::find(shape.begin(), shape.end(), -1) != shape.end())
+        return Status::error("the shape of output " + std::to_string(i) +
+                             " is unknown (" + formatShape(shape) + ")");
       MOE_RETURN_IF_ERROR(
           ctx.allocateOutput(i, (*outTypes)[i].dtype, (*outTypes)[i].shape));
+    }
   MOE_RETURN_IF_ERROR(def.cpu(ctx));
-  for (size_t i = 0; i < ctx.numOutputs(); ++i)
-    if (!ctx.output(i).defined())
+  // Kernels that allocate their outputs computed the value-dependent dims:
+  // the result must still be what the shape function promised.
+  for (size_t i = 0; i < ctx.numOutputs(); ++i) {
+    const Tensor &t = ctx.output(i);
+    const TensorType &want = (*outTypes)[i];
+    if (!t.defined())
       return Status::error("kernel did not produce output " +
                            std::to_string(i));
+    if (t.dtype() != want.dtype)
+      return Status::error("kernel produced output " + std::to_string(i) +
+                           " of dtype " + dtypeName(t.dtype()) +
+                           ", expected " + dtypeName(want.dtype));
+    if (!shapesCompatible(want.shape, t.shape()))
+      return Status::error("kernel produced output " + std::to_string(i) +
+                           " of shape " + formatShape(t.shape()) +
+                           ", expected " + formatShape(want.shape));
+  }
   return std::move(ctx.outputs());
 }
 

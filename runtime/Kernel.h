@@ -112,8 +112,21 @@ private:
 /// problem ("input 1 has dtype i64, expected f32").
 using InferFn = std::function<StatusOr<std::vector<TensorType>>(
     const std::vector<TensorType> &inputs, const Attrs &attrs)>;
+/// The shape function of a kernel whose output count is the one its step
+/// declares (nn.split): like InferFn, also given that count (nullopt when
+/// the caller does not know it).
+using CountedInferFn = std::function<StatusOr<std::vector<TensorType>>(
+    const std::vector<TensorType> &inputs, const Attrs &attrs,
+    std::optional<size_t> numOutputs)>;
 /// Runs the kernel; the outputs are allocated already with the shapes the
-/// InferFn gave, unless the kernel is registered as aliasing.
+/// InferFn gave, unless the kernel is registered with allocatesOutputs.
+///
+/// Output shapes that depend on input values (a shape tensor, k, NonZero):
+/// the InferFn returns the right rank with -1 for such dims, at load time
+/// and at run time alike, and the kernel is registered with
+/// allocatesOutputs; its RunFn reads the values, computes the shapes and
+/// allocates (or aliases) its outputs. runCpu() then checks every output
+/// against the InferFn's types (dtype, rank, known dims).
 using RunFn = std::function<Status(KernelContext &ctx)>;
 
 struct KernelDef {
@@ -129,6 +142,10 @@ struct KernelDef {
       nullptr;
   /// Those inputs in words, for messages ("w1, w2 and w3").
   std::string packedInputs = {};
+  /// When set, verify() and runCpu() call it instead of `infer`, with the
+  /// number of outputs the step declares (kernels with a variable output
+  /// count: nn.split).
+  CountedInferFn inferCounted = nullptr;
 };
 
 /// What a plan declares for one Call: operand types and attributes.
@@ -159,11 +176,21 @@ public:
   /// (count, dtype, rank, known dims).
   static Status verify(const KernelDef &def, const KernelSignature &sig);
 
+  /// The kernel's output types for these input types: `inferCounted` (given
+  /// `numOutputs`) when the kernel has one, else `infer`.
+  static StatusOr<std::vector<TensorType>>
+  inferOutputs(const KernelDef &def, const std::vector<TensorType> &inputs,
+               const Attrs &attrs,
+               std::optional<size_t> numOutputs = std::nullopt);
+
   /// Runs the kernel on concrete inputs: computes the output shapes, allocates
-  /// the outputs and calls the CPU implementation.
-  static StatusOr<std::vector<Tensor>> runCpu(const KernelDef &def,
-                                              std::vector<Tensor> inputs,
-                                              const Attrs &attrs);
+  /// the outputs (unless the kernel does), calls the CPU implementation and
+  /// checks the outputs against the computed types. `numOutputs` is the
+  /// count the step declares (needed by nn.split without its `split`
+  /// input and without a `num_outputs` attribute).
+  static StatusOr<std::vector<Tensor>>
+  runCpu(const KernelDef &def, std::vector<Tensor> inputs, const Attrs &attrs,
+         std::optional<size_t> numOutputs = std::nullopt);
 
 private:
   std::map<std::string, KernelDef, std::less<>> kernels_;

@@ -110,7 +110,13 @@ rt::Status resolveSliceAxis(int64_t dim, int64_t start, int64_t end,
                                     uint64_t(step))
                         : 0;
   } else {
-    start = std::clamp<int64_t>(start, -1, dim - 1);
+    if (dim == 0) {
+      first = count = 0;
+      return rt::Status::ok();
+    }
+    // ONNX clamps the start into [0, dim - 1] for negative steps: a start
+    // before the first element still selects it.
+    start = std::clamp<int64_t>(start, 0, dim - 1);
     end = std::clamp<int64_t>(end, -1, dim - 1);
     // -step may overflow for INT64_MIN: compute the count in unsigned.
     uint64_t mstep = uint64_t(0) - uint64_t(step);

@@ -31,8 +31,10 @@ void concat(const std::vector<const void *> &inputs,
             const std::vector<int64_t> &axisLens, int64_t outer,
             int64_t inner, size_t elemSize, void *y);
 
-/// The ONNX Slice rule for one axis of length `dim`: clamps start/end,
-/// returns the first index and the element count. A zero step is an error.
+/// The ONNX Slice rule for one axis of length `dim`: negative start/end
+/// count from the end, then start is clamped into [0, dim] (step > 0) or
+/// [0, dim - 1] (step < 0) and end into [0, dim] or [-1, dim - 1]; returns
+/// the first index and the element count. A zero step is an error.
 rt::Status resolveSliceAxis(int64_t dim, int64_t start, int64_t end,
                             int64_t step, int64_t &first, int64_t &count);
 

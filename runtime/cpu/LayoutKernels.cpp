@@ -142,7 +142,12 @@ StatusOr<Types> inferConcat(const Types &in, const Attrs &attrs) {
     for (size_t d = 0; d < rank; ++d) {
       int64_t di = in[i].shape[d];
       if (int64_t(d) == axis) {
-        out[d] = out[d] < 0 || di < 0 ? -1 : out[d] + di;
+        if (out[d] >= 0 && di >= 0 &&
+            __builtin_add_overflow(out[d], di, &out[d]))
+          return Status::error("concatenated dim " + str(axis) +
+                               " is too large");
+        if (di < 0)
+          out[d] = -1;
         continue;
       }
       MOE_RETURN_IF_ERROR(checkDim(in, i, d, out[d], "other inputs"));

@@ -17,6 +17,12 @@ void registerDenseKernels(KernelRegistry &registry);
 void registerElementwiseKernels(KernelRegistry &registry);
 /// nn.reshape, nn.transpose, nn.gather, nn.concat, nn.slice, nn.cast.
 void registerLayoutKernels(KernelRegistry &registry);
+/// The ONNX shape and index kernels: nn.shape, nn.constant_of_shape,
+/// nn.expand, nn.range, nn.tile, nn.dynamic_reshape, nn.squeeze,
+/// nn.unsqueeze, nn.flatten, nn.dynamic_slice, nn.gather_nd,
+/// nn.scatter_elements, nn.scatter_nd, nn.nonzero, nn.one_hot, nn.topk,
+/// nn.split.
+void registerIndexKernels(KernelRegistry &registry);
 /// moe.route, moe.dispatch, moe.experts, moe.combine, moe.all_to_all.
 void registerMoeKernels(KernelRegistry &registry);
 
