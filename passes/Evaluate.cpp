@@ -221,7 +221,7 @@ LogicalResult Evaluator::evalOp(Operation *op) {
   }
   rt::StatusOr<std::vector<rt::Tensor>> out =
       rt::KernelRegistry::runCpu(*def, std::move(inputs),
-                                 toRuntimeAttrs(*params));
+                                 toRuntimeAttrs(*params), op->getNumResults());
   if (!out.isOk())
     return fail(op->getName().getStringRef().str() + ": " +
                 out.status().message());

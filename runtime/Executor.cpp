@@ -128,7 +128,8 @@ Status Executor::runStep(size_t index, RunState &state) const {
   for (uint32_t v : step.inputs)
     inputs.push_back(state.values[v]);
   StatusOr<std::vector<Tensor>> outputs =
-      KernelRegistry::runCpu(*step.kernel, std::move(inputs), step.attrs);
+      KernelRegistry::runCpu(*step.kernel, std::move(inputs), step.attrs,
+                             step.outputs.size());
   if (!outputs.isOk())
     return outputs.status().withContext(where);
   if (outputs->size() != step.outputs.size())

@@ -455,6 +455,12 @@ FailureOr<SmallVector<Val>> Importer::emit(StringRef name,
       resultTypes.push_back(RankedTensorType::get(toMlirShape(t.shape),
                                                   typeOf(&ctx_, t.dtype)));
   }
+  // A reshape to the operand's own static type is the operand.
+  if ((name == "nn.reshape" || name == "nn.squeeze" ||
+       name == "nn.unsqueeze" || name == "nn.flatten") &&
+      resultTypes.size() == 1 && resultTypes[0] == operands[0].type &&
+      operands[0].type.hasStaticShape())
+    return SmallVector<Val>{operands[0]};
   OperationState state(loc_, name);
   for (const Val &v : operands)
     state.addOperands(v.value);
@@ -1130,17 +1136,36 @@ LogicalResult importOneHot(Importer &im, const NodeCtx &n) {
 LogicalResult importTopK(Importer &im, const NodeCtx &n) {
   if (failed(checkInputs(im, n, 2, 2)))
     return failure();
+  SmallVector<NamedAttribute> attrs{im.i64("axis", n.getInt("axis", -1)),
+                                    im.i64("largest", n.getInt("largest", 1)),
+                                    im.i64("sorted", n.getInt("sorted", 1))};
+  // With a constant k the size along the axis is known.
+  SmallVector<Type> types;
+  const Val &x = n.in(0);
+  if (n.in(1).constant) {
+    FailureOr<SmallVector<int64_t>> k = im.constInts(n.in(1), "k");
+    if (failed(k))
+      return failure();
+    int64_t rank = x.type.getRank(), axis = n.getInt("axis", -1);
+    if (k->size() != 1 || (*k)[0] < 0)
+      return im.fail("k must hold one non-negative value");
+    if (axis < -rank || axis >= rank)
+      return im.fail("axis " + std::to_string(axis) + " is out of range");
+    if (axis < 0)
+      axis += rank;
+    int64_t dim = x.type.getDimSize(axis);
+    if (!ShapedType::isDynamic(dim) && (*k)[0] > dim)
+      return im.fail("k = " + std::to_string((*k)[0]) +
+                     " is larger than the axis (" + std::to_string(dim) + ")");
+    SmallVector<int64_t> shape(x.type.getShape());
+    shape[axis] = (*k)[0];
+    types = {RankedTensorType::get(shape, x.type.getElementType()),
+             RankedTensorType::get(shape, im.builder().getI64Type())};
+  }
   FailureOr<SmallVector<Val>> r =
-      im.emit("nn.topk", {n.in(0), n.in(1)},
-              {im.i64("axis", n.getInt("axis", -1)),
-               im.i64("largest", n.getInt("largest", 1)),
-               im.i64("sorted", n.getInt("sorted", 1))});
+      im.emit("nn.topk", {n.in(0), n.in(1)}, attrs, {}, types);
   if (failed(r))
     return failure();
-  // With a constant k, the size along the axis is known.
-  if (n.in(1).constant && !r->empty()) {
-    // Types already carry what the kernel could infer; nothing more here.
-  }
   im.define(n.node, 0, (*r)[0]);
   im.define(n.node, 1, (*r)[1]);
   return success();
@@ -1519,6 +1544,11 @@ LogicalResult Importer::importGraph(func::FuncOp func) {
     resultTypes.push_back(r.getType());
   func.setFunctionType(
       FunctionType::get(&ctx_, func.getArgumentTypes(), resultTypes));
+  // Constants that only fed folded ops are dead.
+  for (Operation &op : llvm::make_early_inc_range(
+           llvm::reverse(func.getBody().front())))
+    if (isa<arith::ConstantOp>(op) && op.use_empty())
+      op.erase();
   return success();
 }
 
