@@ -43,12 +43,17 @@ public:
   StatusOr<std::vector<Tensor>> run(const std::vector<Tensor> &inputs) const;
 
   int numThreads() const { return numThreads_; }
+  /// Steps computed once when the executor was created (their inputs are
+  /// all weights): weight transposes, stacks, dequantisation.
+  size_t numFoldedSteps() const { return foldedSteps_; }
   const LoadedPlan &plan() const { return plan_; }
 
 private:
   Executor(const LoadedPlan &plan, const ExecutorOptions &options);
   struct RunState;
   Status runStep(size_t index, RunState &state) const;
+  /// Runs the steps whose inputs are all weights, once (load-time folding).
+  Status foldConstants();
 
   const LoadedPlan &plan_;
   ExecutorOptions options_;
@@ -58,6 +63,11 @@ private:
   std::vector<std::vector<size_t>> successors_;
   std::vector<int> numPredecessors_;
   std::vector<size_t> roots_;
+  /// Values computed at creation (undefined tensors elsewhere) and the
+  /// steps that computed them.
+  std::vector<Tensor> constants_;
+  std::vector<bool> folded_;
+  size_t foldedSteps_ = 0;
 };
 
 } // namespace moe::rt

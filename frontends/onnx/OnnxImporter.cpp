@@ -1601,8 +1601,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   if (!model_.producer_name().empty())
     module->getOperation()->setAttr(
         "moe.producer",
-        b_.getStringAttr(model_.producer_name() + " " +
-                         model_.producer_version()));
+        b_.getStringAttr(
+            StringRef(model_.producer_name() + " " + model_.producer_version())
+                .trim()));
   return std::move(module);
 }
 

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/Half.h"
 
+#include <cstring>
 #include <string>
 
 namespace moe::kernels::cpu {
@@ -79,6 +80,52 @@ rt::Status dequantize(const DequantArgs &a) {
     }
   });
   return rt::Status::ok();
+}
+
+int repackGroupSize(const DequantArgs &a) {
+  if (a.bits != 2 && a.bits != 4 && a.bits != 8)
+    return 0;
+  if (a.nblocks == 0)
+    return 128;
+  if (a.nblocks < 0 || a.cols % a.nblocks != 0)
+    return 0;
+  int64_t blockLen = a.cols / a.nblocks;
+  for (int g : {128, 64, 32})
+    if (blockLen % g == 0)
+      return g;
+  return 0;
+}
+
+void repackMatrix(const DequantArgs &a, int64_t b, int group, uint8_t *dst) {
+  QuantFormat format{a.bits, group, /*f16Scales=*/false,
+                     a.zeroPoints != nullptr};
+  QuantLayout layout = quantLayout(format, a.rows, a.cols);
+  std::memset(dst, 0, size_t(layout.totalBytes));
+  const int64_t perByte = 8 / a.bits;
+  const int64_t qCols = a.cols / perByte;
+  const bool blocked = a.nblocks > 0;
+  const int64_t blockLen = blocked ? a.cols / a.nblocks : a.cols;
+  const int64_t zpLast = blocked ? a.nblocks : a.rows;
+  const int64_t zpStride = (zpLast * a.bits + 7) / 8;
+  auto *scales = reinterpret_cast<float *>(dst + layout.scalesOffset);
+  uint8_t *zeros = dst + layout.zerosOffset;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    int64_t row = b * a.rows + r;
+    // Codes: the same bits, low first, each row starting on a byte.
+    std::memcpy(dst + r * layout.rowBytes, a.q + row * qCols,
+                size_t(std::min<int64_t>(qCols, layout.rowBytes)));
+    for (int64_t g = 0; g < layout.groupsPerRow; ++g) {
+      int64_t blk = blocked ? (g * group) / blockLen : 0;
+      int64_t si = blocked ? row * a.nblocks + blk : row;
+      float scale = a.scalesF32 ? a.scalesF32[si] : halfToFloat(a.scalesF16[si]);
+      std::memcpy(&scales[r * layout.groupsPerRow + g], &scale, 4);
+      if (a.zeroPoints) {
+        int zp = blocked ? packedAt(a.zeroPoints + row * zpStride, blk, a.bits)
+                         : packedAt(a.zeroPoints + b * zpStride, r, a.bits);
+        zeros[r * layout.groupsPerRow + g] = uint8_t(zp);
+      }
+    }
+  }
 }
 
 } // namespace moe::kernels::cpu

@@ -23,6 +23,7 @@
 #define MOE_KERNELS_CPU_DEQUANT_H
 
 #include "kernels/cpu/Common.h"
+#include "kernels/cpu/Quant.h"
 #include "runtime/Status.h"
 
 namespace moe::kernels::cpu {
@@ -48,6 +49,18 @@ struct DequantArgs {
 /// nblocks not dividing cols, or on a missing scale pointer; the shapes are
 /// otherwise the caller's to check.
 rt::Status dequantize(const DequantArgs &args);
+
+/// The group size that stores this layout exactly in the plan's packed
+/// format (Quant.h): the largest of 128, 64, 32 that divides the block
+/// length (any of them for per-row scales); 0 when none does.
+int repackGroupSize(const DequantArgs &args);
+
+/// Stores matrix `b` (< batch) of `args` (out unused) in the packed format
+/// {bits, group, f32 scales, zero points when args has them} without loss:
+/// codes are copied, each group takes its block's scale and zero point.
+/// `dst` must hold quantLayout(format, rows, cols).totalBytes bytes.
+void repackMatrix(const DequantArgs &args, int64_t b, int group,
+                  uint8_t *dst);
 
 } // namespace moe::kernels::cpu
 
