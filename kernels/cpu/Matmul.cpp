@@ -1,6 +1,7 @@
 //===- Matmul.cpp - Matrix products on the CPU ----------------------------===//
 
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/Gemm.h"
 
 #include <algorithm>
 
@@ -30,23 +31,34 @@ void matmul(const float *a, const Shape &aShape, const float *b,
     aOff[i] = ao * m * k;
     bOff[i] = bo * k * n;
   }
-  // One task per output row; the inner axpy over N vectorises.
-  parallelFor(batches * m, k * n, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      int64_t bi = row / m, i = row % m;
-      const float *arow = a + aOff[bi] + i * k;
-      const float *bmat = b + bOff[bi];
-      float *crow = c + (bi * m + i) * n;
+  // Tiles of 16 rows × 256 columns of one batch; SIMD inside (Gemm.h).
+  constexpr int64_t kRows = 16, kCols = 256;
+  int64_t rowTiles = (m + kRows - 1) / kRows, colTiles = (n + kCols - 1) / kCols;
+  int64_t tiles = batches * rowTiles * colTiles;
+  parallelFor(tiles, kRows * kCols * k, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t bi = t / (rowTiles * colTiles), rest = t % (rowTiles * colTiles);
+      int64_t i0 = (rest / colTiles) * kRows, j0 = (rest % colTiles) * kCols;
+      int64_t rows = std::min(kRows, m - i0), cols = std::min(kCols, n - j0);
+      const float *at = a + aOff[bi] + i0 * k;
+      const float *bt = b + bOff[bi] + j0;
+      float *ct = c + (bi * m + i0) * n + j0;
       if (n == 1) { // matrix · vector: b's column is contiguous
-        crow[0] = dot(arow, bmat, k);
+        for (int64_t i = 0; i < rows; ++i)
+          ct[i] = dot(at + i * k, b + bOff[bi], k);
         continue;
       }
-      std::fill(crow, crow + n, 0.0f);
-      for (int64_t kk = 0; kk < k; ++kk) {
-        float av = arow[kk];
-        const float *brow = bmat + kk * n;
-        for (int64_t j = 0; j < n; ++j)
-          crow[j] += av * brow[j];
+      if (matmulFast(at, k, rows, k, bt, n, cols, ct, n))
+        continue;
+      for (int64_t i = 0; i < rows; ++i) {
+        float *crow = ct + i * n;
+        std::fill(crow, crow + cols, 0.0f);
+        for (int64_t kk = 0; kk < k; ++kk) {
+          float av = at[i * k + kk];
+          const float *brow = bt + kk * n;
+          for (int64_t j = 0; j < cols; ++j)
+            crow[j] += av * brow[j];
+        }
       }
     }
   });
@@ -55,6 +67,8 @@ void matmul(const float *a, const Shape &aShape, const float *b,
 void linearSerial(const float *x, int64_t rows, int64_t k, const float *w,
                   int64_t n, const float *bias, float *y, int64_t col0,
                   int64_t col1) {
+  if (linearFast(x, rows, k, w, n, bias, y, col0, col1))
+    return;
   // The weight rows of one column tile stay in cache across the rows.
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = col0; j < col1; ++j)

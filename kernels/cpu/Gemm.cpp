@@ -1,0 +1,347 @@
+//===- Gemm.cpp - Register-blocked float32 products with runtime dispatch -===//
+//
+// Two layouts: `linear` (y = x·wᵀ, w [N, K] row-major, PyTorch's [out, in],
+// the expert and nn.linear layout) as 4×4 blocks of dot products, and
+// `matmul` (c = a·b, b [K, N]) as 4-row × 32-column blocks of broadcast
+// FMAs. Each has an AVX-512 and an AVX2+FMA path compiled with target
+// attributes (no -march flag needed) and chosen once from what the CPU
+// reports; the scalar code of Matmul.cpp is the reference.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kernels/cpu/Gemm.h"
+
+#include <algorithm>
+#include <atomic>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MOE_GEMM_X86 1
+#endif
+
+namespace moe::kernels::cpu {
+
+namespace {
+
+std::atomic<int> forcedLevel{-1};
+
+GemmLevel detectLevel() {
+#ifdef MOE_GEMM_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f"))
+    return GemmLevel::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return GemmLevel::Avx2;
+#endif
+  return GemmLevel::Scalar;
+}
+
+} // namespace
+
+GemmLevel gemmLevel() {
+  static const GemmLevel detected = detectLevel();
+  int forced = forcedLevel.load(std::memory_order_relaxed);
+  if (forced >= 0 && forced < int(detected))
+    return GemmLevel(forced);
+  return detected;
+}
+
+const char *gemmLevelName(GemmLevel level) {
+  switch (level) {
+  case GemmLevel::Avx512:
+    return "avx512";
+  case GemmLevel::Avx2:
+    return "avx2";
+  case GemmLevel::Scalar:
+    break;
+  }
+  return "scalar";
+}
+
+void setGemmLevelLimit(std::optional<GemmLevel> level) {
+  forcedLevel.store(level ? int(*level) : -1);
+}
+
+#ifdef MOE_GEMM_X86
+namespace {
+
+//--- linear: y[r, j] = dot(x[r], w[j]) + bias[j] ----------------------------
+
+/// Sum of the 16 lanes (GCC 12's _mm512_reduce_add_ps trips
+/// -Wmaybe-uninitialized inside its own header when inlined here).
+__attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s0 = (t[0] + t[1]) + (t[2] + t[3]), s1 = (t[4] + t[5]) + (t[6] + t[7]);
+  float s2 = (t[8] + t[9]) + (t[10] + t[11]);
+  float s3 = (t[12] + t[13]) + (t[14] + t[15]);
+  return (s0 + s1) + (s2 + s3);
+}
+
+template <int R, int C>
+__attribute__((target("avx512f"))) inline void
+linearBlock512(const float *x, int64_t k, const float *w, const float *bias,
+               float *y, int64_t n, int64_t r0, int64_t j0) {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 16 <= k; kk += 16) {
+    __m512 b[C];
+    for (int c = 0; c < C; ++c)
+      b[c] = _mm512_loadu_ps(w + (j0 + c) * k + kk);
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_loadu_ps(x + (r0 + r) * k + kk);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
+    }
+  }
+  if (kk < k) {
+    __mmask16 m = __mmask16((1u << (k - kk)) - 1);
+    __m512 b[C];
+    for (int c = 0; c < C; ++c)
+      b[c] = _mm512_maskz_loadu_ps(m, w + (j0 + c) * k + kk);
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_maskz_loadu_ps(m, x + (r0 + r) * k + kk);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      y[(r0 + r) * n + j0 + c] =
+          hsum512(acc[r][c]) + (bias ? bias[j0 + c] : 0.0f);
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int R, int C>
+__attribute__((target("avx2,fma"))) inline void
+linearBlock256(const float *x, int64_t k, const float *w, const float *bias,
+               float *y, int64_t n, int64_t r0, int64_t j0) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm256_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+    __m256 b[C];
+    for (int c = 0; c < C; ++c)
+      b[c] = _mm256_loadu_ps(w + (j0 + c) * k + kk);
+    for (int r = 0; r < R; ++r) {
+      __m256 a = _mm256_loadu_ps(x + (r0 + r) * k + kk);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm256_fmadd_ps(a, b[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      float s = hsum256(acc[r][c]);
+      for (int64_t t = kk; t < k; ++t)
+        s += x[(r0 + r) * k + t] * w[(j0 + c) * k + t];
+      y[(r0 + r) * n + j0 + c] = s + (bias ? bias[j0 + c] : 0.0f);
+    }
+}
+
+/// Rows in blocks of RB, columns in blocks of CB; edges with smaller blocks.
+template <int RB, int CB, template <int, int> class Block>
+struct LinearDriver {
+  template <int R>
+  static void cols(const float *x, int64_t k, const float *w,
+                   const float *bias, float *y, int64_t n, int64_t r0,
+                   int64_t c0, int64_t c1) {
+    int64_t j = c0;
+    for (; j + CB <= c1; j += CB)
+      Block<R, CB>::run(x, k, w, bias, y, n, r0, j);
+    for (; j < c1; ++j)
+      Block<R, 1>::run(x, k, w, bias, y, n, r0, j);
+  }
+  static void run(const float *x, int64_t rows, int64_t k, const float *w,
+                  int64_t n, const float *bias, float *y, int64_t c0,
+                  int64_t c1) {
+    // Column strips of 64 keep a strip of w in cache across the rows.
+    for (int64_t s0 = c0; s0 < c1; s0 += 64) {
+      int64_t s1 = std::min(c1, s0 + 64);
+      int64_t r = 0;
+      for (; r + RB <= rows; r += RB)
+        cols<RB>(x, k, w, bias, y, n, r, s0, s1);
+      for (; r < rows; ++r)
+        cols<1>(x, k, w, bias, y, n, r, s0, s1);
+    }
+  }
+};
+
+template <int R, int C> struct Block512 {
+  static void run(const float *x, int64_t k, const float *w, const float *b,
+                  float *y, int64_t n, int64_t r0, int64_t j0) {
+    linearBlock512<R, C>(x, k, w, b, y, n, r0, j0);
+  }
+};
+template <int R, int C> struct Block256 {
+  static void run(const float *x, int64_t k, const float *w, const float *b,
+                  float *y, int64_t n, int64_t r0, int64_t j0) {
+    linearBlock256<R, C>(x, k, w, b, y, n, r0, j0);
+  }
+};
+
+//--- matmul: c[i, :] = Σ_k a[i, k] · b[k, :] --------------------------------
+
+template <int R>
+__attribute__((target("avx512f"))) void
+matmulRows512(const float *a, int64_t lda, const float *b, int64_t ldb,
+              int64_t n, int64_t k, float *c, int64_t ldc) {
+  for (int64_t j = 0; j < n; j += 32) {
+    int64_t w0 = std::min<int64_t>(16, n - j);
+    int64_t w1 = std::max<int64_t>(0, std::min<int64_t>(16, n - j - 16));
+    __mmask16 m0 = __mmask16((1u << w0) - 1), m1 = __mmask16((1u << w1) - 1);
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r)
+      acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float *brow = b + kk * ldb + j;
+      __m512 b0 = _mm512_maskz_loadu_ps(m0, brow);
+      __m512 b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
+      for (int r = 0; r < R; ++r) {
+        __m512 av = _mm512_set1_ps(a[r * lda + kk]);
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm512_mask_storeu_ps(c + r * ldc + j, m0, acc[r][0]);
+      _mm512_mask_storeu_ps(c + r * ldc + j + 16, m1, acc[r][1]);
+    }
+  }
+}
+
+/// One row of a: the whole column tile (≤ 256 columns) accumulates in
+/// registers while b streams row by row, sequentially (decode is bound by
+/// reading b, and strided column blocks would defeat the prefetcher).
+__attribute__((target("avx512f"))) void
+matmulRow512Wide(const float *a, int64_t lda, const float *b, int64_t ldb,
+                 int64_t n, int64_t k, float *c, int64_t ldc) {
+  (void)lda, (void)ldc;
+  for (int64_t j0 = 0; j0 < n; j0 += 256) {
+    int64_t cols = std::min<int64_t>(256, n - j0);
+    int64_t vecs = (cols + 15) / 16;
+    __mmask16 tail = __mmask16((1u << (cols - (vecs - 1) * 16)) - 1);
+    __m512 acc[16];
+    for (int v = 0; v < 16; ++v)
+      acc[v] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < k; ++kk) {
+      __m512 av = _mm512_set1_ps(a[kk]);
+      const float *brow = b + kk * ldb + j0;
+      for (int v = 0; v < 16; ++v) {
+        if (v >= vecs)
+          break;
+        __m512 bv = v == vecs - 1 ? _mm512_maskz_loadu_ps(tail, brow + 16 * v)
+                                  : _mm512_loadu_ps(brow + 16 * v);
+        acc[v] = _mm512_fmadd_ps(av, bv, acc[v]);
+      }
+    }
+    for (int64_t v = 0; v < vecs; ++v) {
+      if (v == vecs - 1)
+        _mm512_mask_storeu_ps(c + j0 + 16 * v, tail, acc[v]);
+      else
+        _mm512_storeu_ps(c + j0 + 16 * v, acc[v]);
+    }
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void
+matmulRows256(const float *a, int64_t lda, const float *b, int64_t ldb,
+              int64_t n, int64_t k, float *c, int64_t ldc) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m256 acc[R][2];
+    for (int r = 0; r < R; ++r)
+      acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float *brow = b + kk * ldb + j;
+      __m256 b0 = _mm256_loadu_ps(brow), b1 = _mm256_loadu_ps(brow + 8);
+      for (int r = 0; r < R; ++r) {
+        __m256 av = _mm256_set1_ps(a[r * lda + kk]);
+        acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm256_storeu_ps(c + r * ldc + j, acc[r][0]);
+      _mm256_storeu_ps(c + r * ldc + j + 8, acc[r][1]);
+    }
+  }
+  for (; j < n; ++j)
+    for (int r = 0; r < R; ++r) {
+      float s = 0;
+      for (int64_t kk = 0; kk < k; ++kk)
+        s += a[r * lda + kk] * b[kk * ldb + j];
+      c[r * ldc + j] = s;
+    }
+}
+
+using RowsFn = void (*)(const float *, int64_t, const float *, int64_t,
+                        int64_t, int64_t, float *, int64_t);
+template <RowsFn Rows4, RowsFn Rows1>
+void matmulDriver(const float *a, int64_t lda, int64_t m, int64_t k,
+                  const float *b, int64_t ldb, int64_t n, float *c,
+                  int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4)
+    Rows4(a + i * lda, lda, b, ldb, n, k, c + i * ldc, ldc);
+  for (; i < m; ++i)
+    Rows1(a + i * lda, lda, b, ldb, n, k, c + i * ldc, ldc);
+}
+
+} // namespace
+#endif // MOE_GEMM_X86
+
+bool linearFast(const float *x, int64_t rows, int64_t k, const float *w,
+                int64_t n, const float *bias, float *y, int64_t c0,
+                int64_t c1) {
+#ifdef MOE_GEMM_X86
+  switch (gemmLevel()) {
+  case GemmLevel::Avx512:
+    LinearDriver<4, 4, Block512>::run(x, rows, k, w, n, bias, y, c0, c1);
+    return true;
+  case GemmLevel::Avx2:
+    LinearDriver<4, 2, Block256>::run(x, rows, k, w, n, bias, y, c0, c1);
+    return true;
+  case GemmLevel::Scalar:
+    break;
+  }
+#endif
+  (void)x, (void)rows, (void)k, (void)w, (void)n, (void)bias, (void)y,
+      (void)c0, (void)c1;
+  return false;
+}
+
+bool matmulFast(const float *a, int64_t lda, int64_t m, int64_t k,
+                const float *b, int64_t ldb, int64_t n, float *c,
+                int64_t ldc) {
+#ifdef MOE_GEMM_X86
+  switch (gemmLevel()) {
+  case GemmLevel::Avx512:
+    matmulDriver<matmulRows512<4>, matmulRow512Wide>(a, lda, m, k, b, ldb, n,
+                                                     c, ldc);
+    return true;
+  case GemmLevel::Avx2:
+    matmulDriver<matmulRows256<4>, matmulRows256<1>>(a, lda, m, k, b, ldb, n,
+                                                     c, ldc);
+    return true;
+  case GemmLevel::Scalar:
+    break;
+  }
+#endif
+  (void)a, (void)lda, (void)m, (void)k, (void)b, (void)ldb, (void)n,
+      (void)c, (void)ldc;
+  return false;
+}
+
+} // namespace moe::kernels::cpu
