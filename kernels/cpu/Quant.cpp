@@ -200,6 +200,24 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
                  bias, y, c0, c1);
     return;
   }
+  // Prefill: dequantise a tile of weight rows once and run the float GEMM
+  // on every row of x (decode instead reads the codes directly, below).
+  constexpr int64_t kPrefillRows = 8, kTile = 16;
+  if (n >= kPrefillRows) {
+    thread_local std::vector<float> tile;
+    tile.resize(static_cast<size_t>(kTile * k));
+    for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
+      int64_t t1 = std::min(c1, t0 + kTile);
+      for (int64_t c = t0; c < t1; ++c) {
+        float *dst = tile.data() + (c - t0) * k;
+        if (!dequantizeRowAvx512(packed, f, outFeatures, k, c, dst))
+          dequantizeRow(packed, f, outFeatures, k, c, dst);
+      }
+      linearSerial(x, n, k, tile.data(), outFeatures, bias ? bias + t0 : nullptr,
+                   y + t0, 0, t1 - t0);
+    }
+    return;
+  }
   if (linearPackedVnni(x, n, k, packed, f, outFeatures, bias, y, c0, c1) ||
       linearPackedAvx512(x, n, k, packed, f, outFeatures, bias, y, c0, c1))
     return;

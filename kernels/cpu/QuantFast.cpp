@@ -147,6 +147,46 @@ columnBf16(const float *x, int64_t rows, int64_t k, const uint16_t *w,
     y[r * outFeatures + col] = _mm512_reduce_add_ps(acc[r]) + b;
 }
 
+/// Row `row` of a packed int8/int4 matrix as floats.
+__attribute__((target("avx512f,avx512bw"))) void
+dequantRow512(const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
+              const QuantFormat &f, int64_t groupsPerRow, int64_t row,
+              float *out) {
+  const float mid = float(1 << (f.bits - 1));
+  for (int64_t g = 0; g < groupsPerRow; ++g) {
+    int64_t gi = row * groupsPerRow + g;
+    float scale;
+    if (f.f16Scales) {
+      uint16_t h;
+      std::memcpy(&h, scales + 2 * gi, 2);
+      scale = halfToFloat(h);
+    } else {
+      std::memcpy(&scale, scales + 4 * gi, 4);
+    }
+    float zero = f.zeroPoints ? float(zeros[gi]) : mid;
+    __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
+    int64_t base = g * f.groupSize;
+    for (int64_t j = base; j < base + f.groupSize; j += 16)
+      _mm512_storeu_ps(out + j, _mm512_mul_ps(
+                                    _mm512_sub_ps(loadCodes(codes, f.bits, j), vz),
+                                    vs));
+  }
+}
+
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own placeholder
+// operand (_mm512_undefined_epi32) when these are compiled out of line.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+/// 16 bfloat16 values widened to float.
+__attribute__((target("avx512f,avx512bw"))) void
+storeBf16Widened(const uint16_t *w, float *out) {
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w));
+  _mm512_storeu_ps(out, _mm512_castsi512_ps(
+                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+}
+#pragma GCC diagnostic pop
+
 /// Activations of n rows quantised per group of 32: int8 values laid out for
 /// the code order of `bits` (4 bits: each 32-chunk as its 16 even then 16
 /// odd elements, matching low/high nibbles), one scale per (row, group of
@@ -292,7 +332,33 @@ bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
   return true;
 }
 
+bool dequantizeRowAvx512(const uint8_t *packed, const QuantFormat &f,
+                         int64_t rows, int64_t cols, int64_t row, float *out) {
+  if (forceScalar || !cpuHasAvx512())
+    return false;
+  if (f.bits == 16) {
+    if (cols % 16 != 0)
+      return false;
+    const uint16_t *w = reinterpret_cast<const uint16_t *>(packed) + row * cols;
+    for (int64_t j = 0; j < cols; j += 16)
+      storeBf16Widened(w + j, out + j);
+    return true;
+  }
+  if ((f.bits != 8 && f.bits != 4) || f.groupSize % 16 != 0 ||
+      cols % f.groupSize != 0)
+    return false;
+  QuantLayout l = quantLayout(f, rows, cols);
+  dequantRow512(packed + row * l.rowBytes, packed + l.scalesOffset,
+                packed + l.zerosOffset, f, l.groupsPerRow, row, out);
+  return true;
+}
+
 #else
+
+bool dequantizeRowAvx512(const uint8_t *, const QuantFormat &, int64_t,
+                         int64_t, int64_t, float *) {
+  return false;
+}
 
 bool linearPackedVnni(const float *, int64_t, int64_t, const uint8_t *,
                       const QuantFormat &, int64_t, const float *, float *,

@@ -38,6 +38,11 @@ bool linearPackedVnni(const float *x, int64_t n, int64_t k,
 /// AVX-512 dequantise-and-multiply for 8- and 4-bit matrices whose rows are
 /// whole groups (cols % groupSize == 0). Same contract as
 /// linearPackedSerial().
+/// Row `row` of a packed matrix (bf16, int8 or int4) as floats with
+/// AVX-512; false when the CPU or the format needs dequantizeRow().
+bool dequantizeRowAvx512(const uint8_t *packed, const QuantFormat &f,
+                         int64_t rows, int64_t cols, int64_t row, float *out);
+
 bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
                         const uint8_t *packed, const QuantFormat &format,
                         int64_t outFeatures, const float *bias, float *y,

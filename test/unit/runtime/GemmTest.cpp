@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/Gemm.h"
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/Quant.h"
 
 #include <gtest/gtest.h>
 
@@ -88,5 +89,44 @@ INSTANTIATE_TEST_SUITE_P(Levels, GemmLevels,
                          [](const auto &info) {
                            return std::string(kc::gemmLevelName(info.param));
                          });
+
+} // namespace
+
+namespace {
+
+// Prefill (8 or more rows) dequantises tiles of weight rows and runs the
+// float GEMM: every format against dequantizeRow + a double-precision dot.
+TEST(PackedPrefill, MatchesDequantisedReference) {
+  std::mt19937 gen(11);
+  for (kc::QuantFormat f :
+       {kc::QuantFormat{8, 32, true, false}, kc::QuantFormat{4, 64, true, true},
+        kc::QuantFormat{4, 128, false, false}, kc::QuantFormat{16, 0, true, false},
+        kc::QuantFormat{3, 32, true, true}, kc::QuantFormat{2, 64, false, false}})
+    for (int64_t n : {8, 13, 33})
+      for (int64_t k : {128, 256}) {
+        int64_t out = 37;
+        auto w = randomVector(size_t(out * k), gen);
+        auto x = randomVector(size_t(n * k), gen);
+        auto bias = randomVector(size_t(out), gen);
+        kc::QuantLayout l = kc::quantLayout(f, out, k);
+        std::vector<uint8_t> packed(static_cast<size_t>(l.totalBytes));
+        kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+        std::vector<float> y(size_t(n * out), -3.f);
+        kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out,
+                               bias.data(), y.data(), 2, out);
+        std::vector<float> row(static_cast<size_t>(k));
+        for (int64_t c = 0; c < out; ++c) {
+          kc::dequantizeRow(packed.data(), f, out, k, c, row.data());
+          for (int64_t r = 0; r < n; ++r) {
+            double s = bias[size_t(c)];
+            for (int64_t t = 0; t < k; ++t)
+              s += double(x[size_t(r * k + t)]) * row[size_t(t)];
+            float want = c < 2 ? -3.f : float(s);
+            ASSERT_NEAR(y[size_t(r * out + c)], want, tolerance(k))
+                << "bits " << f.bits << " n " << n << " k " << k << " c " << c;
+          }
+        }
+      }
+}
 
 } // namespace
