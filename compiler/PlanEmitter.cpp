@@ -234,6 +234,12 @@ FailureOr<func::FuncOp> Emitter::findEntry() {
          << funcs.size();
 }
 
+/// An integer parameter; booleans (i1) are 0 or 1, not sign-extended to -1.
+static int64_t intParam(IntegerAttr i) {
+  return i.getType().isInteger(1) ? static_cast<int64_t>(i.getValue().isOne())
+                                  : i.getValue().getSExtValue();
+}
+
 LogicalResult
 Emitter::buildAttrs(Operation *op, DictionaryAttr dict,
                     std::vector<fb::Offset<moe_plan::Attr>> &out) {
@@ -241,9 +247,8 @@ Emitter::buildAttrs(Operation *op, DictionaryAttr dict,
     std::string name = named.getName().str();
     Attribute a = named.getValue();
     if (auto i = dyn_cast<IntegerAttr>(a)) {
-      out.push_back(moe_plan::CreateAttrDirect(fbb, name.c_str(),
-                                               moe_plan::AttrKind::Int,
-                                               i.getValue().getSExtValue()));
+      out.push_back(moe_plan::CreateAttrDirect(
+          fbb, name.c_str(), moe_plan::AttrKind::Int, intParam(i)));
     } else if (auto f = dyn_cast<FloatAttr>(a)) {
       out.push_back(moe_plan::CreateAttrDirect(fbb, name.c_str(),
                                                moe_plan::AttrKind::Float, 0,
@@ -267,7 +272,7 @@ Emitter::buildAttrs(Operation *op, DictionaryAttr dict,
       std::vector<double> fv;
       for (Attribute e : array) {
         if (auto i = dyn_cast<IntegerAttr>(e))
-          iv.push_back(i.getValue().getSExtValue());
+          iv.push_back(intParam(i));
         else if (auto f = dyn_cast<FloatAttr>(e))
           fv.push_back(f.getValue().convertToDouble());
         else

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/Evaluate.h"
 #include "passes/Passes.h"
 #include "passes/PlanTypes.h"
 
@@ -24,30 +25,85 @@ using namespace mlir::moe;
 
 namespace {
 
-/// Builds the parameter dictionary of one kernel call.
+/// Builds the parameter dictionary of one kernel call; setting a name twice
+/// keeps the last value.
 class ParamBuilder {
 public:
   explicit ParamBuilder(MLIRContext *ctx) : b(ctx) {}
-  void i(StringRef name, int64_t v) {
-    attrs.emplace_back(b.getStringAttr(name), b.getI64IntegerAttr(v));
-  }
-  void f(StringRef name, double v) {
-    attrs.emplace_back(b.getStringAttr(name), b.getF64FloatAttr(v));
-  }
-  void s(StringRef name, StringRef v) {
-    attrs.emplace_back(b.getStringAttr(name), b.getStringAttr(v));
-  }
+  void i(StringRef name, int64_t v) { attrs.set(name, b.getI64IntegerAttr(v)); }
+  void f(StringRef name, double v) { attrs.set(name, b.getF64FloatAttr(v)); }
+  void s(StringRef name, StringRef v) { attrs.set(name, b.getStringAttr(v)); }
   void ints(StringRef name, ArrayRef<int64_t> v) {
-    attrs.emplace_back(b.getStringAttr(name), b.getDenseI64ArrayAttr(v));
+    attrs.set(name, b.getDenseI64ArrayAttr(v));
   }
-  DictionaryAttr get() { return b.getDictionaryAttr(attrs); }
+  void floats(StringRef name, ArrayRef<double> v) {
+    attrs.set(name, b.getDenseF64ArrayAttr(v));
+  }
+  DictionaryAttr get() { return attrs.getDictionary(b.getContext()); }
 
 private:
   Builder b;
-  SmallVector<NamedAttribute> attrs;
+  NamedAttrList attrs;
 };
 
 } // namespace
+
+/// Passes the inherent attributes of `op` through as kernel parameters of the
+/// same names (the ONNX-semantics ops, docs/onnx-import.md): integers and
+/// booleans as Int, floats as Float, strings, integer and float arrays.
+/// Default-valued attributes are present (ODS materialises them); absent
+/// optional ones are left to the kernel's default.
+static LogicalResult passAttributes(Operation *op, ParamBuilder &p) {
+  std::optional<RegisteredOperationName> info = op->getRegisteredInfo();
+  if (!info)
+    return success();
+  for (StringAttr name : info->getAttributeNames()) {
+    if (name == "operandSegmentSizes" || name == "resultSegmentSizes")
+      continue;
+    std::optional<Attribute> value = op->getInherentAttr(name);
+    if (!value || !*value)
+      continue;
+    Attribute a = *value;
+    if (auto b = dyn_cast<BoolAttr>(a)) {
+      p.i(name, b.getValue());
+    } else if (auto i = dyn_cast<IntegerAttr>(a)) {
+      p.i(name, i.getValue().getSExtValue());
+    } else if (auto f = dyn_cast<FloatAttr>(a)) {
+      p.f(name, f.getValueAsDouble());
+    } else if (auto s = dyn_cast<StringAttr>(a)) {
+      p.s(name, s.getValue());
+    } else if (auto ints = dyn_cast<DenseI64ArrayAttr>(a)) {
+      p.ints(name, ints.asArrayRef());
+    } else if (auto ints = dyn_cast<DenseI32ArrayAttr>(a)) {
+      p.ints(name, SmallVector<int64_t>(ints.asArrayRef()));
+    } else if (auto floats = dyn_cast<DenseF64ArrayAttr>(a)) {
+      p.floats(name, floats.asArrayRef());
+    } else if (auto floats = dyn_cast<DenseF32ArrayAttr>(a)) {
+      p.floats(name, SmallVector<double>(floats.asArrayRef()));
+    } else if (auto array = dyn_cast<ArrayAttr>(a)) {
+      if (llvm::all_of(array, llvm::IsaPred<IntegerAttr>)) {
+        SmallVector<int64_t> v;
+        for (Attribute e : array)
+          v.push_back(cast<IntegerAttr>(e).getValue().getSExtValue());
+        p.ints(name, v);
+      } else if (llvm::all_of(array, llvm::IsaPred<FloatAttr>)) {
+        SmallVector<double> v;
+        for (Attribute e : array)
+          v.push_back(cast<FloatAttr>(e).getValueAsDouble());
+        p.floats(name, v);
+      } else {
+        return op->emitOpError("attribute '")
+               << name.getValue()
+               << "' mixes kinds; kernel parameters are integer or float "
+                  "arrays";
+      }
+    } else {
+      return op->emitOpError("attribute '") << name.getValue() << "' (" << a
+                                            << ") cannot be a kernel parameter";
+    }
+  }
+  return success();
+}
 
 /// Fills `p` with the kernel parameters of `op`; fails with a diagnostic on
 /// something the runtime kernel cannot express.
@@ -165,7 +221,36 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("chunks", o.getChunks());
         return success();
       })
-      .Default([](Operation *) { return success(); });
+      .Case([&](nn::SqueezeOp o) -> LogicalResult {
+        // Without axes, squeeze the dims of static size 1 when the result
+        // rank shows that no `?` dim is squeezed: the kernel then needs no
+        // value of a dynamic dim to know the result rank.
+        if (failed(passAttributes(o, p)))
+          return failure();
+        ArrayRef<int64_t> in = o.getInput().getType().getShape();
+        SmallVector<int64_t> ones;
+        for (auto [i, d] : llvm::enumerate(in))
+          if (d == 1)
+            ones.push_back(static_cast<int64_t>(i));
+        if (o.getAxes().empty() &&
+            static_cast<int64_t>(in.size() - ones.size()) ==
+                o.getType().getRank())
+          p.ints("axes", ones);
+        return success();
+      })
+      .Case([&](nn::SplitOp o) -> LogicalResult {
+        p.i("num_outputs", o.getNumResults());
+        return passAttributes(o, p);
+      })
+      .Case([&](nn::ConstantOfShapeOp o) -> LogicalResult {
+        Type elem = o.getType().getElementType();
+        std::optional<int64_t> dtype = getPlanDType(elem);
+        if (!dtype)
+          return o.emitOpError("the runtime has no element type ") << elem;
+        p.i("dtype", *dtype);
+        return passAttributes(o, p);
+      })
+      .Default([&](Operation *op) { return passAttributes(op, p); });
 }
 
 static MemRefType toBuffer(Type type) {
@@ -403,3 +488,10 @@ struct LowerToPlanPass
   }
 };
 } // namespace
+
+FailureOr<DictionaryAttr> mlir::moe::buildKernelParams(Operation *op) {
+  ParamBuilder params(op->getContext());
+  if (failed(buildParams(op, params)))
+    return failure();
+  return params.get();
+}

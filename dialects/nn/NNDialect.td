@@ -18,6 +18,12 @@ def NN_Dialect : Dialect {
     each into a `plan.call` of the runtime kernel of the same name
     (docs/plan-format.md lists the kernel ABI).
 
+    ONNX operators whose shapes are computed at run time or whose axes and
+    sizes are tensors have ops of their own with ONNX semantics
+    (docs/onnx-import.md). Every op with an inferred result type also accepts
+    an explicitly given one of the same element type and rank whose
+    dimensions are compatible (`?` matches anything).
+
     Weights are never inlined: `nn.weight` refers to data in a file (or to a
     documented deterministic generator), so large models import in bounded
     memory.

@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Traits.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
 
 using namespace mlir;
 using namespace mlir::nn;
@@ -62,9 +63,176 @@ LogicalResult infer::inferReduceType(std::optional<Location> loc, Type input,
   return success();
 }
 
-/// True when two dimensions may be equal (either is dynamic or they match).
-static bool dimsCompatible(int64_t a, int64_t b) {
+LogicalResult infer::inferCompareType(std::optional<Location> loc, Type lhs,
+                                      Type rhs, SmallVectorImpl<Type> &types) {
+  if (failed(inferBroadcastType(loc, lhs, rhs, types)))
+    return failure();
+  auto t = cast<RankedTensorType>(types.back());
+  types.back() = t.clone(IntegerType::get(t.getContext(), 1));
+  return success();
+}
+
+bool infer::dimsCompatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+bool infer::typesCompatible(Type inferred, Type actual) {
+  if (inferred == actual)
+    return true;
+  auto a = dyn_cast<RankedTensorType>(inferred);
+  auto b = dyn_cast<RankedTensorType>(actual);
+  if (!a || !b || a.getElementType() != b.getElementType() ||
+      a.getRank() != b.getRank())
+    return false;
+  return llvm::all_of_zip(a.getShape(), b.getShape(), dimsCompatible);
+}
+
+bool infer::isCompatibleReturnTypes(TypeRange inferred, TypeRange actual) {
+  return inferred.size() == actual.size() &&
+         llvm::all_of_zip(inferred, actual, typesCompatible);
+}
+
+using infer::dimsCompatible;
+
+//===----------------------------------------------------------------------===//
+// Result types in the assembly
+//===----------------------------------------------------------------------===//
+//
+// Ops with inferred result types print `-> type` after their operand types
+// only when the result type differs from the inferred one (an importer may
+// know more, or less, than inference), so that such IR round-trips.
+
+using InferFn = function_ref<LogicalResult(std::optional<Location>,
+                                           SmallVectorImpl<Type> &)>;
+
+static ParseResult parseInferredResult(OpAsmParser &parser, ArrayRef<Type> from,
+                                       Type &result, InferFn infer) {
+  if (succeeded(parser.parseOptionalArrow()))
+    return parser.parseType(result);
+  SMLoc at = parser.getNameLoc();
+  if (!llvm::all_of(from,
+                    [](Type t) { return !t || isa<RankedTensorType>(t); }))
+    return parser.emitError(at, "operands must be ranked tensors");
+  SmallVector<Type> types;
+  if (failed(infer(parser.getEncodedSourceLoc(at), types)))
+    return failure();
+  result = types.front();
+  return success();
+}
+
+static void printInferredResult(OpAsmPrinter &p, Type result, InferFn infer) {
+  SmallVector<Type> types;
+  if (succeeded(infer(std::nullopt, types)) && types.front() == result)
+    return;
+  p << " -> " << result;
+}
+
+static ParseResult parseSameResult(OpAsmParser &parser, Type input,
+                                   Type &result) {
+  return parseInferredResult(parser, {input}, result,
+                             [&](auto, SmallVectorImpl<Type> &types) {
+                               types.push_back(input);
+                               return success();
+                             });
+}
+static void printSameResult(OpAsmPrinter &p, Operation *, Type input,
+                            Type result) {
+  if (input != result)
+    p << " -> " << result;
+}
+
+static ParseResult parseBroadcastResult(OpAsmParser &parser, Type lhs, Type rhs,
+                                        Type &result) {
+  return parseInferredResult(
+      parser, {lhs, rhs}, result, [&](auto loc, auto &t) {
+        return infer::inferBroadcastType(loc, lhs, rhs, t);
+      });
+}
+static void printBroadcastResult(OpAsmPrinter &p, Operation *, Type lhs,
+                                 Type rhs, Type result) {
+  printInferredResult(p, result, [&](auto loc, auto &t) {
+    return infer::inferBroadcastType(loc, lhs, rhs, t);
+  });
+}
+
+static ParseResult parseCompareResult(OpAsmParser &parser, Type lhs, Type rhs,
+                                      Type &result) {
+  return parseInferredResult(parser, {lhs, rhs}, result,
+                             [&](auto loc, auto &t) {
+                               return infer::inferCompareType(loc, lhs, rhs, t);
+                             });
+}
+static void printCompareResult(OpAsmPrinter &p, Operation *, Type lhs, Type rhs,
+                               Type result) {
+  printInferredResult(p, result, [&](auto loc, auto &t) {
+    return infer::inferCompareType(loc, lhs, rhs, t);
+  });
+}
+
+/// The broadcast of the three operands of nn.where, of `x`'s element type.
+static LogicalResult inferWhereType(std::optional<Location> loc, Type cond,
+                                    Type x, Type y,
+                                    SmallVectorImpl<Type> &types) {
+  auto c = cast<RankedTensorType>(cond);
+  if (failed(infer::inferBroadcastType(loc, x, y, types)))
+    return failure();
+  auto xy = cast<RankedTensorType>(types.back());
+  SmallVector<int64_t> shape;
+  if (!OpTrait::util::getBroadcastedShape(c.getShape(), xy.getShape(), shape))
+    return emitOptionalError(loc, "condition ", c, " does not broadcast with ",
+                             xy);
+  types.back() = xy.clone(shape);
+  return success();
+}
+
+LogicalResult WhereOp::inferReturnTypes(MLIRContext *,
+                                        std::optional<Location> loc,
+                                        Adaptor adaptor,
+                                        SmallVectorImpl<Type> &types) {
+  return inferWhereType(loc, adaptor.getCondition().getType(),
+                        adaptor.getX().getType(), adaptor.getY().getType(),
+                        types);
+}
+
+static ParseResult parseWhereResult(OpAsmParser &parser, Type cond, Type x,
+                                    Type y, Type &result) {
+  return parseInferredResult(
+      parser, {cond, x, y}, result,
+      [&](auto loc, auto &t) { return inferWhereType(loc, cond, x, y, t); });
+}
+static void printWhereResult(OpAsmPrinter &p, Operation *, Type cond, Type x,
+                             Type y, Type result) {
+  printInferredResult(p, result, [&](auto loc, auto &t) {
+    return inferWhereType(loc, cond, x, y, t);
+  });
+}
+
+static ParseResult parseMatmulResult(OpAsmParser &parser, Type lhs, Type rhs,
+                                     Type &result) {
+  return parseInferredResult(parser, {lhs, rhs}, result,
+                             [&](auto loc, auto &t) {
+                               return infer::inferMatmulType(loc, lhs, rhs, t);
+                             });
+}
+static void printMatmulResult(OpAsmPrinter &p, Operation *, Type lhs, Type rhs,
+                              Type result) {
+  printInferredResult(p, result, [&](auto loc, auto &t) {
+    return infer::inferMatmulType(loc, lhs, rhs, t);
+  });
+}
+
+static ParseResult parseLinearResult(OpAsmParser &parser, Type input,
+                                     Type weight, Type bias, Type &result) {
+  return parseInferredResult(
+      parser, {input, weight, bias}, result, [&](auto loc, auto &t) {
+        return infer::inferLinearType(loc, input, weight, bias, t);
+      });
+}
+static void printLinearResult(OpAsmPrinter &p, Operation *, Type input,
+                              Type weight, Type bias, Type result) {
+  printInferredResult(p, result, [&](auto loc, auto &t) {
+    return infer::inferLinearType(loc, input, weight, bias, t);
+  });
 }
 
 //===----------------------------------------------------------------------===//
@@ -98,12 +266,10 @@ LogicalResult WeightOp::verify() {
 // Matrix products
 //===----------------------------------------------------------------------===//
 
-LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
-                                         std::optional<Location> loc,
-                                         Adaptor adaptor,
-                                         SmallVectorImpl<Type> &types) {
-  auto a = cast<RankedTensorType>(adaptor.getLhs().getType());
-  auto b = cast<RankedTensorType>(adaptor.getRhs().getType());
+LogicalResult infer::inferMatmulType(std::optional<Location> loc, Type lhs,
+                                     Type rhs, SmallVectorImpl<Type> &types) {
+  auto a = cast<RankedTensorType>(lhs);
+  auto b = cast<RankedTensorType>(rhs);
   if (a.getRank() < 2 || b.getRank() < 2)
     return emitOptionalError(loc, "operands must have rank >= 2, got ",
                              a.getRank(), " and ", b.getRank());
@@ -124,12 +290,11 @@ LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
-LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
-                                         std::optional<Location> loc,
-                                         Adaptor adaptor,
-                                         SmallVectorImpl<Type> &types) {
-  auto x = cast<RankedTensorType>(adaptor.getInput().getType());
-  auto w = cast<RankedTensorType>(adaptor.getWeight().getType());
+LogicalResult infer::inferLinearType(std::optional<Location> loc, Type input,
+                                     Type weight, Type bias,
+                                     SmallVectorImpl<Type> &types) {
+  auto x = cast<RankedTensorType>(input);
+  auto w = cast<RankedTensorType>(weight);
   if (x.getRank() < 1 || w.getRank() != 2)
     return emitOptionalError(loc, "expected input of rank >= 1 and weight of "
                                   "rank 2 ([out, in])");
@@ -139,8 +304,8 @@ LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
                              " do not match weight [out, in] ", w);
   if (x.getElementType() != w.getElementType())
     return emitOptionalError(loc, "input and weight element types differ");
-  if (Value bias = adaptor.getBias()) {
-    auto b = cast<RankedTensorType>(bias.getType());
+  if (bias) {
+    auto b = cast<RankedTensorType>(bias);
     if (b.getRank() != 1 || !dimsCompatible(b.getDimSize(0), w.getDimSize(0)))
       return emitOptionalError(
           loc, "bias ", b, " must be a vector of the weight's out dimension");
@@ -151,9 +316,42 @@ LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  return infer::inferMatmulType(loc, adaptor.getLhs().getType(),
+                                adaptor.getRhs().getType(), types);
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *,
+                                         std::optional<Location> loc,
+                                         Adaptor adaptor,
+                                         SmallVectorImpl<Type> &types) {
+  Value bias = adaptor.getBias();
+  return infer::inferLinearType(loc, adaptor.getInput().getType(),
+                                adaptor.getWeight().getType(),
+                                bias ? bias.getType() : Type(), types);
+}
+
 //===----------------------------------------------------------------------===//
 // Elementwise, softmax, norms
 //===----------------------------------------------------------------------===//
+
+LogicalResult GeluOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                       Adaptor adaptor,
+                                       SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult SoftmaxOp::inferReturnTypes(MLIRContext *,
+                                          std::optional<Location>,
+                                          Adaptor adaptor,
+                                          SmallVectorImpl<Type> &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
 
 LogicalResult GeluOp::verify() {
   if (getApproximate() != "none" && getApproximate() != "tanh")
@@ -165,7 +363,8 @@ LogicalResult GeluOp::verify() {
 LogicalResult SoftmaxOp::verify() {
   if (failed(infer::normalizeAxis(getAxis(), getType().getRank())))
     return emitOpError("axis ")
-           << getAxis() << " is out of range for rank " << getType().getRank();
+           << static_cast<int64_t>(getAxis()) << " is out of range for rank "
+           << getType().getRank();
   return success();
 }
 
@@ -290,7 +489,8 @@ LogicalResult GatherOp::inferReturnTypes(MLIRContext *,
   FailureOr<int64_t> axis =
       infer::normalizeAxis(adaptor.getAxis(), data.getRank());
   if (failed(axis))
-    return emitOptionalError(loc, "axis ", adaptor.getAxis(),
+    return emitOptionalError(loc, "axis ",
+                             static_cast<int64_t>(adaptor.getAxis()),
                              " is out of range for rank ", data.getRank());
   SmallVector<int64_t> shape(data.getShape().take_front(*axis));
   llvm::append_range(shape, idx.getShape());
@@ -309,7 +509,8 @@ LogicalResult ConcatOp::inferReturnTypes(MLIRContext *,
   FailureOr<int64_t> axis =
       infer::normalizeAxis(adaptor.getAxis(), first.getRank());
   if (failed(axis))
-    return emitOptionalError(loc, "axis ", adaptor.getAxis(),
+    return emitOptionalError(loc, "axis ",
+                             static_cast<int64_t>(adaptor.getAxis()),
                              " is out of range");
   SmallVector<int64_t> shape(first.getShape());
   for (Value v : adaptor.getInputs().drop_front()) {

@@ -12,6 +12,26 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def NN_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def NN_IndexTensor : RankedTensorOf<[I64, I32]>;
+def NN_I64Tensor : RankedTensorOf<[I64]>;
+def NN_BoolTensor : RankedTensorOf<[I1]>;
+def NN_ByteTensor : RankedTensorOf<[UI8]>;
+/// Operands of nn.neg.
+def NN_SignedTensor : RankedTensorOf<[AnyFloat, I64, I32]>;
+/// Ordered numbers: comparisons, clip, range.
+def NN_NumberTensor : RankedTensorOf<[F32, I64, I32]>;
+/// The dtypes of the ONNX-semantics ops unless said (docs/onnx-import.md).
+def NN_ValueTensor : RankedTensorOf<[F32, I64, I32, I1]>;
+
+/// Type inference that accepts an explicitly given result type of the same
+/// element type and rank whose dimensions are compatible with the inferred
+/// ones (a `?` on either side matches anything): the ONNX importer knows some
+/// dimensions that inference cannot, and inference some that it does not.
+def NN_InferResult : InferTypeOpAdaptorBase<[{
+    static bool isCompatibleReturnTypes(::mlir::TypeRange l,
+                                        ::mlir::TypeRange r) {
+      return ::mlir::nn::infer::isCompatibleReturnTypes(l, r);
+    }
+  }]>;
 
 //===----------------------------------------------------------------------===//
 // Weights
@@ -54,7 +74,7 @@ def NN_WeightOp : NN_Op<"weight", [Pure]> {
 // Matrix products
 //===----------------------------------------------------------------------===//
 
-def NN_MatmulOp : NN_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
+def NN_MatmulOp : NN_Op<"matmul", [Pure, NN_InferResult]> {
   let summary = "batched matrix product with broadcast batch dimensions";
   let description = [{
     `[..., M, K] x [..., K, N] -> [..., M, N]`; both operands have rank at
@@ -69,10 +89,13 @@ def NN_MatmulOp : NN_Op<"matmul", [Pure, InferTypeOpAdaptor]> {
   }];
   let arguments = (ins NN_FloatTensor:$lhs, NN_FloatTensor:$rhs);
   let results = (outs NN_FloatTensor:$result);
-  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)";
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)
+    `` custom<MatmulResult>(ref(type($lhs)), ref(type($rhs)), type($result))
+  }];
 }
 
-def NN_LinearOp : NN_Op<"linear", [Pure, InferTypeOpAdaptor]> {
+def NN_LinearOp : NN_Op<"linear", [Pure, NN_InferResult]> {
   let summary = "fully connected layer: x times the transposed weight plus bias";
   let description = [{
     `y = x · wᵀ + bias` with `x : [..., K]`, `w : [N, K]` and an optional
@@ -91,6 +114,7 @@ def NN_LinearOp : NN_Op<"linear", [Pure, InferTypeOpAdaptor]> {
   let results = (outs NN_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight) (`,` type($bias)^)?
+    `` custom<LinearResult>(ref(type($input)), ref(type($weight)), ref(type($bias)), type($result))
   }];
 }
 
@@ -98,23 +122,30 @@ def NN_LinearOp : NN_Op<"linear", [Pure, InferTypeOpAdaptor]> {
 // Elementwise
 //===----------------------------------------------------------------------===//
 
-class NN_BinaryOp<string mnemonic, string what>
-    : NN_Op<mnemonic, [Pure, InferTypeOpAdaptor]> {
+class NN_BinaryOp<string mnemonic, string what,
+                  Type tensor = AnyRankedTensor, string elem = "f32">
+    : NN_Op<mnemonic, [Pure, NN_InferResult]> {
   let summary = "elementwise " # what # " with numpy broadcasting";
   let description = "Computes " # what # [{ of the two operands elementwise.
     The shapes broadcast as in numpy (dimensions of size 1 stretch, missing
     leading dimensions are added); both operands have the same element type.
+    A result type given after `->` may be more (or less) static than the
+    broadcast one (it is printed only when it differs).
 
     Example:
 
     ```mlir
-    %c = nn.}] # mnemonic # [{ %a, %b : tensor<2x?x64xf32>, tensor<64xf32>
-    // %c : tensor<2x?x64xf32>
+    %c = nn.}] # mnemonic # " %a, %b : tensor<2x?x64x" # elem # ">, tensor<64x"
+    # elem # [{>
+    // %c : tensor<2x?x64x}] # elem # [{>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
-  let results = (outs AnyRankedTensor:$result);
-  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)";
+  let arguments = (ins tensor:$lhs, tensor:$rhs);
+  let results = (outs tensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs)
+    `` custom<BroadcastResult>(ref(type($lhs)), ref(type($rhs)), type($result))
+  }];
   let extraClassDefinition = [{
     ::llvm::LogicalResult $cppClass::inferReturnTypes(
         ::mlir::MLIRContext *, std::optional<::mlir::Location> loc,
@@ -133,22 +164,34 @@ def NN_MaxOp : NN_BinaryOp<"max", "the maximum">;
 def NN_MinOp : NN_BinaryOp<"min", "the minimum">;
 def NN_PowOp : NN_BinaryOp<"pow", "the power (lhs raised to rhs)">;
 
-class NN_UnaryOp<string mnemonic, string what, dag extraArgs = (ins),
-                 string extraFormat = "">
-    : NN_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+class NN_UnaryOp<string mnemonic, string what, Type tensor = NN_FloatTensor,
+                 string elem = "f32">
+    : NN_Op<mnemonic, [Pure, NN_InferResult]> {
   let summary = "elementwise " # what;
   let description = "Applies " # what # [{ to every element; the result has
-    the operand's type.
+    the operand's type (a result type given after `->` may be more or less
+    static).
 
     Example:
 
     ```mlir
-    %y = nn.}] # mnemonic # [{ %x : tensor<?x128xf32>
+    %y = nn.}] # mnemonic # " %x : tensor<?x128x" # elem # [{>
     ```
   }];
-  let arguments = !con((ins NN_FloatTensor:$input), extraArgs);
-  let results = (outs NN_FloatTensor:$result);
-  let assemblyFormat = "$input " # extraFormat # "attr-dict `:` type($input)";
+  let arguments = (ins tensor:$input);
+  let results = (outs tensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input)
+    `` custom<SameResult>(ref(type($input)), type($result))
+  }];
+  let extraClassDefinition = [{
+    ::llvm::LogicalResult $cppClass::inferReturnTypes(
+        ::mlir::MLIRContext *, std::optional<::mlir::Location>,
+        Adaptor adaptor, ::llvm::SmallVectorImpl<::mlir::Type> &types) {
+      types.push_back(adaptor.getInput().getType());
+      return ::mlir::success();
+    }
+  }];
 }
 
 def NN_SiluOp : NN_UnaryOp<"silu", "x · sigmoid(x) (SiLU, swish)">;
@@ -157,13 +200,15 @@ def NN_ReluOp : NN_UnaryOp<"relu", "max(x, 0)">;
 def NN_TanhOp : NN_UnaryOp<"tanh", "the hyperbolic tangent">;
 def NN_ExpOp : NN_UnaryOp<"exp", "e^x">;
 def NN_LogOp : NN_UnaryOp<"log", "the natural logarithm">;
-def NN_NegOp : NN_UnaryOp<"neg", "-x">;
+def NN_NegOp : NN_UnaryOp<"neg", "-x", NN_SignedTensor>;
 def NN_AbsOp : NN_UnaryOp<"abs", "|x|">;
 def NN_SqrtOp : NN_UnaryOp<"sqrt", "the square root">;
 def NN_RsqrtOp : NN_UnaryOp<"rsqrt", "the reciprocal square root">;
 def NN_ReciprocalOp : NN_UnaryOp<"reciprocal", "1 / x">;
+def NN_CosOp : NN_UnaryOp<"cos", "the cosine (ONNX Cos)">;
+def NN_SinOp : NN_UnaryOp<"sin", "the sine (ONNX Sin)">;
 
-def NN_GeluOp : NN_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+def NN_GeluOp : NN_Op<"gelu", [Pure, NN_InferResult]> {
   let summary = "elementwise GELU";
   let description = [{
     `x · Φ(x)` with the exact (erf) form when `approximate` is `"none"` (the
@@ -178,7 +223,10 @@ def NN_GeluOp : NN_Op<"gelu", [Pure, SameOperandsAndResultType]> {
   let arguments = (ins NN_FloatTensor:$input,
                    DefaultValuedStrAttr<StrAttr, "none">:$approximate);
   let results = (outs NN_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input)
+    `` custom<SameResult>(ref(type($input)), type($result))
+  }];
   let hasVerifier = 1;
 }
 
@@ -186,7 +234,7 @@ def NN_GeluOp : NN_Op<"gelu", [Pure, SameOperandsAndResultType]> {
 // Softmax, reductions, norms
 //===----------------------------------------------------------------------===//
 
-def NN_SoftmaxOp : NN_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+def NN_SoftmaxOp : NN_Op<"softmax", [Pure, NN_InferResult]> {
   let summary = "softmax along one axis";
   let description = [{
     `exp(x - max) / sum(exp(x - max))` along `axis` (negative counts from the
@@ -200,16 +248,20 @@ def NN_SoftmaxOp : NN_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   }];
   let arguments = (ins NN_FloatTensor:$input, I64Attr:$axis);
   let results = (outs NN_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input)";
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input)
+    `` custom<SameResult>(ref(type($input)), type($result))
+  }];
   let hasVerifier = 1;
 }
 
-class NN_ReduceOp<string mnemonic, string what>
-    : NN_Op<mnemonic, [Pure, InferTypeOpAdaptor]> {
+class NN_ReduceOp<string mnemonic, string what, Type tensor = NN_FloatTensor>
+    : NN_Op<mnemonic, [Pure, NN_InferResult]> {
   let summary = "reduction by " # what;
   let description = "Reduces `input` by " # what # [{ over `axes` (all axes
     when empty; negative axes count from the end). With `keepdims` the reduced
-    dimensions stay with size 1.
+    dimensions stay with size 1. `reduce_sum` and `reduce_max` also take i64
+    and i32 tensors.
 
     Example:
 
@@ -217,10 +269,10 @@ class NN_ReduceOp<string mnemonic, string what>
     %s = nn.}] # mnemonic # [{ %x {axes = array<i64: -1>, keepdims = true} : tensor<?x64xf32> -> tensor<?x1xf32>
     ```
   }];
-  let arguments = (ins NN_FloatTensor:$input,
+  let arguments = (ins tensor:$input,
                    DefaultValuedAttr<DenseI64ArrayAttr, "{}">:$axes,
                    DefaultValuedAttr<BoolAttr, "false">:$keepdims);
-  let results = (outs NN_FloatTensor:$result);
+  let results = (outs tensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let extraClassDefinition = [{
     ::llvm::LogicalResult $cppClass::inferReturnTypes(
@@ -233,11 +285,11 @@ class NN_ReduceOp<string mnemonic, string what>
   }];
 }
 
-def NN_ReduceSumOp : NN_ReduceOp<"reduce_sum", "sum">;
+def NN_ReduceSumOp : NN_ReduceOp<"reduce_sum", "sum", NN_SignedTensor>;
 def NN_ReduceMeanOp : NN_ReduceOp<"reduce_mean", "mean">;
-def NN_ReduceMaxOp : NN_ReduceOp<"reduce_max", "maximum">;
+def NN_ReduceMaxOp : NN_ReduceOp<"reduce_max", "maximum", NN_SignedTensor>;
 
-def NN_RmsNormOp : NN_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
+def NN_RmsNormOp : NN_Op<"rms_norm", [Pure, NN_InferResult]> {
   let summary = "root-mean-square normalisation over the last axis";
   let description = [{
     `y = x / sqrt(mean(x², last axis) + eps) · weight`, with `weight` of the
@@ -254,11 +306,12 @@ def NN_RmsNormOp : NN_Op<"rms_norm", [Pure, InferTypeOpAdaptor]> {
   let results = (outs NN_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` type($input) `,` type($weight)
+    `` custom<SameResult>(ref(type($input)), type($result))
   }];
   let hasVerifier = 1;
 }
 
-def NN_LayerNormOp : NN_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
+def NN_LayerNormOp : NN_Op<"layer_norm", [Pure, NN_InferResult]> {
   let summary = "layer normalisation over the last axis";
   let description = [{
     `y = (x - mean) / sqrt(var + eps) · weight + bias` over the last axis;
@@ -276,6 +329,7 @@ def NN_LayerNormOp : NN_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
   let results = (outs NN_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`,` $bias^)? attr-dict `:` type($input) `,` type($weight) (`,` type($bias)^)?
+    `` custom<SameResult>(ref(type($input)), type($result))
   }];
   let hasVerifier = 1;
 }
@@ -284,7 +338,7 @@ def NN_LayerNormOp : NN_Op<"layer_norm", [Pure, InferTypeOpAdaptor]> {
 // Data movement
 //===----------------------------------------------------------------------===//
 
-def NN_ReshapeOp : NN_Op<"reshape", [Pure, InferTypeOpAdaptor]> {
+def NN_ReshapeOp : NN_Op<"reshape", [Pure, NN_InferResult]> {
   let summary = "reshape to a shape given as an attribute";
   let description = [{
     Reinterprets the row-major elements with the shape `shape`, in which one
@@ -302,7 +356,7 @@ def NN_ReshapeOp : NN_Op<"reshape", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def NN_TransposeOp : NN_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
+def NN_TransposeOp : NN_Op<"transpose", [Pure, NN_InferResult]> {
   let summary = "permute the dimensions";
   let description = [{
     Result dimension i is input dimension `perm[i]`.
@@ -318,7 +372,7 @@ def NN_TransposeOp : NN_Op<"transpose", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
 }
 
-def NN_GatherOp : NN_Op<"gather", [Pure, InferTypeOpAdaptor]> {
+def NN_GatherOp : NN_Op<"gather", [Pure, NN_InferResult]> {
   let summary = "gather slices along an axis (ONNX Gather, embedding lookup)";
   let description = [{
     The result has shape `data[:axis] + indices.shape + data[axis+1:]`;
@@ -339,7 +393,7 @@ def NN_GatherOp : NN_Op<"gather", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
-def NN_ConcatOp : NN_Op<"concat", [Pure, InferTypeOpAdaptor]> {
+def NN_ConcatOp : NN_Op<"concat", [Pure, NN_InferResult]> {
   let summary = "concatenate tensors along an axis";
   let description = [{
     All operands have the same element type and rank and agree on every
@@ -356,7 +410,7 @@ def NN_ConcatOp : NN_Op<"concat", [Pure, InferTypeOpAdaptor]> {
   let assemblyFormat = "$inputs attr-dict `:` type($inputs) `->` type($result)";
 }
 
-def NN_SliceOp : NN_Op<"slice", [Pure, InferTypeOpAdaptor]> {
+def NN_SliceOp : NN_Op<"slice", [Pure, NN_InferResult]> {
   let summary = "strided slice with ONNX Slice semantics";
   let description = [{
     For each listed axis, takes `starts[i]` up to (not including) `ends[i]`
@@ -394,5 +448,7 @@ def NN_CastOp : NN_Op<"cast", [Pure, SameOperandsAndResultShape]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
 }
+
+include "dialects/nn/NNOnnxOps.td"
 
 #endif // MOE_NN_OPS_TD
