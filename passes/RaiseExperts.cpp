@@ -347,7 +347,9 @@ bool Raiser::collectBanks(Value v, const Router &r, SmallVector<Bank> &banks,
     else if (t.getRank() == 2)
       w2d.push_back(w);
   }
-  if (!w3d.empty() && w2d.empty()) {
+  // 3-D banks win: exporters also leave 2-D float constants in the layer
+  // (zero accumulators of the tokens' shape, ...), which are not experts.
+  if (!w3d.empty()) {
     for (Value w : w3d) {
       auto t = cast<RankedTensorType>(w.getType());
       banks.push_back(Bank{w, {}, t.getDimSize(1), t.getDimSize(2)});

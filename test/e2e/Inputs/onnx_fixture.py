@@ -6,8 +6,8 @@ Imports and compiles FIXTURE_DIR/model.onnx once with
 `moe-opt model.onnx --moe-compile --emit-plan`, runs the one plan with
 `moe-exec --inputs test_data_set_N --outputs` for every data set, and compares
 each output with the reference within max |out - ref| <= 1e-4 * max |ref|.
-With --expect-moe, also checks that the compiled IR contains moe.experts
-(i.e. the MoE layers were imported or raised as moe ops).
+With --expect-moe, also checks that the compiled IR contains moe.experts and
+no nn.topk (every MoE layer was imported or raised as moe ops).
 Prints one `ok:` line per data set; exits non-zero on any failure.
 """
 import glob
@@ -53,10 +53,13 @@ def main():
     if expect_moe:
         with open(os.path.join(work, "compiled.mlir")) as f:
             text = f.read()
-        if '"moe.experts"' not in text and "moe.experts" not in text:
+        if "moe.experts" not in text:
             print("FAIL: no moe.experts in the compiled IR")
             sys.exit(1)
-        print("ok: moe.experts present")
+        if "nn.topk" in text:
+            print("FAIL: a router (nn.topk) was not raised to moe ops")
+            sys.exit(1)
+        print("ok: moe.experts present, every router raised")
     sets = sorted(glob.glob(os.path.join(fixture, "test_data_set_*")))
     if not sets:
         print("FAIL: no test_data_set_* in " + fixture)
