@@ -313,6 +313,19 @@ LogicalResult Emitter::run() {
     return entry.emitOpError("must have one block to be emitted as a plan");
   Block &body = entry.getBody().front();
 
+  // Values the function returns take the name of their result
+  // (`moe.name`, e.g. an ONNX graph output), so that moe-exec can tell.
+  DenseMap<Value, std::string> resultNames;
+  if (auto ret = dyn_cast<func::ReturnOp>(body.getTerminator()))
+    for (auto [i, v] : llvm::enumerate(ret.getOperands()))
+      if (auto n = entry.getResultAttrOfType<StringAttr>(unsigned(i),
+                                                         "moe.name"))
+        resultNames.try_emplace(v, n.str());
+  auto tempName = [&](Value v) -> std::string {
+    auto it = resultNames.find(v);
+    return it == resultNames.end() ? std::string() : it->second;
+  };
+
   std::vector<uint32_t> inputs, outputs;
   for (BlockArgument arg : body.getArguments()) {
     if (!isa<MemRefType>(arg.getType()) ||
@@ -410,7 +423,8 @@ LogicalResult Emitter::run() {
       std::vector<uint32_t> in = idsOf(call.getArgs());
       std::vector<uint32_t> out;
       for (Value r : call.getResults())
-        out.push_back(newValue(r, moe_plan::ValueKind::Temp, -1, -1, ""));
+        out.push_back(
+            newValue(r, moe_plan::ValueKind::Temp, -1, -1, tempName(r)));
       auto device = call.getDevice() == plan::Device::cuda
                         ? moe_plan::Device::CUDA
                         : moe_plan::Device::CPU;
@@ -427,7 +441,8 @@ LogicalResult Emitter::run() {
     } else if (auto copy = dyn_cast<plan::CopyOp>(op)) {
       std::vector<uint32_t> in = idsOf(copy->getOperands());
       std::vector<uint32_t> out = {
-          newValue(copy.getResult(), moe_plan::ValueKind::Temp, -1, -1, "")};
+          newValue(copy.getResult(), moe_plan::ValueKind::Temp, -1, -1,
+                   tempName(copy.getResult()))};
       auto device = copy.getDevice() == plan::Device::cuda
                         ? moe_plan::Device::CUDA
                         : moe_plan::Device::CPU;
