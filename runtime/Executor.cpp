@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -84,6 +85,8 @@ Executor::create(const LoadedPlan &plan, const ExecutorOptions &options) {
     if (preds[s].empty())
       ex->roots_.push_back(s);
   }
+  ex->stepNanos_.reset(new std::atomic<uint64_t>[n]);
+  ex->resetProfile();
   Status folded = ex->foldConstants();
   if (!folded.isOk())
     return Result(folded);
@@ -254,9 +257,16 @@ Status Executor::runStep(size_t index, RunState &state) const {
   inputs.reserve(step.inputs.size());
   for (uint32_t v : step.inputs)
     inputs.push_back(state.values[v]);
+  auto start = options_.profile ? std::chrono::steady_clock::now()
+                                : std::chrono::steady_clock::time_point();
   StatusOr<std::vector<Tensor>> outputs =
       KernelRegistry::runCpu(*step.kernel, std::move(inputs), step.attrs,
                              step.outputs.size());
+  if (options_.profile)
+    stepNanos_[index].fetch_add(uint64_t(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::steady_clock::now() - start)
+            .count()));
   if (!outputs.isOk())
     return outputs.status().withContext(where);
   if (outputs->size() != step.outputs.size())
@@ -323,10 +333,33 @@ Executor::run(const std::vector<Tensor> &inputs) const {
   });
   if (state.failed.load())
     return state.error;
+  if (options_.profile)
+    profiledRuns_.fetch_add(1);
   std::vector<Tensor> outputs;
   for (uint32_t v : plan_.outputs())
     outputs.push_back(state.values[v]);
   return outputs;
+}
+
+} // namespace moe::rt
+
+namespace moe::rt {
+
+std::vector<double> Executor::stepMillis() const {
+  size_t n = plan_.steps().size();
+  std::vector<double> out(n, 0.0);
+  uint64_t runs = profiledRuns_.load();
+  if (!runs)
+    return out;
+  for (size_t s = 0; s < n; ++s)
+    out[s] = double(stepNanos_[s].load()) / 1e6 / double(runs);
+  return out;
+}
+
+void Executor::resetProfile() const {
+  for (size_t s = 0; s < plan_.steps().size(); ++s)
+    stepNanos_[s].store(0);
+  profiledRuns_.store(0);
 }
 
 } // namespace moe::rt

@@ -14,6 +14,7 @@
 
 #include <tbb/task_arena.h>
 
+#include <atomic>
 #include <memory>
 
 namespace moe::rt {
@@ -24,6 +25,8 @@ struct ExecutorOptions {
   /// Run the steps one at a time in plan order (kernels stay parallel);
   /// useful to debug a suspected ordering problem.
   bool sequential = false;
+  /// Time every kernel call (stepMillis()); costs two clock reads per step.
+  bool profile = false;
 };
 
 class Executor {
@@ -46,6 +49,11 @@ public:
   /// Steps computed once when the executor was created (their inputs are
   /// all weights): weight transposes, stacks, dequantisation.
   size_t numFoldedSteps() const { return foldedSteps_; }
+
+  /// With ExecutorOptions::profile: per step, the mean wall time of its
+  /// kernel call (ms) over the runs since the last resetProfile().
+  std::vector<double> stepMillis() const;
+  void resetProfile() const;
   const LoadedPlan &plan() const { return plan_; }
 
 private:
@@ -66,6 +74,8 @@ private:
   /// Values computed at creation (undefined tensors elsewhere) and the
   /// steps that computed them.
   std::vector<Tensor> constants_;
+  mutable std::unique_ptr<std::atomic<uint64_t>[]> stepNanos_;
+  mutable std::atomic<uint64_t> profiledRuns_{0};
   std::vector<bool> folded_;
   size_t foldedSteps_ = 0;
 };

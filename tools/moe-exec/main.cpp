@@ -44,7 +44,10 @@ options:
                            or --bench ask for a run as well
   --json                   with --describe: the plan as JSON; with --bench:
                            one JSON object on one line
-  --inputs DIR             read the program inputs from DIR/input_0.pb ...
+  --inputs DIR             read the program inputs from DIR/input_0.pb ...;
+                           repeatable: --bench then rotates through the sets
+                           (so routing changes between runs), the first set
+                           gives --outputs
                            DIR/input_{N-1}.pb (ONNX TensorProto)
   --random-inputs SEED     generate the inputs deterministically from SEED:
                            floats uniform in [-1, 1), integers in [0, 2)
@@ -59,6 +62,8 @@ options:
                            prints "median X ms, min Y ms over N runs"
   --warmup N               warm-up runs for --bench (default 3)
   --repeat N               timed runs for --bench (default 20)
+  --profile-ops            with --bench: time every kernel call and print the
+                           kernels by total time per run (JSON with --json)
   --threads N              worker threads (default: all cores)
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
@@ -81,6 +86,8 @@ exit status: 0 on success, 1 on an error (one line on stderr, starting with
 struct Options {
   std::string plan;
   std::optional<std::string> inputsDir;
+  std::vector<std::string> moreInputs;
+  bool profileOps = false;
   std::optional<uint64_t> seed;
   std::vector<std::pair<std::string, Shape>> inputShapes;
   std::optional<std::string> outputsDir;
@@ -94,6 +101,42 @@ struct Options {
 int fail(const std::string &message) {
   std::fprintf(stderr, "moe-exec: error: %s\n", message.c_str());
   return 1;
+}
+
+/// Kernel time per run, by kernel name, largest first. Steps run
+/// concurrently, so the sum can exceed the wall time.
+void printOpProfile(const LoadedPlan &plan, const std::vector<double> &stepMs,
+                    bool json) {
+  std::map<std::string, std::pair<double, int>> byKernel;
+  double total = 0;
+  for (size_t s = 0; s < stepMs.size(); ++s) {
+    const StepInfo &step = plan.steps()[s];
+    if (step.kind != StepKind::Call)
+      continue;
+    auto &entry = byKernel[step.kernelName];
+    entry.first += stepMs[s];
+    entry.second += 1;
+    total += stepMs[s];
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(
+      byKernel.begin(), byKernel.end());
+  std::sort(rows.begin(), rows.end(), [](const auto &a, const auto &b) {
+    return a.second.first > b.second.first;
+  });
+  if (json) {
+    std::printf("{\"kernels\": [");
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::printf("%s{\"kernel\": \"%s\", \"ms_per_run\": %s, \"steps\": %d}",
+                  i ? ", " : "", rows[i].first.c_str(),
+                  jsonNumber(rows[i].second.first).c_str(),
+                  rows[i].second.second);
+    std::printf("], \"total_ms_per_run\": %s}\n", jsonNumber(total).c_str());
+    return;
+  }
+  std::printf("kernel time per run (steps may overlap):\n");
+  for (const auto &[name, v] : rows)
+    std::printf("  %-24s %9.3f ms  %5.1f%%  %4d steps\n", name.c_str(), v.first,
+                total > 0 ? 100.0 * v.first / total : 0.0, v.second);
 }
 
 bool parseInt(const std::string &s, int64_t &out) {
@@ -167,7 +210,13 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     } else if (arg == "--inputs") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
-      o.inputsDir = v;
+      if (o.inputsDir)
+        o.moreInputs.push_back(v);
+      else
+        o.inputsDir = v;
+    } else if (arg == "--profile-ops") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.profileOps = true;
     } else if (arg == "--outputs") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -226,6 +275,10 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     return usage("--input-shape applies to --random-inputs only");
   if (o.json && !o.describe && !o.bench)
     return usage("--json applies to --describe and --bench");
+  if (o.profileOps && !o.bench)
+    return usage("--profile-ops applies to --bench");
+  if (!o.moreInputs.empty() && !o.bench)
+    return usage("several --inputs are for --bench");
   return o;
 }
 
@@ -455,14 +508,26 @@ int runTool(int argc, char **argv) {
   if (o.threads > 0)
     threadLimit = std::make_unique<tbb::global_control>(
         tbb::global_control::max_allowed_parallelism, size_t(o.threads));
+  // Further input sets, for --bench to rotate through.
+  std::vector<std::vector<Tensor>> inputSets{inputs};
+  for (const std::string &dir : o.moreInputs) {
+    StatusOr<std::vector<Tensor>> r = readInputs(plan, dir);
+    if (!r.isOk())
+      return fail(r.status().message());
+    inputSets.push_back(std::move(*r));
+  }
   ExecutorOptions execOptions;
   execOptions.numThreads = o.threads;
+  execOptions.profile = o.profileOps;
   StatusOr<std::unique_ptr<Executor>> ex = Executor::create(plan, execOptions);
   if (!ex.isOk())
     return fail(ex.status().message());
-  Status st = (*ex)->checkInputs(inputs);
-  if (!st.isOk())
-    return fail(st.message());
+  Status st = Status::ok();
+  for (const std::vector<Tensor> &set : inputSets) {
+    st = (*ex)->checkInputs(set);
+    if (!st.isOk())
+      return fail(st.message());
+  }
 
   StatusOr<std::vector<Tensor>> outputs = (*ex)->run(inputs);
   if (!outputs.isOk())
@@ -470,14 +535,17 @@ int runTool(int argc, char **argv) {
 
   if (o.bench) {
     for (int i = 0; i < o.warmup; ++i) {
-      StatusOr<std::vector<Tensor>> r = (*ex)->run(inputs);
+      StatusOr<std::vector<Tensor>> r =
+          (*ex)->run(inputSets[size_t(i) % inputSets.size()]);
       if (!r.isOk())
         return fail(r.status().message());
     }
+    (*ex)->resetProfile();
     std::vector<double> ms;
     for (int i = 0; i < o.repeat; ++i) {
+      const std::vector<Tensor> &in = inputSets[size_t(i) % inputSets.size()];
       auto start = std::chrono::steady_clock::now();
-      StatusOr<std::vector<Tensor>> r = (*ex)->run(inputs);
+      StatusOr<std::vector<Tensor>> r = (*ex)->run(in);
       auto end = std::chrono::steady_clock::now();
       if (!r.isOk())
         return fail(r.status().message());
@@ -500,6 +568,8 @@ int runTool(int argc, char **argv) {
     else
       std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n",
                   median, sorted[0], o.repeat, (*ex)->numThreads());
+    if (o.profileOps)
+      printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }
 
   if (o.outputsDir) {
