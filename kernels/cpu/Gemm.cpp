@@ -63,6 +63,11 @@ void setGemmLevelLimit(std::optional<GemmLevel> level) {
 }
 
 #ifdef MOE_GEMM_X86
+// GCC 12's AVX-512 headers trip -Wuninitialized on their own placeholder
+// operands (_mm512_undefined_*) when the intrinsics are inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
 
 //--- linear: y[r, j] = dot(x[r], w[j]) + bias[j] ----------------------------
@@ -76,6 +81,31 @@ __attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
   float s2 = (t[8] + t[9]) + (t[10] + t[11]);
   float s3 = (t[12] + t[13]) + (t[14] + t[15]);
   return (s0 + s1) + (s2 + s3);
+}
+
+/// Within each 128-bit block: (sum of a's block, of b's, of c's, of d's).
+__attribute__((target("avx512f"))) inline __m512 reduce4(__m512 a, __m512 b,
+                                                         __m512 c, __m512 d) {
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  return _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                       _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/// Lane i = the sum of the 16 lanes of the i-th argument.
+__attribute__((target("avx512f"))) inline __m512
+reduce16(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 v4, __m512 v5,
+         __m512 v6, __m512 v7, __m512 v8, __m512 v9, __m512 v10, __m512 v11,
+         __m512 v12, __m512 v13, __m512 v14, __m512 v15) {
+  __m512 u0 = reduce4(v0, v1, v2, v3), u1 = reduce4(v4, v5, v6, v7);
+  __m512 u2 = reduce4(v8, v9, v10, v11), u3 = reduce4(v12, v13, v14, v15);
+  // Blocks: a = (u0[0]+u0[2], u0[1]+u0[3], u1[0]+u1[2], u1[1]+u1[3]).
+  __m512 a = _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, 0x44),
+                           _mm512_shuffle_f32x4(u0, u1, 0xEE));
+  __m512 b = _mm512_add_ps(_mm512_shuffle_f32x4(u2, u3, 0x44),
+                           _mm512_shuffle_f32x4(u2, u3, 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88),
+                       _mm512_shuffle_f32x4(a, b, 0xDD));
 }
 
 template <int R, int C>
@@ -108,10 +138,29 @@ linearBlock512(const float *x, int64_t k, const float *w, const float *bias,
         acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      y[(r0 + r) * n + j0 + c] =
-          hsum512(acc[r][c]) + (bias ? bias[j0 + c] : 0.0f);
+  if constexpr (R == 4 && C == 4) {
+    // Sum all 16 accumulators at once (a transpose-and-add tree: ~45
+    // shuffles and adds instead of 16 separate horizontal sums); lane
+    // 4r + c of the result is acc[r][c].
+    __m512 sums = reduce16(acc[0][0], acc[0][1], acc[0][2], acc[0][3],
+                           acc[1][0], acc[1][1], acc[1][2], acc[1][3],
+                           acc[2][0], acc[2][1], acc[2][2], acc[2][3],
+                           acc[3][0], acc[3][1], acc[3][2], acc[3][3]);
+    __m128 b4 = bias ? _mm_loadu_ps(bias + j0) : _mm_setzero_ps();
+    _mm_storeu_ps(y + (r0 + 0) * n + j0,
+                  _mm_add_ps(_mm512_extractf32x4_ps(sums, 0), b4));
+    _mm_storeu_ps(y + (r0 + 1) * n + j0,
+                  _mm_add_ps(_mm512_extractf32x4_ps(sums, 1), b4));
+    _mm_storeu_ps(y + (r0 + 2) * n + j0,
+                  _mm_add_ps(_mm512_extractf32x4_ps(sums, 2), b4));
+    _mm_storeu_ps(y + (r0 + 3) * n + j0,
+                  _mm_add_ps(_mm512_extractf32x4_ps(sums, 3), b4));
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        y[(r0 + r) * n + j0 + c] =
+            hsum512(acc[r][c]) + (bias ? bias[j0 + c] : 0.0f);
+  }
 }
 
 __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
@@ -300,6 +349,7 @@ void matmulDriver(const float *a, int64_t lda, int64_t m, int64_t k,
 }
 
 } // namespace
+#pragma GCC diagnostic pop
 #endif // MOE_GEMM_X86
 
 bool linearFast(const float *x, int64_t rows, int64_t k, const float *w,
