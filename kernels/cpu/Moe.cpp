@@ -1,6 +1,7 @@
 //===- Moe.cpp - Mixture-of-Experts kernels on the CPU --------------------===//
 
 #include "kernels/cpu/Moe.h"
+#include "kernels/cpu/VecMath.h"
 #include "kernels/cpu/Elementwise.h"
 #include "kernels/cpu/Matmul.h"
 
@@ -209,6 +210,22 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
                        w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1);
         for (int64_t r = 0; r < n; ++r) {
           const float *ur = u.data() + r * F1;
+          // Vectorised SwiGLU / SiLU (VecMath.h); the rest element by element.
+          if (isSwiglu) {
+            const float *gate = fused && act.fusion == 1 ? ur + 2 * c0 : ur + c0;
+            const float *lin = fused ? (act.fusion == 1 ? ur + 2 * c0 + 1
+                                                        : ur + F + c0)
+                                     : g.data() + r * F + c0;
+            int64_t stride = fused && act.fusion == 1 ? 2 : 1;
+            swigluArray(gate, stride, lin, stride, h + r * F + c0, c1 - c0,
+                        act.alpha, act.beta, act.limit);
+            continue;
+          }
+          if (act.kind == Activation::Silu) {
+            siluArray(ur + c0, gated ? g.data() + r * F + c0 : nullptr,
+                      h + r * F + c0, c1 - c0);
+            continue;
+          }
           for (int64_t c = c0; c < c1; ++c) {
             float &hv = h[r * F + c];
             if (fused && act.fusion == 1)

@@ -1,6 +1,7 @@
 //===- Normalize.cpp - Softmax, reductions and norms on the CPU -----------===//
 
 #include "kernels/cpu/Normalize.h"
+#include "kernels/cpu/VecMath.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +11,13 @@ namespace moe::kernels::cpu {
 
 void softmax(const float *x, float *y, int64_t outer, int64_t axisLen,
              int64_t inner) {
+  if (inner == 1) { // rows are contiguous: the vectorised path
+    parallelFor(outer, axisLen * 4, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row)
+        softmaxRow(x + row * axisLen, y + row * axisLen, axisLen);
+    });
+    return;
+  }
   parallelFor(outer * inner, axisLen * 4, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       int64_t o = row / inner, in = row % inner;
