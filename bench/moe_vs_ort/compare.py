@@ -1,0 +1,475 @@
+#!/usr/bin/python3
+"""The measuring half of bench/moe_vs_ort/run.sh (which builds and installs what this needs).
+
+    compare.py --root MOE_ROOT --build BUILD --node-modules DIR --json FILE --command STR
+               [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe] [--sets 8]
+               [--warmup 3] [--repeat 30] [--rounds 3] [--threads 2]
+
+Generates the models (make_models.py, cached), compiles each with `moe-opt model.onnx
+--moe-compile --emit-plan` (again only when the model or moe-opt changed), measures the
+read bandwidth (moe-bench-kernels and readbw, before and after the cases and readbw before
+each case; the best is the floor), then per case (workload, form, T) times, in alternating
+rounds, `moe-exec --bench` and ort_bench.js on the same input sets (rotated, and set_0
+alone), checks that their outputs agree and prints a table; every figure, the machine, the
+versions and the command go to --json.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+TTY = sys.stderr.isatty()
+FORM_NAMES = {"moe": "MoE fp32", "qmoe": "QMoE int4"}
+FP32_TOL = 1e-3  # max |diff| <= FP32_TOL * max |ref| for the float32 MoE
+
+
+def say(msg):
+    if TTY:
+        print("moe-vs-ort: " + msg, file=sys.stderr, flush=True)
+
+
+class CaseError(Exception):
+    pass
+
+
+def run(cmd, cwd=None, env=None, timeout=1800):
+    """Runs cmd; returns stdout; raises CaseError with the tool's last stderr line."""
+    try:
+        p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CaseError("%s: timed out after %d s" % (os.path.basename(cmd[0]), timeout))
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        raise CaseError("%s exited with status %d: %s" % (
+            os.path.basename(cmd[0]), p.returncode, err[-1] if err else "(no message)"))
+    return p.stdout.decode(errors="replace")
+
+
+def last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise CaseError("no JSON in the output: %r" % text[-200:])
+
+
+# --- the machine -------------------------------------------------------------------------
+
+def machine():
+    info = {"platform": platform.platform()}
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True, check=True).stdout
+        kv = {}
+        for line in out.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                kv[k.strip()] = v.strip()
+        flags = set(kv.get("Flags", "").split())
+        info.update({
+            "cpu": kv.get("Model name"),
+            "cpus_online": kv.get("CPU(s)"),
+            "threads_per_core": kv.get("Thread(s) per core"),
+            "l2_cache": kv.get("L2 cache"),
+            "l3_cache": kv.get("L3 cache"),
+            "flags": {f: f in flags for f in (
+                "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+                "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")},
+        })
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    info["cores_usable"] = len(os.sched_getaffinity(0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return info
+
+
+def versions(a):
+    v = {}
+    try:
+        with open(os.path.join(a.node_modules, "onnxruntime-node", "package.json")) as f:
+            v["onnxruntime_node"] = json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        v["onnxruntime_node"] = None
+    for name, cmd in (("node", ["node", "--version"]), ("gxx", ["g++", "--version"])):
+        try:
+            v[name] = subprocess.run(cmd, stdout=subprocess.PIPE, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            v[name] = None
+    try:
+        head = subprocess.run(["git", "-C", a.root, "rev-parse", "HEAD"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", a.root, "status", "--porcelain", "--untracked-files=no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True).stdout.strip()
+        v["moe_compiler_commit"] = head + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        head = ""
+    if not head:  # a tree exported with git archive: the caller says which commit
+        v["moe_compiler_commit"] = os.environ.get("MOE_SOURCE_COMMIT")
+    try:
+        with open(os.path.join(a.build, "CMakeCache.txt")) as f:
+            m = re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", f.read(), re.M)
+            v["moe_build_type"] = m.group(1) if m else None
+    except OSError:
+        v["moe_build_type"] = None
+    v["python_onnx"] = onnx.__version__
+    v["numpy"] = np.__version__
+    return v
+
+
+def first_bandwidth_line(cmd, what):
+    """GB/s from the first "read bandwidth (N threads): X GB/s" line cmd prints; whatever
+    it would print after that is not needed and it is stopped."""
+    p = subprocess.Popen(["stdbuf", "-oL"] + cmd, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in p.stdout:
+            m = re.match(r"read bandwidth \((\d+) threads?\): ([0-9.]+) GB/s", line)
+            if m:
+                return float(m.group(2))
+    finally:
+        if p.poll() is None:
+            p.terminate()
+        p.wait()
+    raise CaseError("%s printed no 'read bandwidth' line" % what)
+
+
+def bw_kernels(a):
+    """moe-bench-kernels: the median of 10 sums of a 512 MiB buffer of doubles."""
+    exe = os.path.join(a.build, "bin", "moe-bench-kernels")
+    return first_bandwidth_line([exe, "--threads", str(a.threads), "--repeat", "40"],
+                                "moe-bench-kernels")
+
+
+def bw_vector(a):
+    """readbw (built by run.sh from readbw.cpp): vector loads over 1 GiB, median of 10."""
+    exe = os.path.join(a.build, "moe_vs_ort", "readbw")
+    return first_bandwidth_line([exe, "1024", str(a.threads), "10"], "readbw")
+
+
+def median(v):
+    s = sorted(v)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+# --- the cases ---------------------------------------------------------------------------
+
+def load_pb(path):
+    t = onnx.TensorProto()
+    with open(path, "rb") as f:
+        t.ParseFromString(f.read())
+    return numpy_helper.to_array(t)
+
+
+def compile_plan(a, model, plan):
+    opt = os.path.join(a.build, "bin", "moe-opt")
+    if (os.path.isfile(plan) and os.path.getmtime(plan) >= os.path.getmtime(model)
+            and os.path.getmtime(plan) >= os.path.getmtime(opt)):
+        return None
+    t0 = time.time()
+    run([opt, os.path.basename(model), "--moe-compile", "--emit-plan", os.path.basename(plan)],
+        cwd=os.path.dirname(model), timeout=3600)
+    return round(time.time() - t0, 2)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", required=True)
+    p.add_argument("--build", required=True)
+    p.add_argument("--node-modules", required=True)
+    p.add_argument("--json", required=True)
+    p.add_argument("--command", required=True)
+    p.add_argument("--workloads", default="A,B")
+    p.add_argument("--tokens", default="1,16,128")
+    p.add_argument("--forms", default="moe,qmoe")
+    p.add_argument("--sets", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=30)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    a = p.parse_args(argv)
+    if min(a.sets, a.repeat, a.threads, a.rounds) < 1 or a.warmup < 0:
+        p.error("--sets, --repeat, --threads and --rounds must be at least 1")
+    forms = [f for f in a.forms.split(",") if f]
+    if any(f not in FORM_NAMES for f in forms):
+        p.error("--forms takes moe and/or qmoe")
+    work = os.path.join(a.build, "moe_vs_ort")
+    here = os.path.dirname(os.path.abspath(__file__))
+    exe = os.path.join(a.build, "bin", "moe-exec")
+    env = dict(os.environ, NODE_PATH=a.node_modules)
+    load_start = os.getloadavg()
+    mach, ver = machine(), versions(a)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    say("generating the models in %s (make_models.py)" % work)
+    run([sys.executable, os.path.join(here, "make_models.py"), "--out", work,
+         "--workloads", a.workloads, "--tokens", a.tokens, "--sets", str(a.sets)], timeout=3600)
+    with open(os.path.join(work, "manifest.json")) as f:
+        manifest = json.load(f)
+
+    compiled, errors = {}, {}
+    for wl, wd in manifest["workloads"].items():
+        for form in forms:
+            model = os.path.join(work, wd["models"][form]["file"])
+            plan = model[:-len(".onnx")] + ".moeplan"
+            say("moe-opt %s --moe-compile --emit-plan %s" % (
+                os.path.relpath(model, work), os.path.basename(plan)))
+            try:
+                compiled[(wl, form)] = {"plan": plan, "compile_s": compile_plan(a, model, plan)}
+            except CaseError as e:
+                errors[(wl, form)] = "moe-opt: " + str(e)
+
+    say("measuring the read bandwidth (moe-bench-kernels and readbw, %d threads)" % a.threads)
+    bw_samples = {"moe-bench-kernels": [], "readbw": []}
+
+    def sample_bandwidth(n=1):
+        for _ in range(n):
+            bw_samples["moe-bench-kernels"].append(bw_kernels(a))
+            bw_samples["readbw"].append(bw_vector(a))
+
+    sample_bandwidth(3)
+
+    cases = []
+    for wl, wd in manifest["workloads"].items():
+        ort_fp32_out = {}
+        for form in forms:
+            mdesc = wd["models"][form]
+            per_expert = mdesc["bytes_per_expert"]
+            for t in [int(x) for x in a.tokens.split(",") if x]:
+                sets = wd["inputs"][str(t)]
+                set_dirs = [os.path.join(work, s["dir"]) for s in sets]
+                hit_mean = sum(len(s["experts_hit"]) for s in sets) / len(sets)
+                hit0 = len(sets[0]["experts_hit"])
+                case = {"workload": wl, "workload_name": wd["name"], "form": FORM_NAMES[form],
+                        "op": mdesc["op"], "weights": mdesc["weights"], "tokens": t,
+                        "hidden": wd["hidden"], "ffn": wd["ffn"], "experts": wd["experts"],
+                        "k": wd["k"], "input_sets": [s["dir"] for s in sets],
+                        "bytes_per_expert": per_expert,
+                        "experts_hit": round(hit_mean, 3),
+                        "touched_bytes": round(hit_mean * per_expert),
+                        "experts_hit_per_set": [len(s["experts_hit"]) for s in sets],
+                        "fixed_experts_hit": hit0,
+                        "fixed_touched_bytes": hit0 * per_expert}
+                cases.append(case)
+                if (wl, form) in errors:
+                    case["error"] = errors[(wl, form)]
+                    continue
+                case["compile_s"] = compiled[(wl, form)]["compile_s"]
+                outdir = os.path.join(work, "out", "%s_%s_T%d" % (wl, form, t))
+                os.makedirs(outdir, exist_ok=True)
+                ort_out = os.path.join(outdir, "ort.f32")
+                rot, fix, ort = [], [], []
+                try:
+                    case["read_bandwidth_gbps_before"] = bw_vector(a)
+                    # Rounds alternate the tools (one process each), so that a slow spell of
+                    # this shared machine hits both; outputs (of set_0) from the first round.
+                    for rnd in range(a.rounds):
+                        say("%s %s T=%d, round %d/%d: moe-exec --bench (rotated, fixed), "
+                            "ort_bench.js" % (wl, FORM_NAMES[form], t, rnd + 1, a.rounds))
+                        bench = [exe, compiled[(wl, form)]["plan"], "--bench", "--json",
+                                 "--warmup", str(a.warmup), "--repeat", str(a.repeat),
+                                 "--threads", str(a.threads)]
+                        cmd = list(bench)
+                        for d in set_dirs:
+                            cmd += ["--inputs", d]
+                        if rnd == 0:
+                            cmd += ["--outputs", os.path.join(outdir, "moe-exec")]
+                        rot.append(last_json(run(cmd)))
+                        fix.append(last_json(run(bench + ["--inputs", set_dirs[0]])))
+                        cmd = ["node", os.path.join(here, "ort_bench.js"),
+                               "--model", os.path.join(work, mdesc["file"]),
+                               "--sets", ",".join(set_dirs), "--warmup", str(a.warmup),
+                               "--repeat", str(a.repeat), "--threads", str(a.threads)]
+                        if rnd == 0:
+                            cmd += ["--output", ort_out]
+                        ort.append(last_json(run(cmd, env=env)))
+                    case["read_bandwidth_gbps_after"] = bw_vector(a)
+                except CaseError as e:
+                    case["error"] = str(e)
+                    continue
+
+                def summary(rounds, key=None):
+                    rs = [r[key] if key else r for r in rounds]
+                    return {"median_ms": round(median([r["median_ms"] for r in rs]), 4),
+                            "min_ms": round(min(r["min_ms"] for r in rs), 4),
+                            "round_medians_ms": [round(r["median_ms"], 4) for r in rs]}
+
+                case["moe_exec"] = dict(summary(rot), fixed=summary(fix),
+                                        threads=rot[0]["threads"])
+                case["ort"] = dict(summary(ort, "rotated"), fixed=summary(ort, "fixed"),
+                                   session_create_ms=ort[0]["session_create_ms"])
+                case["ratio_ort_over_moe_exec"] = round(
+                    case["ort"]["median_ms"] / case["moe_exec"]["median_ms"], 3)
+                case["fixed_ratio_ort_over_moe_exec"] = round(
+                    case["ort"]["fixed"]["median_ms"] / case["moe_exec"]["fixed"]["median_ms"], 3)
+                got = load_pb(os.path.join(outdir, "moe-exec", "output_0.pb")).astype(np.float64)
+                ref = np.fromfile(ort_out, np.float32).astype(np.float64)
+                if ref.size != got.size:
+                    case["error"] = "output sizes differ: moe-exec %s, ORT %d values" % (
+                        got.shape, ref.size)
+                    continue
+                ref = ref.reshape(got.shape)
+                diff, scale = float(np.abs(got - ref).max()), float(np.abs(ref).max())
+                case["parity"] = {"max_abs_diff": diff, "max_abs_ref": scale,
+                                  "relative": diff / scale if scale else diff}
+                if form == "moe":
+                    ort_fp32_out[t] = ref
+                    case["parity"]["tolerance"] = FP32_TOL
+                    case["parity"]["ok"] = diff <= FP32_TOL * scale
+                elif t in ort_fp32_out:
+                    q = float(np.abs(got - ort_fp32_out[t]).max())
+                    case["parity"]["vs_fp32_model_relative"] = q / float(np.abs(ort_fp32_out[t]).max())
+
+    say("measuring the read bandwidth again")
+    sample_bandwidth(3)
+    per_case = [c[k] for c in cases for k in ("read_bandwidth_gbps_before",
+                                              "read_bandwidth_gbps_after") if k in c]
+    bw_k = max(bw_samples["moe-bench-kernels"])
+    bw_v = max(bw_samples["readbw"] + per_case)
+    bw = max(bw_k, bw_v)
+    for c in cases:
+        c["floor_ms"] = round(c["touched_bytes"] / (bw * 1e9) * 1e3, 4)
+        c["fixed_floor_ms"] = round(c["fixed_touched_bytes"] / (bw * 1e9) * 1e3, 4)
+        for who in ("moe_exec", "ort"):
+            if who in c:
+                c[who]["fraction_of_floor"] = round(c["floor_ms"] / c[who]["median_ms"], 3)
+                c[who]["fixed"]["fraction_of_floor"] = round(
+                    c["fixed_floor_ms"] / c[who]["fixed"]["median_ms"], 3)
+        if "read_bandwidth_gbps_after" in c:
+            cbw = max(c["read_bandwidth_gbps_before"], c["read_bandwidth_gbps_after"])
+            c["case_floor_ms"] = round(c["touched_bytes"] / (cbw * 1e9) * 1e3, 4)
+            for who in ("moe_exec", "ort"):
+                if who in c:
+                    c[who]["fraction_of_case_floor"] = round(
+                        c["case_floor_ms"] / c[who]["median_ms"], 3)
+
+    # The table.
+    hdr = ("workload", "form", "T", "hit", "touched MB", "moe-exec ms", "ORT ms", "ORT/moe",
+           "moe of floor", "ORT of floor", "case GB/s", "fixed: moe ms", "ORT ms", "ORT/moe",
+           "max|diff|/max|ref|")
+    rows = []
+    for c in cases:
+        row = ["%s (%s)" % (c["workload"], c["workload_name"]), c["form"], str(c["tokens"]),
+               "%.4g/%d" % (c["experts_hit"], c["experts"]), "%.1f" % (c["touched_bytes"] / 1e6)]
+        if "error" in c and "moe_exec" not in c:
+            row += ["error: " + c["error"]]
+        else:
+            par = c.get("parity", {})
+            pstr = "%.1e" % par["relative"] if par else "-"
+            if "ok" in par:
+                pstr += " ok" if par["ok"] else " FAIL"
+            if "vs_fp32_model_relative" in par:
+                pstr += " (int4 vs fp32: %.1e)" % par["vs_fp32_model_relative"]
+            if "error" in c:
+                pstr += " (" + c["error"] + ")"
+            m, o = c["moe_exec"], c["ort"]
+            row += ["%.3f" % m["median_ms"], "%.3f" % o["median_ms"],
+                    "%.2f" % c["ratio_ort_over_moe_exec"],
+                    "%.2f" % m["fraction_of_floor"], "%.2f" % o["fraction_of_floor"],
+                    "%.1f" % max(c["read_bandwidth_gbps_before"], c["read_bandwidth_gbps_after"]),
+                    "%.3f" % m["fixed"]["median_ms"], "%.3f" % o["fixed"]["median_ms"],
+                    "%.2f" % c["fixed_ratio_ort_over_moe_exec"], pstr]
+        rows.append(row)
+    full = [r for r in rows if len(r) == len(hdr)]
+    widths = [max([len(hdr[i])] + [len(r[i]) for r in full]) for i in range(len(hdr))]
+    print("moe-exec vs ONNX Runtime %s (CPU), %d threads each, on %s (%d cores)" % (
+        ver["onnxruntime_node"], a.threads, mach.get("cpu"), mach["cores_usable"]))
+    print("read bandwidth, %d threads: %.1f GB/s (best of the run; moe-bench-kernels %.1f, "
+          "readbw %.1f); floor = touched bytes / %.1f GB/s" % (a.threads, bw, bw_k, bw_v, bw))
+    print("case GB/s: readbw just before and after the case (the machine's bandwidth drifts; "
+          "fraction_of_case_floor in the JSON uses it)")
+    print("time: median over %d rounds (tools alternating) of the median of %d runs after %d "
+          "warm-up; the %d input sets in turn (hit, touched: their mean), 'fixed': set_0 only"
+          % (a.rounds, a.repeat, a.warmup, a.sets))
+    print("  ".join(h.ljust(w) for h, w in zip(hdr, widths)).rstrip())
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+    failed = [c for c in cases if "error" in c or not c.get("parity", {}).get("ok", True)]
+    result = {
+        "what": "One com.microsoft.MoE (float32) or QMoE (int4) layer, moe-exec against ONNX "
+                "Runtime's CPU provider on the same ONNX file and the same inputs, %d threads each."
+                % a.threads,
+        "command": a.command,
+        "date": started,
+        "machine": mach,
+        "load_average_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+        "versions": ver,
+        "read_bandwidth_gbps": {
+            "floor_uses": bw,
+            "moe-bench-kernels": bw_samples["moe-bench-kernels"],
+            "readbw": bw_samples["readbw"],
+            "readbw_before_each_case": per_case,
+            "how": "%d threads. moe-bench-kernels --threads %d: its first line, the median of 10 "
+                   "sums of a 512 MiB buffer of doubles (scalar adds). readbw (readbw.cpp, "
+                   "g++ -O3 -march=native): the median of 10 sums of 1 GiB of floats with 4 "
+                   "vector accumulators. 3 samples of each before and after the cases, readbw "
+                   "also before and after each case; the floor uses the best of the run "
+                   "(fraction_of_floor), a case's own readbw samples give "
+                   "fraction_of_case_floor." % (a.threads, a.threads)},
+        "settings": {"warmup": a.warmup, "repeat": a.repeat, "rounds": a.rounds,
+                     "threads": a.threads,
+                     "input_sets_per_T": a.sets,
+                     "block_size": manifest["options"].get("block_size", 0)},
+        "notes": [
+            "median_ms: the median over the rounds (the tools alternate, one process per round) "
+            "of each round's median of `repeat` runs after `warmup` runs. Both tools cycle "
+            "through the input sets (moe-exec --bench with repeatable --inputs; "
+            "ort_bench.js likewise: warm-up run i and timed run i use set i mod sets), so "
+            "the routing and the experts read change between runs, as in serving. "
+            "'fixed' figures repeat set_0 every run instead (the experts read stay the same "
+            "and may be served from the cache).",
+            "touched_bytes: distinct experts hit by a set's tokens (top-k of the router logits), "
+            "averaged over the sets (fixed_touched_bytes: set_0's), x bytes per expert in the "
+            "model's format (fp32: 3*H*F*4; int4: 3*H*F/2 + float32 scales). floor_ms = "
+            "touched_bytes / read bandwidth; fraction_of_floor = floor_ms / median_ms.",
+            "parity: max |moe-exec - ORT| / max |ORT| on set_0; fp32 must be <= %g. For QMoE, "
+            "vs_fp32_model_relative compares moe-exec's int4 output with ORT's fp32 MoE output "
+            "(the quantisation error)." % FP32_TOL,
+            "ORT times are around session.run() in node (including tensor wrapping); moe-exec "
+            "times are around Executor::run.",
+        ],
+        "models": {wl: {"name": wd["name"], "hidden": wd["hidden"], "ffn": wd["ffn"],
+                        "experts": wd["experts"], "k": wd["k"],
+                        "forms": {f: {"op": wd["models"][f]["op"], "weights": wd["models"][f]["weights"],
+                                      "bytes_per_expert": wd["models"][f]["bytes_per_expert"],
+                                      "onnx_bytes": os.path.getsize(
+                                          os.path.join(work, wd["models"][f]["file"]))}
+                                  for f in forms}}
+                   for wl, wd in manifest["workloads"].items()},
+        "cases": cases,
+        "ok": not failed,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    tmp = a.json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, a.json)
+    print("results: %s" % a.json)
+    if failed:
+        for c in failed:
+            print("moe-vs-ort: error: %s %s T=%d: %s" % (
+                c["workload"], c["form"], c["tokens"],
+                c.get("error") or "outputs differ by %.3g of max |ref| (tolerance %g)"
+                % (c["parity"]["relative"], FP32_TOL)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
