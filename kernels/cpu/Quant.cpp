@@ -202,8 +202,8 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
   }
   // Prefill: dequantise a tile of weight rows once and run the float GEMM
   // on every row of x (decode instead reads the codes directly, below).
-  constexpr int64_t kPrefillRows = 8, kTile = 16;
-  if (n >= kPrefillRows) {
+  constexpr int64_t kTile = 16;
+  if (n >= kPackedDecodeRows) {
     thread_local std::vector<float> tile;
     tile.resize(static_cast<size_t>(kTile * k));
     for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
@@ -218,9 +218,17 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
     }
     return;
   }
-  if (linearPackedVnni(x, n, k, packed, f, outFeatures, bias, y, c0, c1) ||
-      linearPackedAvx512(x, n, k, packed, f, outFeatures, bias, y, c0, c1))
-    return;
+  // Decode: SIMD products straight from the codes (QuantFast.h).
+  if (f.bits == 16) {
+    if (linearPackedBf16(x, n, k, packed, outFeatures, bias, y, c0, c1))
+      return;
+  } else {
+    thread_local PackedActivations prepared;
+    if (prepared.prepare(x, n, k, f)) {
+      linearPackedPrepared(prepared, packed, f, outFeatures, bias, y, c0, c1);
+      return;
+    }
+  }
   std::vector<float> wrow(static_cast<size_t>(k));
   for (int64_t c = c0; c < c1; ++c) {
     dequantizeRow(packed, f, outFeatures, k, c, wrow.data());

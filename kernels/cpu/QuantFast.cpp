@@ -1,10 +1,20 @@
 //===- QuantFast.cpp - SIMD products with packed weight matrices ----------===//
 //
-// The AVX-512 path dequantises 16 weights at a time in registers
-// ((code - zero) * scale, per group) and accumulates x · w with FMAs in
-// vector accumulators, one horizontal sum per output; it is compiled with a
-// target attribute so the build needs no -march flag, and used only when
-// the CPU reports AVX-512F/BW at run time.
+// The level dispatch, the activation preparation shared by every level, and
+// the AVX-512 kernels (the AVX2 ones are in QuantAvx2.cpp). Kernels are
+// compiled with target attributes, so the build needs no -march flag, and
+// used only when the CPU reports the features at run time.
+//
+// Decode product, per block of C weight rows ("columns" of y) and up to four
+// rows of x: the codes of a row are read as chunks of 16 32-bit lanes; lane
+// l of chunk ch holds codes ch·E + P·l .. ch·E + P·l + P − 1 (P codes per
+// lane, E = 16·P per chunk). Position j of every lane is one vector: mask it
+// (an integer q·2^(bits·j), exact as a float), convert, and FMA with the
+// prepared x'[ch][j][l] = x[ch·E + P·l + j] · 2^-(bits·j). The top position
+// is shifted down instead (its x' is unscaled), which keeps every integer
+// below 2^31. Per group the partial sums are scaled once (a broadcast when
+// groups span whole chunks, a per-lane scale vector when a chunk holds
+// several groups), and s·z·Σx is subtracted per group at the end.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,18 +24,22 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#define MOE_QUANT_X86 1
 #endif
 
 // GCC 12 reports its own AVX-512 headers' _mm512_undefined_* helpers as
 // "maybe uninitialized" (a false positive); keep -Werror for the rest.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace moe::kernels::cpu {
@@ -33,20 +47,23 @@ namespace {
 
 std::atomic<bool> forceScalar{false};
 std::atomic<bool> int8Activations{false};
+std::atomic<int> levelLimit{-1};
 
-bool cpuHasAvx512() {
-#if defined(__x86_64__)
-  static const bool has =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  return has;
-#else
-  return false;
+GemmLevel detectLevel() {
+#ifdef MOE_QUANT_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+    return GemmLevel::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    return GemmLevel::Avx2;
 #endif
+  return GemmLevel::Scalar;
 }
 
 bool cpuHasVnni() {
-#if defined(__x86_64__)
-  static const bool has = cpuHasAvx512() &&
+#ifdef MOE_QUANT_X86
+  static const bool has = detectLevel() == GemmLevel::Avx512 &&
                           __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512vnni");
   return has;
@@ -55,12 +72,45 @@ bool cpuHasVnni() {
 #endif
 }
 
+/// How far ahead of the loads of a weight row the decode kernels prefetch
+/// (the hardware prefetchers alone left a core at half its read rate).
+constexpr int64_t kPrefetchBytes = 16384;
+
+/// Codes per 32-bit lane.
+constexpr int codesPerLane(int bits) { return bits == 3 ? 8 : 32 / bits; }
+
+/// True when the VNNI path takes products in this format at this level.
+bool vnniApplies(const QuantFormat &f, GemmLevel level) {
+  return int8Activations && level == GemmLevel::Avx512 && cpuHasVnni() &&
+         (f.bits == 8 || f.bits == 4) && f.groupSize % 32 == 0;
+}
+
 } // namespace
 
+GemmLevel quantLevel() {
+  static const GemmLevel detected = detectLevel();
+  if (forceScalar)
+    return GemmLevel::Scalar;
+  int limit = levelLimit.load(std::memory_order_relaxed);
+  if (limit >= 0 && limit < int(detected))
+    return GemmLevel(limit);
+  return detected;
+}
+
+void setQuantLevelLimit(std::optional<GemmLevel> level) {
+  levelLimit.store(level ? int(*level) : -1);
+}
+
 const char *quantDispatchLevel() {
-  if (forceScalar || !cpuHasAvx512())
-    return "scalar";
-  return int8Activations && cpuHasVnni() ? "avx512-vnni-int8" : "avx512";
+  switch (quantLevel()) {
+  case GemmLevel::Avx512:
+    return int8Activations && cpuHasVnni() ? "avx512-vnni-int8" : "avx512";
+  case GemmLevel::Avx2:
+    return "avx2";
+  case GemmLevel::Scalar:
+    break;
+  }
+  return "scalar";
 }
 
 bool setQuantForceScalar(bool force) { return forceScalar.exchange(force); }
@@ -69,170 +119,462 @@ bool setQuantInt8Activations(bool enable) {
   return int8Activations.exchange(enable);
 }
 
-#if defined(__x86_64__)
+//===----------------------------------------------------------------------===//
+// Preparing the activations
+//===----------------------------------------------------------------------===//
 
 namespace {
 
-/// Up to this many rows of x share each dequantised weight vector.
-constexpr int64_t kRowTile = 4;
-
-/// 16 codes starting at code index j of a row, as floats.
-__attribute__((target("avx512f,avx512bw"))) inline __m512
-loadCodes(const uint8_t *row, int bits, int64_t j) {
-  __m128i bytes;
-  if (bits == 8) {
-    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + j));
-  } else { // 4 bits: 8 bytes hold 16 codes, low nibble first.
-    __m128i packed =
-        _mm_loadl_epi64(reinterpret_cast<const __m128i *>(row + j / 2));
-    __m128i mask = _mm_set1_epi8(0x0F);
-    __m128i lo = _mm_and_si128(packed, mask);
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
-    bytes = _mm_unpacklo_epi8(lo, hi);
-  }
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
-}
-
-__attribute__((target("avx512f,avx512bw"))) void
-columnBlock(const float *x, int64_t rows, int64_t k, const uint8_t *codes,
-            const uint8_t *scales, const uint8_t *zeros, const QuantFormat &f,
-            int64_t groupsPerRow, int64_t col, const float *bias,
-            int64_t outFeatures, float *y) {
-  __m512 acc[kRowTile];
-  for (int64_t r = 0; r < rows; ++r)
-    acc[r] = _mm512_setzero_ps();
-  const float mid = float(1 << (f.bits - 1));
-  for (int64_t g = 0; g < groupsPerRow; ++g) {
-    int64_t gi = col * groupsPerRow + g;
-    float scale;
-    if (f.f16Scales) {
-      uint16_t h;
-      std::memcpy(&h, scales + 2 * gi, 2);
-      scale = halfToFloat(h);
-    } else {
-      std::memcpy(&scale, scales + 4 * gi, 4);
-    }
-    float zero = f.zeroPoints ? float(zeros[gi]) : mid;
-    __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
-    int64_t base = g * f.groupSize;
-    for (int64_t j = base; j < base + f.groupSize; j += 16) {
-      __m512 w =
-          _mm512_mul_ps(_mm512_sub_ps(loadCodes(codes, f.bits, j), vz), vs);
-      for (int64_t r = 0; r < rows; ++r)
-        acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * k + j), w, acc[r]);
-    }
-  }
-  float b = bias ? bias[col] : 0.0f;
-  for (int64_t r = 0; r < rows; ++r)
-    y[r * outFeatures + col] = _mm512_reduce_add_ps(acc[r]) + b;
-}
-
-/// One output column of a bf16 matrix: widen 16 weights to f32 (a shift),
-/// FMA with up to kRowTile rows of x.
-__attribute__((target("avx512f,avx512bw"))) void
-columnBf16(const float *x, int64_t rows, int64_t k, const uint16_t *w,
-           int64_t col, const float *bias, int64_t outFeatures, float *y) {
-  __m512 acc[kRowTile];
-  for (int64_t r = 0; r < rows; ++r)
-    acc[r] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < k; j += 16) {
-    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + j));
-    __m512 v =
-        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    for (int64_t r = 0; r < rows; ++r)
-      acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * k + j), v, acc[r]);
-  }
-  float b = bias ? bias[col] : 0.0f;
-  for (int64_t r = 0; r < rows; ++r)
-    y[r * outFeatures + col] = _mm512_reduce_add_ps(acc[r]) + b;
-}
-
-/// Row `row` of a packed int8/int4 matrix as floats.
-__attribute__((target("avx512f,avx512bw"))) void
-dequantRow512(const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
-              const QuantFormat &f, int64_t groupsPerRow, int64_t row,
-              float *out) {
-  const float mid = float(1 << (f.bits - 1));
-  for (int64_t g = 0; g < groupsPerRow; ++g) {
-    int64_t gi = row * groupsPerRow + g;
-    float scale;
-    if (f.f16Scales) {
-      uint16_t h;
-      std::memcpy(&h, scales + 2 * gi, 2);
-      scale = halfToFloat(h);
-    } else {
-      std::memcpy(&scale, scales + 4 * gi, 4);
-    }
-    float zero = f.zeroPoints ? float(zeros[gi]) : mid;
-    __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
-    int64_t base = g * f.groupSize;
-    for (int64_t j = base; j < base + f.groupSize; j += 16)
-      _mm512_storeu_ps(out + j, _mm512_mul_ps(
-                                    _mm512_sub_ps(loadCodes(codes, f.bits, j), vz),
-                                    vs));
-  }
-}
-
-// GCC 12's AVX-512 headers trip -Wuninitialized on their own placeholder
-// operand (_mm512_undefined_epi32) when these are compiled out of line.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-/// 16 bfloat16 values widened to float.
-__attribute__((target("avx512f,avx512bw"))) void
-storeBf16Widened(const uint16_t *w, float *out) {
-  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w));
-  _mm512_storeu_ps(out, _mm512_castsi512_ps(
-                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-}
-#pragma GCC diagnostic pop
-
-/// Activations of n rows quantised per group of 32: int8 values laid out for
-/// the code order of `bits` (4 bits: each 32-chunk as its 16 even then 16
-/// odd elements, matching low/high nibbles), one scale per (row, group of
-/// the weight format) and the sum of the int8 values per (row, group).
-struct QuantizedActivations {
-  std::vector<int8_t> q;
-  std::vector<float> scale;
-  std::vector<int32_t> sum;
-};
-
-QuantizedActivations quantizeActivations(const float *x, int64_t n, int64_t k,
-                                         int bits, int64_t groupSize) {
-  QuantizedActivations a;
-  int64_t groups = k / groupSize;
+/// The int8 activations of the VNNI path: per row and weight group, scale
+/// max|x| / 127; 4 bits: each 32-element chunk as its 16 even then 16 odd
+/// elements (the order of unpacked low/high nibbles).
+void quantizeActivations(PackedActivations &a) {
+  const int64_t n = a.n, k = a.k, g = a.format.groupSize, groups = k / g;
   a.q.resize(size_t(n * k));
-  a.scale.resize(size_t(n * groups));
-  a.sum.resize(size_t(n * groups));
+  a.qscale.resize(size_t(n * groups));
+  a.qsum.resize(size_t(n * groups));
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t g = 0; g < groups; ++g) {
-      const float *xs = x + r * k + g * groupSize;
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const float *xs = a.x + r * k + gi * g;
       float amax = 0;
-      for (int64_t i = 0; i < groupSize; ++i)
+      for (int64_t i = 0; i < g; ++i)
         amax = std::max(amax, std::fabs(xs[i]));
-      float scale = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+      float inv = amax > 0 ? 127.0f / amax : 0.0f;
       int32_t sum = 0;
-      int8_t *out = a.q.data() + r * k + g * groupSize;
-      for (int64_t c = 0; c < groupSize; c += 32)
+      int8_t *out = a.q.data() + r * k + gi * g;
+      for (int64_t c = 0; c < g; c += 32)
         for (int64_t i = 0; i < 32; ++i) {
-          // 4 bits: position i of the chunk holds element 2i (i < 16) or
-          // 2(i-16)+1, the order of the unpacked low/high nibbles.
-          int64_t src = bits == 4 ? (i < 16 ? 2 * i : 2 * (i - 16) + 1) : i;
+          int64_t src =
+              a.format.bits == 4 ? (i < 16 ? 2 * i : 2 * (i - 16) + 1) : i;
           int32_t v = int32_t(std::lround(xs[c + src] * inv));
           out[c + i] = int8_t(std::clamp(v, -127, 127));
           sum += out[c + i];
         }
-      a.scale[size_t(r * groups + g)] = scale;
-      a.sum[size_t(r * groups + g)] = sum;
+      a.qscale[size_t(r * groups + gi)] = amax / 127.0f;
+      a.qsum[size_t(r * groups + gi)] = sum;
     }
-  return a;
 }
 
+} // namespace
+
+bool PackedActivations::prepare(const float *xIn, int64_t nIn, int64_t kIn,
+                                const QuantFormat &f) {
+  ready_ = false;
+  GemmLevel lv = quantLevel();
+  if (nIn < 1 || nIn >= kPackedDecodeRows || kIn < 1 || lv == GemmLevel::Scalar ||
+      (f.bits != 8 && f.bits != 4 && f.bits != 3 && f.bits != 2) ||
+      !isValidQuantFormat(f))
+    return false;
+  x = xIn, n = nIn, k = kIn, format = f, level = lv;
+  int8 = vnniApplies(f, lv) && k % f.groupSize == 0;
+  if (int8) {
+    quantizeActivations(*this);
+    ready_ = true;
+    return true;
+  }
+  lanes = lv == GemmLevel::Avx512 ? 16 : 8;
+  const int P = codesPerLane(f.bits);
+  const int64_t E = lanes * P;
+  chunks = (k + E - 1) / E;
+  xpStride = chunks * E;
+  const int64_t groups = (k + f.groupSize - 1) / f.groupSize;
+  sxStride = (groups + 15) / 16 * 16;
+  xp.assign(size_t(n * xpStride), 0.0f);
+  sx.assign(size_t(n * sxStride), 0.0f);
+  float scale[16];
+  for (int j = 0; j < P; ++j)
+    scale[j] = j == P - 1 ? 1.0f : std::ldexp(1.0f, -f.bits * j);
+  for (int64_t r = 0; r < n; ++r) {
+    const float *xr = x + r * k;
+    float *dst = xp.data() + r * xpStride;
+    for (int64_t ch = 0; ch < chunks; ++ch)
+      for (int64_t l = 0; l < lanes; ++l)
+        for (int j = 0; j < P; ++j) {
+          int64_t e = ch * E + P * l + j;
+          if (e < k)
+            dst[(ch * P + j) * lanes + l] = xr[e] * scale[j];
+        }
+    for (int64_t g = 0; g < groups; ++g) {
+      double s = 0;
+      for (int64_t e = g * f.groupSize; e < std::min(k, (g + 1) * f.groupSize);
+           ++e)
+        s += xr[e];
+      sx[size_t(r * sxStride + g)] = float(s);
+    }
+  }
+  ready_ = true;
+  return true;
+}
+
+bool PackedActivations::matches(const float *xIn, int64_t nIn, int64_t kIn,
+                                const QuantFormat &f) const {
+  return ready_ && x == xIn && n == nIn && k == kIn && format.bits == f.bits &&
+         format.groupSize == f.groupSize && format.f16Scales == f.f16Scales &&
+         format.zeroPoints == f.zeroPoints;
+}
+
+namespace detail {
+
+int64_t decodeScratchFloats(const PackedActivations &a) {
+  // Scales and scale·zero of up to 4 columns, zero padded past the groups
+  // (the per-lane scale vectors read 16 floats from any group).
+  return 2 * 4 * (a.sxStride + 16);
+}
+
+} // namespace detail
+
+//===----------------------------------------------------------------------===//
+// AVX-512
+//===----------------------------------------------------------------------===//
+
+#ifdef MOE_QUANT_X86
+
+#define MOE_T512 __attribute__((target("avx512f,avx512bw")))
+#define MOE_T512_INLINE __attribute__((target("avx512f,avx512bw"), always_inline)) inline
+
+namespace {
+
+/// Sum of the 16 lanes.
+MOE_T512_INLINE float hsum512(__m512 v) {
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                               _mm512_castps_pd(v), 1)));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/// A chunk of codes as 16 lanes of P codes. `full`: the 64 bytes from p
+/// may be read (they are inside the codes; bytes past the row only meet
+/// zeros of x'); otherwise only the `bytes` left in the codes are (a masked
+/// load, slow on some CPUs when it misses the cache: only at the very end of
+/// a matrix).
+template <int B>
+MOE_T512_INLINE __m512i loadChunk512(const uint8_t *p, bool full,
+                                     int64_t bytes) {
+  __m512i v = full ? _mm512_loadu_si512(p)
+                   : _mm512_maskz_loadu_epi8(
+                         bytes >= 64 ? ~__mmask64(0)
+                                     : __mmask64((1ull << bytes) - 1),
+                         p);
+  if constexpr (B == 3) {
+    // 16 24-bit words from 48 bytes: dwords 3i..3i+2 to 128-bit block i,
+    // then the bytes of word j of a block to lane j.
+    v = _mm512_permutexvar_epi32(
+        _mm512_set_epi32(0, 11, 10, 9, 0, 8, 7, 6, 0, 5, 4, 3, 0, 2, 1, 0), v);
+    return _mm512_shuffle_epi8(
+        v, _mm512_set4_epi32(0x800B0A09, 0x80080706, 0x80050403, 0x80020100));
+  }
+  return v;
+}
+
+/// Position J of every lane as floats: q·2^(B·J) (the top position: q).
+template <int B, int J> MOE_T512_INLINE __m512 codeAt512(__m512i d) {
+  constexpr int P = codesPerLane(B);
+  if constexpr (J == P - 1)
+    return _mm512_cvtepi32_ps(_mm512_srli_epi32(d, B * J));
+  else
+    return _mm512_cvtepi32_ps(
+        _mm512_and_si512(d, _mm512_set1_epi32(((1 << B) - 1) << (B * J))));
+}
+
+template <int B, int R, int C, int NA, int J>
+MOE_T512_INLINE void position512(const __m512i (&d)[C],
+                                 const float *const (&x)[R], int64_t off,
+                                 __m512 (&acc)[R][C][NA]) {
+  __m512 xv[R];
+  for (int r = 0; r < R; ++r)
+    xv[r] = _mm512_loadu_ps(x[r] + off + 16 * J);
+  for (int c = 0; c < C; ++c) {
+    __m512 w = codeAt512<B, J>(d[c]);
+    for (int r = 0; r < R; ++r)
+      acc[r][c][J % NA] = _mm512_fmadd_ps(w, xv[r], acc[r][c][J % NA]);
+  }
+}
+
+/// Chunk `ch` of C weight rows; `limit[c]`: bytes from the start of row c
+/// to the end of the codes.
+template <int B, int R, int C, int NA, int... J>
+MOE_T512_INLINE void chunk512(const uint8_t *const (&rows)[C], int64_t ch,
+                              const int64_t (&limit)[C], const uint8_t *end,
+                              const float *const (&x)[R],
+                              __m512 (&acc)[R][C][NA],
+                              std::integer_sequence<int, J...>) {
+  constexpr int P = codesPerLane(B), CB = B == 3 ? 48 : 64;
+  __m512i d[C];
+  for (int c = 0; c < C; ++c) {
+    const uint8_t *at = rows[c] + ch * CB;
+    if (at + kPrefetchBytes < end)
+      _mm_prefetch(reinterpret_cast<const char *>(at + kPrefetchBytes),
+                   _MM_HINT_T0);
+    d[c] = loadChunk512<B>(at, ch * CB + 64 <= limit[c], limit[c] - ch * CB);
+  }
+  (position512<B, R, C, NA, J>(d, x, ch * P * 16, acc), ...);
+}
+
+template <int R, int C, int NA>
+MOE_T512_INLINE void clearAcc(__m512 (&acc)[R][C][NA]) {
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      for (int i = 0; i < NA; ++i)
+        acc[r][c][i] = _mm512_setzero_ps();
+}
+
+template <int R, int C, int NA>
+MOE_T512_INLINE __m512 sumAcc(const __m512 (&acc)[R][C][NA], int r, int c) {
+  __m512 s = acc[r][c][0];
+  for (int i = 1; i < NA; ++i)
+    s = _mm512_add_ps(s, acc[r][c][i]);
+  return s;
+}
+
+/// Scales (sf) and scale·zero (szf) of columns [col, col + C), floats, zero
+/// past the groups of a row. Loads of 16 groups read into the next column's
+/// (cleared here); only at the end of the arrays are they masked.
+template <int C>
+MOE_T512 void scales512(const detail::DecodeProduct &p, int64_t col, float *sf,
+                        float *szf, int64_t stride) {
+  const QuantFormat &f = p.a->format;
+  const int64_t gpr = p.groupsPerRow, total = p.outFeatures * gpr;
+  const __m512 mid = _mm512_set1_ps(float(1 << (f.bits - 1)));
+  for (int c = 0; c < C; ++c) {
+    const int64_t base = (col + c) * gpr;
+    for (int64_t gb = 0; gb < stride; gb += 16) {
+      const int64_t rem = gpr - gb, at = base + gb;
+      __mmask16 m = rem >= 16 ? __mmask16(0xFFFF)
+                              : rem <= 0 ? __mmask16(0)
+                                         : __mmask16((1u << rem) - 1);
+      if (m == 0) {
+        _mm512_storeu_ps(sf + c * stride + gb, _mm512_setzero_ps());
+        _mm512_storeu_ps(szf + c * stride + gb, _mm512_setzero_ps());
+        continue;
+      }
+      const bool inside = at + 16 <= total;
+      __m512 s;
+      if (f.f16Scales)
+        s = _mm512_cvtph_ps(
+            inside ? _mm256_loadu_si256(
+                         reinterpret_cast<const __m256i *>(p.scales + 2 * at))
+                   : _mm512_castsi512_si256(_mm512_maskz_loadu_epi16(
+                         __mmask32(m), p.scales + 2 * at)));
+      else
+        s = inside ? _mm512_loadu_ps(p.scales + 4 * at)
+                   : _mm512_maskz_loadu_ps(m, p.scales + 4 * at);
+      s = _mm512_maskz_mov_ps(m, s);
+      __m512 z = mid;
+      if (f.zeroPoints)
+        z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+            inside ? _mm_loadu_si128(
+                         reinterpret_cast<const __m128i *>(p.zeros + at))
+                   : _mm512_castsi512_si128(
+                         _mm512_maskz_loadu_epi8(__mmask64(m), p.zeros + at))));
+      _mm512_storeu_ps(sf + c * stride + gb, s);
+      _mm512_storeu_ps(szf + c * stride + gb, _mm512_mul_ps(s, z));
+    }
+  }
+}
+
+/// y for rows [r0, r0 + R) of x and columns [col, col + C).
+template <int B, int R, int C>
+MOE_T512 void tile512(const detail::DecodeProduct &p, int64_t r0, int64_t col,
+                      const float *sf, const float *szf, int64_t stride) {
+  constexpr int P = codesPerLane(B), E = 16 * P;
+  constexpr int NA = R == 1 ? 2 : 1;
+  using Positions = std::make_integer_sequence<int, P>;
+  const PackedActivations &a = *p.a;
+  const int64_t chunks = a.chunks, g = a.format.groupSize;
+  const float *x[R];
+  for (int r = 0; r < R; ++r)
+    x[r] = a.xp.data() + (r0 + r) * a.xpStride;
+  // Reads may run past a row (into codes that meet zeros of x') but not
+  // past the last row of the matrix.
+  const uint8_t *rows[C];
+  int64_t limit[C];
+  for (int c = 0; c < C; ++c) {
+    rows[c] = p.codes + (col + c) * p.rowBytes;
+    limit[c] = (p.outFeatures - col - c) * p.rowBytes;
+  }
+  // Prefetches stay inside the rows of this product.
+  const uint8_t *end = p.codes + p.c1 * p.rowBytes;
+
+  // Start from −Σ_g s·z·Σx.
+  __m512 tot[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      tot[r][c] = _mm512_setzero_ps();
+  for (int64_t gb = 0; gb < a.sxStride; gb += 16)
+    for (int c = 0; c < C; ++c) {
+      __m512 sz = _mm512_loadu_ps(szf + c * stride + gb);
+      for (int r = 0; r < R; ++r)
+        tot[r][c] = _mm512_fnmadd_ps(
+            sz, _mm512_loadu_ps(a.sx.data() + (r0 + r) * a.sxStride + gb),
+            tot[r][c]);
+    }
+
+  __m512 acc[R][C][NA];
+  if (g >= E) {
+    // Whole chunks per group: scale each group's sums once.
+    const int64_t cpg = g / E;
+    for (int64_t gi = 0; gi < p.groupsPerRow; ++gi) {
+      clearAcc(acc);
+      const int64_t ch1 = std::min(chunks, (gi + 1) * cpg);
+      for (int64_t ch = gi * cpg; ch < ch1; ++ch)
+        chunk512<B, R, C, NA>(rows, ch, limit, end, x, acc, Positions());
+      for (int c = 0; c < C; ++c) {
+        __m512 s = _mm512_set1_ps(sf[c * stride + gi]);
+        for (int r = 0; r < R; ++r)
+          tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+      }
+    }
+  } else {
+    // Several groups per chunk: lane l belongs to group l·gpc/16.
+    const int64_t gpc = E / g;
+    alignas(64) int32_t idx[16];
+    for (int l = 0; l < 16; ++l)
+      idx[l] = int32_t(l * gpc / 16);
+    const __m512i lanesGroup = _mm512_load_si512(idx);
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      clearAcc(acc);
+      chunk512<B, R, C, NA>(rows, ch, limit, end, x, acc, Positions());
+      for (int c = 0; c < C; ++c) {
+        __m512 s = _mm512_permutexvar_ps(
+            lanesGroup, _mm512_loadu_ps(sf + c * stride + ch * gpc));
+        for (int r = 0; r < R; ++r)
+          tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      p.y[(r0 + r) * p.outFeatures + col + c] =
+          hsum512(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
+}
+
+template <int B, int C>
+MOE_T512 void columns512(const detail::DecodeProduct &p, int64_t col) {
+  const int64_t stride = p.a->sxStride + 16;
+  float *sf = p.scratch, *szf = p.scratch + 4 * stride;
+  scales512<C>(p, col, sf, szf, stride);
+  const int64_t n = p.a->n;
+  for (int64_t r0 = 0; r0 < n; r0 += 4) {
+    switch (std::min<int64_t>(4, n - r0)) {
+    case 1:
+      tile512<B, 1, C>(p, r0, col, sf, szf, stride);
+      break;
+    case 2:
+      tile512<B, 2, C>(p, r0, col, sf, szf, stride);
+      break;
+    case 3:
+      tile512<B, 3, C>(p, r0, col, sf, szf, stride);
+      break;
+    default:
+      tile512<B, 4, C>(p, r0, col, sf, szf, stride);
+      break;
+    }
+  }
+}
+
+template <int B> void decode512(const detail::DecodeProduct &p) {
+  // Four weight rows per block for one or two rows of x, two for more (the
+  // accumulators of all pairs stay in registers).
+  int64_t col = p.c0;
+  if (p.a->n <= 2)
+    for (; col + 4 <= p.c1; col += 4)
+      columns512<B, 4>(p, col);
+  for (; col + 2 <= p.c1; col += 2)
+    columns512<B, 2>(p, col);
+  for (; col < p.c1; ++col)
+    columns512<B, 1>(p, col);
+}
+
+//--- bf16 --------------------------------------------------------------------
+
+/// 16 weights from j of C rows (fewer, masked, at a row's end), times R
+/// rows of x.
+template <int R, int C, bool Tail>
+MOE_T512_INLINE void bf16Step512(const float *x, int64_t k, const uint16_t *w,
+                                 int64_t col, int64_t j, __mmask16 m,
+                                 __m512 (&acc)[R][C]) {
+  __m512 v[C];
+  for (int c = 0; c < C; ++c) {
+    const uint16_t *src = w + (col + c) * k + j;
+    __m256i h = Tail ? _mm512_castsi512_si256(
+                           _mm512_maskz_loadu_epi16(__mmask32(m), src))
+                     : _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
+    v[c] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  for (int r = 0; r < R; ++r) {
+    __m512 xv = Tail ? _mm512_maskz_loadu_ps(m, x + r * k + j)
+                     : _mm512_loadu_ps(x + r * k + j);
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm512_fmadd_ps(xv, v[c], acc[r][c]);
+  }
+}
+
+/// y for R rows of x and weight rows [col, col + C) of a bf16 matrix.
+template <int R, int C>
+MOE_T512 void bf16Tile512(const float *x, int64_t k, const uint16_t *w,
+                          int64_t col, const float *bias, int64_t outFeatures,
+                          float *y) {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16)
+    bf16Step512<R, C, false>(x, k, w, col, j, 0xFFFF, acc);
+  if (j < k)
+    bf16Step512<R, C, true>(x, k, w, col, j, __mmask16((1u << (k - j)) - 1),
+                            acc);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      y[r * outFeatures + col + c] =
+          hsum512(acc[r][c]) + (bias ? bias[col + c] : 0.0f);
+}
+
+template <int R>
+MOE_T512 void bf16Rows512(const float *x, int64_t k, const uint16_t *w,
+                          int64_t outFeatures, const float *bias, float *y,
+                          int64_t c0, int64_t c1) {
+  int64_t c = c0;
+  for (; c + 4 <= c1; c += 4)
+    bf16Tile512<R, 4>(x, k, w, c, bias, outFeatures, y);
+  for (; c < c1; ++c)
+    bf16Tile512<R, 1>(x, k, w, c, bias, outFeatures, y);
+}
+
+} // namespace
+
+namespace detail {
+void decodeAvx512(const DecodeProduct &p) {
+  switch (p.a->format.bits) {
+  case 8:
+    decode512<8>(p);
+    break;
+  case 4:
+    decode512<4>(p);
+    break;
+  case 3:
+    decode512<3>(p);
+    break;
+  default:
+    decode512<2>(p);
+    break;
+  }
+}
+} // namespace detail
+
+//--- VNNI (int8 activations) ------------------------------------------------
+
+namespace {
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,avx2"))) void
-columnVnni(const QuantizedActivations &a, int64_t r, int64_t k,
-           const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
-           const QuantFormat &f, int64_t groupsPerRow, int64_t col, float bias,
-           float *out) {
+columnVnni(const PackedActivations &a, int64_t r, const uint8_t *codes,
+           const uint8_t *scales, const uint8_t *zeros, int64_t groupsPerRow,
+           int64_t col, float bias, float *out) {
+  const QuantFormat &f = a.format;
+  const int64_t k = a.k;
   __m256 facc = _mm256_setzero_ps();
   float correction = 0;
   const int8_t *xq = a.q.data() + r * k;
@@ -267,9 +609,9 @@ columnVnni(const QuantizedActivations &a, int64_t r, int64_t k,
       iacc = _mm256_dpbusd_epi32(iacc, c, xv);
     }
     int64_t ag = r * (k / f.groupSize) + g;
-    float s = scale * a.scale[size_t(ag)];
+    float s = scale * a.qscale[size_t(ag)];
     facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_set1_ps(s), facc);
-    correction += s * float(zero) * float(a.sum[size_t(ag)]);
+    correction += s * float(zero) * float(a.qsum[size_t(ag)]);
   }
   __m128 h =
       _mm_add_ps(_mm256_castps256_ps128(facc), _mm256_extractf128_ps(facc, 1));
@@ -278,63 +620,69 @@ columnVnni(const QuantizedActivations &a, int64_t r, int64_t k,
   *out = _mm_cvtss_f32(h) - correction + bias;
 }
 
-} // namespace
-
-bool linearPackedVnni(const float *x, int64_t n, int64_t k,
-                      const uint8_t *packed, const QuantFormat &f,
-                      int64_t outFeatures, const float *bias, float *y,
-                      int64_t c0, int64_t c1) {
-  if (forceScalar || !int8Activations || !cpuHasVnni() ||
-      (f.bits != 8 && f.bits != 4) || f.groupSize % 32 != 0 ||
-      k % f.groupSize != 0)
-    return false;
-  QuantizedActivations a = quantizeActivations(x, n, k, f.bits, f.groupSize);
-  QuantLayout l = quantLayout(f, outFeatures, k);
-  for (int64_t c = c0; c < c1; ++c)
-    for (int64_t r = 0; r < n; ++r)
-      columnVnni(a, r, k, packed + c * l.rowBytes, packed + l.scalesOffset,
-                 packed + l.zerosOffset, f, l.groupsPerRow, c,
-                 bias ? bias[c] : 0.0f, y + r * outFeatures + c);
-  return true;
+void decodeVnni(const detail::DecodeProduct &p) {
+  for (int64_t c = p.c0; c < p.c1; ++c)
+    for (int64_t r = 0; r < p.a->n; ++r)
+      columnVnni(*p.a, r, p.codes + c * p.rowBytes, p.scales, p.zeros,
+                 p.groupsPerRow, c, p.bias ? p.bias[c] : 0.0f,
+                 p.y + r * p.outFeatures + c);
 }
 
-bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
-                        const uint8_t *packed, const QuantFormat &f,
-                        int64_t outFeatures, const float *bias, float *y,
-                        int64_t c0, int64_t c1) {
-  if (forceScalar || !cpuHasAvx512())
-    return false;
-  if (f.bits == 16) {
-    if (k % 16 != 0)
-      return false;
-    for (int64_t r0 = 0; r0 < n; r0 += kRowTile) {
-      int64_t rows = n - r0 < kRowTile ? n - r0 : kRowTile;
-      for (int64_t c = c0; c < c1; ++c)
-        columnBf16(x + r0 * k, rows, k,
-                   reinterpret_cast<const uint16_t *>(packed) + c * k, c, bias,
-                   outFeatures, y + r0 * outFeatures);
+//--- prefill: dequantised rows -----------------------------------------------
+
+/// 16 codes starting at code index j of a row, as floats.
+MOE_T512_INLINE __m512 loadCodes(const uint8_t *row, int bits, int64_t j) {
+  __m128i bytes;
+  if (bits == 8) {
+    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + j));
+  } else { // 4 bits: 8 bytes hold 16 codes, low nibble first.
+    __m128i packed =
+        _mm_loadl_epi64(reinterpret_cast<const __m128i *>(row + j / 2));
+    __m128i mask = _mm_set1_epi8(0x0F);
+    __m128i lo = _mm_and_si128(packed, mask);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+    bytes = _mm_unpacklo_epi8(lo, hi);
+  }
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
+}
+
+/// Row `row` of a packed int8/int4 matrix as floats.
+MOE_T512 void dequantRow512(const uint8_t *codes, const uint8_t *scales,
+                            const uint8_t *zeros, const QuantFormat &f,
+                            int64_t groupsPerRow, int64_t row, float *out) {
+  const float mid = float(1 << (f.bits - 1));
+  for (int64_t g = 0; g < groupsPerRow; ++g) {
+    int64_t gi = row * groupsPerRow + g;
+    float scale;
+    if (f.f16Scales) {
+      uint16_t h;
+      std::memcpy(&h, scales + 2 * gi, 2);
+      scale = halfToFloat(h);
+    } else {
+      std::memcpy(&scale, scales + 4 * gi, 4);
     }
-    return true;
+    float zero = f.zeroPoints ? float(zeros[gi]) : mid;
+    __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zero);
+    int64_t base = g * f.groupSize;
+    for (int64_t j = base; j < base + f.groupSize; j += 16)
+      _mm512_storeu_ps(out + j, _mm512_mul_ps(
+                                    _mm512_sub_ps(loadCodes(codes, f.bits, j), vz),
+                                    vs));
   }
-  if ((f.bits != 8 && f.bits != 4) || f.groupSize % 16 != 0 ||
-      k % f.groupSize != 0)
-    return false;
-  QuantLayout l = quantLayout(f, outFeatures, k);
-  const uint8_t *scales = packed + l.scalesOffset;
-  const uint8_t *zeros = packed + l.zerosOffset;
-  for (int64_t r0 = 0; r0 < n; r0 += kRowTile) {
-    int64_t rows = n - r0 < kRowTile ? n - r0 : kRowTile;
-    for (int64_t c = c0; c < c1; ++c)
-      columnBlock(x + r0 * k, rows, k, packed + c * l.rowBytes, scales, zeros,
-                  f, l.groupsPerRow, c, bias, outFeatures,
-                  y + r0 * outFeatures);
-  }
-  return true;
 }
+
+/// 16 bfloat16 values widened to float.
+MOE_T512 void storeBf16Widened(const uint16_t *w, float *out) {
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w));
+  _mm512_storeu_ps(out, _mm512_castsi512_ps(
+                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+}
+
+} // namespace
 
 bool dequantizeRowAvx512(const uint8_t *packed, const QuantFormat &f,
                          int64_t rows, int64_t cols, int64_t row, float *out) {
-  if (forceScalar || !cpuHasAvx512())
+  if (quantLevel() != GemmLevel::Avx512)
     return false;
   if (f.bits == 16) {
     if (cols % 16 != 0)
@@ -353,25 +701,94 @@ bool dequantizeRowAvx512(const uint8_t *packed, const QuantFormat &f,
   return true;
 }
 
-#else
+#else // !MOE_QUANT_X86
+
+namespace detail {
+void decodeAvx512(const DecodeProduct &) {}
+void decodeAvx2(const DecodeProduct &) {}
+void bf16DecodeAvx2(const float *, int64_t, int64_t, const uint16_t *, int64_t,
+                    const float *, float *, int64_t, int64_t) {}
+} // namespace detail
 
 bool dequantizeRowAvx512(const uint8_t *, const QuantFormat &, int64_t,
                          int64_t, int64_t, float *) {
   return false;
 }
 
-bool linearPackedVnni(const float *, int64_t, int64_t, const uint8_t *,
-                      const QuantFormat &, int64_t, const float *, float *,
-                      int64_t, int64_t) {
-  return false;
-}
-
-bool linearPackedAvx512(const float *, int64_t, int64_t, const uint8_t *,
-                        const QuantFormat &, int64_t, const float *, float *,
-                        int64_t, int64_t) {
-  return false;
-}
-
 #endif
+
+//===----------------------------------------------------------------------===//
+// Dispatch
+//===----------------------------------------------------------------------===//
+
+void linearPackedPrepared(const PackedActivations &a, const uint8_t *packed,
+                          const QuantFormat &f, int64_t outFeatures,
+                          const float *bias, float *y, int64_t c0, int64_t c1) {
+  if (c0 >= c1)
+    return;
+  QuantLayout l = quantLayout(f, outFeatures, a.k);
+  thread_local std::vector<float> scratch;
+  detail::DecodeProduct p{&a,
+                          packed,
+                          packed + l.scalesOffset,
+                          packed + l.zerosOffset,
+                          l.rowBytes,
+                          l.groupsPerRow,
+                          outFeatures,
+                          bias,
+                          y,
+                          c0,
+                          c1,
+                          nullptr};
+#ifdef MOE_QUANT_X86
+  if (a.int8) {
+    decodeVnni(p);
+    return;
+  }
+#endif
+  size_t need = size_t(detail::decodeScratchFloats(a));
+  if (scratch.size() < need)
+    scratch.resize(need);
+  p.scratch = scratch.data();
+  if (a.level == GemmLevel::Avx512)
+    detail::decodeAvx512(p);
+  else
+    detail::decodeAvx2(p);
+}
+
+bool linearPackedBf16(const float *x, int64_t n, int64_t k,
+                      const uint8_t *packed, int64_t outFeatures,
+                      const float *bias, float *y, int64_t c0, int64_t c1) {
+  GemmLevel lv = quantLevel();
+  if (lv == GemmLevel::Scalar)
+    return false;
+  const uint16_t *w = reinterpret_cast<const uint16_t *>(packed);
+  for (int64_t r0 = 0; r0 < n; r0 += 4) {
+    int64_t rows = std::min<int64_t>(4, n - r0);
+    const float *xr = x + r0 * k;
+    float *yr = y + r0 * outFeatures;
+#ifdef MOE_QUANT_X86
+    if (lv == GemmLevel::Avx512) {
+      switch (rows) {
+      case 1:
+        bf16Rows512<1>(xr, k, w, outFeatures, bias, yr, c0, c1);
+        break;
+      case 2:
+        bf16Rows512<2>(xr, k, w, outFeatures, bias, yr, c0, c1);
+        break;
+      case 3:
+        bf16Rows512<3>(xr, k, w, outFeatures, bias, yr, c0, c1);
+        break;
+      default:
+        bf16Rows512<4>(xr, k, w, outFeatures, bias, yr, c0, c1);
+        break;
+      }
+      continue;
+    }
+#endif
+    detail::bf16DecodeAvx2(xr, rows, k, w, outFeatures, bias, yr, c0, c1);
+  }
+  return true;
+}
 
 } // namespace moe::kernels::cpu

@@ -1,52 +1,140 @@
 //===- QuantFast.h - SIMD products with packed weight matrices --*- C++ -*-===//
 //
 // Fast paths of linearPackedSerial() (Quant.h), chosen at run time from what
-// the CPU supports. Each returns false when it does not handle the format or
-// the CPU, and the caller falls back to the scalar reference, which the tests
-// compare these against.
+// the CPU supports (AVX-512, else AVX2+FMA+F16C, else the scalar reference,
+// which the tests compare every level against).
+//
+// Decode (fewer than kPackedDecodeRows rows of x) never dequantises a weight
+// row. For an unsigned code q of a group with scale s and zero z,
+//
+//   Σ_i x_i · (q_i − z) · s  =  s · (Σ_i q_i · x_i  −  z · Σ_i x_i)
+//
+// so the inner loop only turns codes into floats and multiplies them with x;
+// the per-group Σx is computed once per product. The codes are read as
+// 32-bit lanes holding 32/bits consecutive codes (3 bits: one 24-bit word);
+// the code at bit position p of a lane is masked in place (an exact integer
+// q·2^p → float conversion) and multiplied with x·2^-p, so no shift is
+// needed: x is reordered and rescaled once per product (PackedActivations)
+// to match. Each loaded x vector serves several weight rows and up to four
+// rows of x from registers.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_KERNELS_CPU_QUANTFAST_H
 #define MOE_KERNELS_CPU_QUANTFAST_H
 
+#include "kernels/cpu/Gemm.h"
 #include "kernels/cpu/Quant.h"
+
+#include <optional>
+#include <vector>
 
 namespace moe::kernels::cpu {
 
-/// The SIMD level the fast paths use: "avx512-vnni-int8" (with int8
-/// activations enabled), "avx512" or "scalar".
+/// Rows of x from which linearPackedSerial() dequantises weight tiles and
+/// runs the float GEMM (prefill); fewer rows take the decode paths.
+constexpr int64_t kPackedDecodeRows = 8;
+
+/// The SIMD level of the packed-weight paths: "avx512-vnni-int8" (with int8
+/// activations enabled), "avx512", "avx2" or "scalar".
 const char *quantDispatchLevel();
 
+/// The level the packed-weight paths use (at most the limit set below).
+GemmLevel quantLevel();
+
+/// Caps the level of the packed-weight paths (tests run every level the CPU
+/// has against the scalar one); nullopt removes the cap.
+void setQuantLevelLimit(std::optional<GemmLevel> level);
+
 /// Forces the scalar reference (for tests and benchmarks); returns the
-/// previous setting.
+/// previous setting. Same as a level limit of Scalar, kept apart from it.
 bool setQuantForceScalar(bool force);
 
 /// Lets 8- and 4-bit products quantise the activations to int8 (per group of
 /// the weight format, scale max|x| / 127) and use AVX-512 VNNI integer dot
-/// products: about 4x less work per weight, at an activation rounding error
-/// of at most half a step (0.4% of the group's largest |x|). Off by default;
+/// products: less work per weight, at an activation rounding error of at
+/// most half a step (0.4% of the group's largest |x|). Off by default;
 /// returns the previous setting.
 bool setQuantInt8Activations(bool enable);
 
-/// The VNNI path (see setQuantInt8Activations); false when not enabled, not
-/// supported by the CPU, or not applicable to the format.
-bool linearPackedVnni(const float *x, int64_t n, int64_t k,
-                      const uint8_t *packed, const QuantFormat &format,
-                      int64_t outFeatures, const float *bias, float *y,
-                      int64_t c0, int64_t c1);
+/// Decode activations x [n, k] (n < kPackedDecodeRows) prepared once for
+/// products with matrices of one packed format, then shared, read-only, by
+/// every column block of those products (the experts kernel prepares an
+/// expert's input once for all of its column blocks and threads): x
+/// reordered and rescaled to the code order of the SIMD level plus the sums
+/// of each group, or, with int8 activations, x quantised to int8.
+class PackedActivations {
+public:
+  /// Prepares x for products with matrices in `format` at the current
+  /// level. False (nothing prepared; use linearPackedSerial) when no fast
+  /// decode path applies: n >= kPackedDecodeRows, plain or bf16 weights, or
+  /// the scalar level. x must stay alive and unchanged while in use.
+  bool prepare(const float *x, int64_t n, int64_t k, const QuantFormat &format);
 
-/// AVX-512 dequantise-and-multiply for 8- and 4-bit matrices whose rows are
-/// whole groups (cols % groupSize == 0). Same contract as
-/// linearPackedSerial().
+  bool ready() const { return ready_; }
+  /// True when prepared for these rows and this format.
+  bool matches(const float *x, int64_t n, int64_t k,
+               const QuantFormat &format) const;
+
+  // Read by the kernels (QuantFast.cpp, QuantAvx2.cpp).
+  const float *x = nullptr;
+  int64_t n = 0, k = 0;
+  QuantFormat format;
+  GemmLevel level = GemmLevel::Scalar;
+  bool int8 = false;  ///< the VNNI representation below instead of xp/sx
+  int64_t lanes = 0;  ///< floats per vector of the level (16 or 8)
+  int64_t chunks = 0; ///< vectors of codes per weight row
+  int64_t xpStride = 0, sxStride = 0;
+  std::vector<float> xp; ///< [n][chunks][codes per lane][lanes]
+  std::vector<float> sx; ///< [n][sxStride] Σx per group, zero padded
+  std::vector<int8_t> q; ///< int8 activations [n][k], in code order
+  std::vector<float> qscale;
+  std::vector<int32_t> qsum;
+
+private:
+  bool ready_ = false;
+};
+
+/// linearPackedSerial() for the rows prepared in `a` (a.ready()), columns
+/// [c0, c1) of the packed matrix.
+void linearPackedPrepared(const PackedActivations &a, const uint8_t *packed,
+                          const QuantFormat &format, int64_t outFeatures,
+                          const float *bias, float *y, int64_t c0, int64_t c1);
+
+/// linearPackedSerial() for bf16 weights (any rows) with the SIMD level;
+/// false at the scalar level.
+bool linearPackedBf16(const float *x, int64_t n, int64_t k,
+                      const uint8_t *packed, int64_t outFeatures,
+                      const float *bias, float *y, int64_t c0, int64_t c1);
+
 /// Row `row` of a packed matrix (bf16, int8 or int4) as floats with
 /// AVX-512; false when the CPU or the format needs dequantizeRow().
 bool dequantizeRowAvx512(const uint8_t *packed, const QuantFormat &f,
                          int64_t rows, int64_t cols, int64_t row, float *out);
 
-bool linearPackedAvx512(const float *x, int64_t n, int64_t k,
-                        const uint8_t *packed, const QuantFormat &format,
-                        int64_t outFeatures, const float *bias, float *y,
-                        int64_t c0, int64_t c1);
+namespace detail {
+
+/// One decode product as the ISA kernels see it.
+struct DecodeProduct {
+  const PackedActivations *a;
+  const uint8_t *codes, *scales, *zeros;
+  int64_t rowBytes, groupsPerRow;
+  int64_t outFeatures;
+  const float *bias;
+  float *y;
+  int64_t c0, c1;
+  float *scratch; ///< per-thread floats, decodeScratchFloats() of them
+};
+
+/// Scratch floats a decode product needs (scales of a block of columns).
+int64_t decodeScratchFloats(const PackedActivations &a);
+
+void decodeAvx512(const DecodeProduct &p);
+void decodeAvx2(const DecodeProduct &p);
+void bf16DecodeAvx2(const float *x, int64_t n, int64_t k, const uint16_t *w,
+                    int64_t outFeatures, const float *bias, float *y,
+                    int64_t c0, int64_t c1);
+
+} // namespace detail
 
 } // namespace moe::kernels::cpu
 

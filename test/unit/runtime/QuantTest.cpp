@@ -10,9 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace kc = moe::kernels::cpu;
@@ -193,38 +198,193 @@ TEST(Quant, PackedLinearMatchesDenseOnDequantisedWeights) {
   }
 }
 
-TEST(Quant, SimdPathMatchesScalarReference) {
-  // Every dispatch level this CPU supports against the scalar reference, on
-  // row counts around the 4-row tile and several groups per row.
-  if (std::string(kc::quantDispatchLevel()) == "scalar")
-    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
-  int64_t k = 256, out = 19;
-  std::vector<float> w = randomMatrix(out, k, 21),
-                     bias = randomMatrix(1, out, 22);
-  for (const Case &c : kCases) {
-    if (c.bits != 8 && c.bits != 4)
-      continue;
-    kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
-    std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
-    kc::quantizeMatrix(w.data(), out, k, f, packed.data());
-    for (int64_t n : {1, 3, 4, 5, 9}) {
-      std::vector<float> x = randomMatrix(n, k, unsigned(n));
-      std::vector<float> fast(size_t(n * out), -1), ref(size_t(n * out), -2);
-      ASSERT_TRUE(kc::linearPackedAvx512(x.data(), n, k, packed.data(), f, out,
-                                         bias.data(), fast.data(), 2, out));
-      bool was = kc::setQuantForceScalar(true);
-      kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out, bias.data(),
-                             ref.data(), 2, out);
-      kc::setQuantForceScalar(was);
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t o = 2; o < out; ++o)
-          ASSERT_NEAR(fast[size_t(r * out + o)], ref[size_t(r * out + o)],
-                      1e-4f * (1 + std::fabs(ref[size_t(r * out + o)])))
-              << name(c) << " n=" << n << " o=" << o;
-      // Columns outside [c0, c1) are not written.
-      EXPECT_EQ(fast[0], -1.0f);
+/// The SIMD levels this CPU has (each is compared with the scalar one).
+std::vector<kc::GemmLevel> simdLevels() {
+  std::vector<kc::GemmLevel> levels;
+  kc::setQuantLevelLimit(std::nullopt);
+  for (kc::GemmLevel l : {kc::GemmLevel::Avx2, kc::GemmLevel::Avx512})
+    if (int(l) <= int(kc::quantLevel()))
+      levels.push_back(l);
+  return levels;
+}
+
+/// Every format: 8/4/3/2 bits, each group size, f16 and f32 scales, with
+/// and without zero points.
+std::vector<kc::QuantFormat> allFormats() {
+  std::vector<kc::QuantFormat> formats;
+  for (int bits : {8, 4, 3, 2})
+    for (int group : {32, 64, 128})
+      for (bool f16 : {true, false})
+        for (bool zeros : {false, true})
+          formats.push_back({bits, group, f16, zeros});
+  return formats;
+}
+
+std::string name(const kc::QuantFormat &f) {
+  return name(Case{f.bits, f.groupSize, f.f16Scales, f.zeroPoints});
+}
+
+/// Bound on the rounding error of a float product of a dequantised row with
+/// x: a few float ulps of Σ |code|·|scale|·|x| (the decode paths sum codes
+/// times x and subtract zero·Σx per group).
+double productBound(const std::vector<float> &row, const float *x, int64_t k,
+                    int bits) {
+  double amax = 0, sx = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    amax = std::max(amax, double(std::fabs(row[size_t(i)])));
+    sx += std::fabs(x[i]);
+  }
+  // |code|·scale ≤ 2^bits·scale ≤ 4·amax (symmetric 2-bit: scale = amax).
+  return 1e-6 + 1e-7 * 4 * amax * sx;
+}
+
+struct Product {
+  int64_t n, k, out, c0, c1;
+};
+
+/// linearPackedSerial at `level` against the scalar reference.
+void expectMatchesScalar(const kc::QuantFormat &f, const Product &p,
+                         kc::GemmLevel level, unsigned seed,
+                         const uint8_t *packed = nullptr) {
+  std::vector<float> w = randomMatrix(p.out, p.k, seed),
+                     x = randomMatrix(p.n, p.k, seed + 1),
+                     bias = randomMatrix(1, p.out, seed + 2);
+  std::vector<uint8_t> own;
+  if (!packed) {
+    own.resize(size_t(kc::quantLayout(f, p.out, p.k).totalBytes));
+    kc::quantizeMatrix(w.data(), p.out, p.k, f, own.data());
+    packed = own.data();
+  }
+  std::vector<float> fast(size_t(p.n * p.out), -1), ref(size_t(p.n * p.out),
+                                                         -2);
+  kc::setQuantLevelLimit(level);
+  kc::linearPackedSerial(x.data(), p.n, p.k, packed, f, p.out, bias.data(),
+                         fast.data(), p.c0, p.c1);
+  kc::setQuantLevelLimit(kc::GemmLevel::Scalar);
+  kc::linearPackedSerial(x.data(), p.n, p.k, packed, f, p.out, bias.data(),
+                         ref.data(), p.c0, p.c1);
+  kc::setQuantLevelLimit(std::nullopt);
+  std::vector<float> row(size_t(p.k));
+  for (int64_t o = 0; o < p.out; ++o) {
+    bool inside = o >= p.c0 && o < p.c1;
+    if (inside)
+      kc::dequantizeRow(packed, f, p.out, p.k, o, row.data());
+    for (int64_t r = 0; r < p.n; ++r) {
+      float got = fast[size_t(r * p.out + o)];
+      if (!inside) {
+        // Columns outside [c0, c1) are not written.
+        ASSERT_EQ(got, -1.0f) << name(f) << " o=" << o;
+        continue;
+      }
+      ASSERT_NEAR(got, ref[size_t(r * p.out + o)],
+                  productBound(row, x.data() + r * p.k, p.k, f.bits))
+          << name(f) << " " << kc::gemmLevelName(level) << " n=" << p.n
+          << " k=" << p.k << " o=" << o << " r=" << r;
     }
   }
+}
+
+TEST(Quant, DecodePathsMatchScalarReferenceAtEveryLevel) {
+  // Every format and SIMD level against the scalar reference: 1..7 rows of
+  // x (the row tiles of 4 and their tails), odd numbers of weight rows and
+  // column ranges (the blocks of 4, 2 and 1), and k with partial chunks,
+  // partial groups and partial 3-bit words.
+  std::vector<kc::GemmLevel> levels = simdLevels();
+  if (levels.empty())
+    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
+  unsigned seed = 100;
+  for (kc::GemmLevel level : levels)
+    for (const kc::QuantFormat &f : allFormats()) {
+      for (Product p : {Product{1, 256, 19, 2, 19}, Product{2, 1000, 9, 0, 9},
+                        Product{3, 97, 11, 1, 10}, Product{4, 384, 7, 0, 7},
+                        Product{5, 130, 6, 1, 6}, Product{7, 33, 5, 0, 5},
+                        Product{6, 512, 10, 3, 8}, Product{1, 8, 3, 0, 3}})
+        expectMatchesScalar(f, p, level, seed++);
+      if (HasFatalFailure())
+        return;
+    }
+}
+
+TEST(Quant, DecodePathsReadNothingPastTheMatrix) {
+  // The packed matrix ends at a page the process may not read: the last
+  // chunk of the last row must not be read past its end.
+  std::vector<kc::GemmLevel> levels = simdLevels();
+  if (levels.empty())
+    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
+  long page = sysconf(_SC_PAGESIZE);
+  for (kc::GemmLevel level : levels)
+    for (const kc::QuantFormat &f : allFormats())
+      for (int64_t k : {int64_t(40), int64_t(64), int64_t(130)}) {
+        const int64_t out = 3;
+        std::vector<float> w = randomMatrix(out, k, 7);
+        int64_t bytes = kc::quantLayout(f, out, k).totalBytes;
+        size_t span = size_t((bytes + page - 1) / page * page);
+        void *mem = mmap(nullptr, span + size_t(page), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_NE(mem, MAP_FAILED);
+        ASSERT_EQ(mprotect(static_cast<uint8_t *>(mem) + span, size_t(page),
+                           PROT_NONE),
+                  0);
+        uint8_t *packed = static_cast<uint8_t *>(mem) + span - bytes;
+        kc::quantizeMatrix(w.data(), out, k, f, packed);
+        for (int64_t n : {1, 3})
+          expectMatchesScalar(f, Product{n, k, out, 0, out}, level, 7, packed);
+        munmap(mem, span + size_t(page));
+        if (HasFatalFailure())
+          return;
+      }
+}
+
+TEST(Quant, Bf16DecodeMatchesScalarReferenceAtEveryLevel) {
+  std::vector<kc::GemmLevel> levels = simdLevels();
+  if (levels.empty())
+    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
+  kc::QuantFormat f{16, 0, true, false};
+  for (kc::GemmLevel level : levels)
+    for (Product p : {Product{1, 256, 19, 2, 19}, Product{3, 97, 11, 1, 10},
+                      Product{5, 33, 6, 0, 6}, Product{7, 17, 5, 1, 4},
+                      Product{12, 40, 5, 0, 5}})
+      expectMatchesScalar(f, p, level, 77);
+}
+
+TEST(Quant, PreparedActivationsServeEveryColumnBlock) {
+  // One preparation, products over disjoint column ranges (as the experts
+  // kernel runs them on different threads) = one product over all columns.
+  if (simdLevels().empty())
+    GTEST_SKIP() << "no SIMD level for packed weights on this CPU";
+  int64_t n = 2, k = 320, out = 37;
+  std::vector<float> w = randomMatrix(out, k, 61), x = randomMatrix(n, k, 62);
+  for (const kc::QuantFormat &f : allFormats()) {
+    std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
+    kc::quantizeMatrix(w.data(), out, k, f, packed.data());
+    kc::PackedActivations a;
+    ASSERT_TRUE(a.prepare(x.data(), n, k, f)) << name(f);
+    EXPECT_TRUE(a.matches(x.data(), n, k, f));
+    EXPECT_FALSE(a.matches(x.data(), n, k + 1, f));
+    std::vector<float> whole(size_t(n * out)), parts(size_t(n * out));
+    kc::linearPackedPrepared(a, packed.data(), f, out, nullptr, whole.data(), 0,
+                             out);
+    for (int64_t c0 = 0; c0 < out; c0 += 5)
+      kc::linearPackedPrepared(a, packed.data(), f, out, nullptr, parts.data(),
+                               c0, std::min(out, c0 + 5));
+    for (size_t i = 0; i < whole.size(); ++i)
+      ASSERT_EQ(whole[i], parts[i]) << name(f) << " " << i;
+  }
+}
+
+TEST(Quant, LevelsCanBeCappedForTests) {
+  kc::setQuantLevelLimit(kc::GemmLevel::Scalar);
+  EXPECT_EQ(kc::quantLevel(), kc::GemmLevel::Scalar);
+  EXPECT_STREQ(kc::quantDispatchLevel(), "scalar");
+  kc::setQuantLevelLimit(std::nullopt);
+  if (kc::quantLevel() >= kc::GemmLevel::Avx2) {
+    kc::setQuantLevelLimit(kc::GemmLevel::Avx2);
+    EXPECT_STREQ(kc::quantDispatchLevel(), "avx2");
+    kc::setQuantLevelLimit(std::nullopt);
+  }
+  bool was = kc::setQuantForceScalar(true);
+  EXPECT_EQ(kc::quantLevel(), kc::GemmLevel::Scalar);
+  kc::setQuantForceScalar(was);
 }
 
 TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
@@ -245,8 +405,8 @@ TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
     for (int64_t n : {1, 2, 5}) {
       std::vector<float> x = randomMatrix(n, k, unsigned(40 + n));
       std::vector<float> y(size_t(n * out), -1);
-      ASSERT_TRUE(kc::linearPackedVnni(x.data(), n, k, packed.data(), f, out,
-                                       bias.data(), y.data(), 0, out));
+      kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out,
+                             bias.data(), y.data(), 0, out);
       // The documented activation rounding: per row and weight group,
       // q = round(x * 127 / max|x|), x' = q * max|x| / 127.
       std::vector<float> xq(x);
@@ -283,16 +443,19 @@ TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
   kc::setQuantInt8Activations(was);
 }
 
-TEST(Quant, SimdPathDeclinesWhatItDoesNotHandle) {
-  std::vector<float> x(64), y(4);
-  std::vector<uint8_t> packed(4096);
-  // A partial last group, and 3-bit codes, go to the reference.
-  EXPECT_FALSE(kc::linearPackedAvx512(x.data(), 1, 40, packed.data(),
-                                      {4, 32, true, false}, 4, nullptr,
-                                      y.data(), 0, 4));
-  EXPECT_FALSE(kc::linearPackedAvx512(x.data(), 1, 64, packed.data(),
-                                      {3, 32, true, false}, 4, nullptr,
-                                      y.data(), 0, 4));
+TEST(Quant, DecodePreparationDeclinesWhatItDoesNotHandle) {
+  // Prefill rows, plain and bf16 weights, and the scalar level go to
+  // linearPackedSerial's other paths.
+  std::vector<float> x(8 * 64);
+  kc::PackedActivations a;
+  EXPECT_FALSE(a.prepare(x.data(), 8, 64, {4, 32, true, false}));
+  EXPECT_FALSE(a.prepare(x.data(), 1, 64, {16, 0, true, false}));
+  EXPECT_FALSE(a.prepare(x.data(), 1, 64, {}));
+  EXPECT_FALSE(a.prepare(x.data(), 1, 64, {4, 16, true, false}));
+  EXPECT_FALSE(a.ready());
+  kc::setQuantLevelLimit(kc::GemmLevel::Scalar);
+  EXPECT_FALSE(a.prepare(x.data(), 1, 64, {4, 32, true, false}));
+  kc::setQuantLevelLimit(std::nullopt);
 }
 
 } // namespace
