@@ -3,7 +3,7 @@
 
     compare.py --root MOE_ROOT --build BUILD --node-modules DIR --json FILE --command STR
                [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe] [--sets 8]
-               [--warmup 3] [--repeat 30] [--rounds 3] [--threads 2]
+               [--warmup 3] [--repeat 30] [--rounds 5] [--threads 2]
 
 Generates the models (make_models.py, cached), compiles each with `moe-opt model.onnx
 --moe-compile --emit-plan` (again only when the model or moe-opt changed), measures the
@@ -200,7 +200,7 @@ def main(argv):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     a = p.parse_args(argv)
     if min(a.sets, a.repeat, a.threads, a.rounds) < 1 or a.warmup < 0:
         p.error("--sets, --repeat, --threads and --rounds must be at least 1")
@@ -272,12 +272,13 @@ def main(argv):
                 outdir = os.path.join(work, "out", "%s_%s_T%d" % (wl, form, t))
                 os.makedirs(outdir, exist_ok=True)
                 ort_out = os.path.join(outdir, "ort.f32")
-                rot, fix, ort = [], [], []
+                rot, fix, ort, bws = [], [], [], []
                 try:
-                    case["read_bandwidth_gbps_before"] = bw_vector(a)
                     # Rounds alternate the tools (one process each), so that a slow spell of
-                    # this shared machine hits both; outputs (of set_0) from the first round.
+                    # this shared machine hits both, with the read bandwidth sampled between
+                    # rounds; outputs (of set_0) come from the first round.
                     for rnd in range(a.rounds):
+                        bws.append(bw_vector(a))
                         say("%s %s T=%d, round %d/%d: moe-exec --bench (rotated, fixed), "
                             "ort_bench.js" % (wl, FORM_NAMES[form], t, rnd + 1, a.rounds))
                         bench = [exe, compiled[(wl, form)]["plan"], "--bench", "--json",
@@ -297,7 +298,7 @@ def main(argv):
                         if rnd == 0:
                             cmd += ["--output", ort_out]
                         ort.append(last_json(run(cmd, env=env)))
-                    case["read_bandwidth_gbps_after"] = bw_vector(a)
+                    bws.append(bw_vector(a))
                 except CaseError as e:
                     case["error"] = str(e)
                     continue
@@ -312,10 +313,20 @@ def main(argv):
                                         threads=rot[0]["threads"])
                 case["ort"] = dict(summary(ort, "rotated"), fixed=summary(ort, "fixed"),
                                    session_create_ms=ort[0]["session_create_ms"])
+                case["rounds"] = [{
+                    "read_bandwidth_gbps": max(bws[i], bws[i + 1]),
+                    "moe_exec_ms": rot[i]["median_ms"], "ort_ms": ort[i]["rotated"]["median_ms"],
+                    "ratio": round(ort[i]["rotated"]["median_ms"] / rot[i]["median_ms"], 3),
+                    "fixed_moe_exec_ms": fix[i]["median_ms"],
+                    "fixed_ort_ms": ort[i]["fixed"]["median_ms"],
+                    "fixed_ratio": round(ort[i]["fixed"]["median_ms"] / fix[i]["median_ms"], 3)}
+                    for i in range(a.rounds)]
+                case["read_bandwidth_gbps_samples"] = bws
+                # The ratio within a round (same machine state), the median over rounds.
                 case["ratio_ort_over_moe_exec"] = round(
-                    case["ort"]["median_ms"] / case["moe_exec"]["median_ms"], 3)
+                    median([r["ratio"] for r in case["rounds"]]), 3)
                 case["fixed_ratio_ort_over_moe_exec"] = round(
-                    case["ort"]["fixed"]["median_ms"] / case["moe_exec"]["fixed"]["median_ms"], 3)
+                    median([r["fixed_ratio"] for r in case["rounds"]]), 3)
                 got = load_pb(os.path.join(outdir, "moe-exec", "output_0.pb")).astype(np.float64)
                 ref = np.fromfile(ort_out, np.float32).astype(np.float64)
                 if ref.size != got.size:
@@ -336,8 +347,7 @@ def main(argv):
 
     say("measuring the read bandwidth again")
     sample_bandwidth(3)
-    per_case = [c[k] for c in cases for k in ("read_bandwidth_gbps_before",
-                                              "read_bandwidth_gbps_after") if k in c]
+    per_case = [b for c in cases for b in c.get("read_bandwidth_gbps_samples", [])]
     bw_k = max(bw_samples["moe-bench-kernels"])
     bw_v = max(bw_samples["readbw"] + per_case)
     bw = max(bw_k, bw_v)
@@ -349,13 +359,12 @@ def main(argv):
                 c[who]["fraction_of_floor"] = round(c["floor_ms"] / c[who]["median_ms"], 3)
                 c[who]["fixed"]["fraction_of_floor"] = round(
                     c["fixed_floor_ms"] / c[who]["fixed"]["median_ms"], 3)
-        if "read_bandwidth_gbps_after" in c:
-            cbw = max(c["read_bandwidth_gbps_before"], c["read_bandwidth_gbps_after"])
-            c["case_floor_ms"] = round(c["touched_bytes"] / (cbw * 1e9) * 1e3, 4)
+        if "rounds" in c:
+            # Each round against the bandwidth sampled around it, the median over rounds.
             for who in ("moe_exec", "ort"):
-                if who in c:
-                    c[who]["fraction_of_case_floor"] = round(
-                        c["case_floor_ms"] / c[who]["median_ms"], 3)
+                c[who]["fraction_of_round_floor"] = round(median([
+                    c["touched_bytes"] / (r["read_bandwidth_gbps"] * 1e6) / r[who + "_ms"]
+                    for r in c["rounds"]]), 3)
 
     # The table.
     hdr = ("workload", "form", "T", "hit", "touched MB", "moe-exec ms", "ORT ms", "ORT/moe",
@@ -380,7 +389,8 @@ def main(argv):
             row += ["%.3f" % m["median_ms"], "%.3f" % o["median_ms"],
                     "%.2f" % c["ratio_ort_over_moe_exec"],
                     "%.2f" % m["fraction_of_floor"], "%.2f" % o["fraction_of_floor"],
-                    "%.1f" % max(c["read_bandwidth_gbps_before"], c["read_bandwidth_gbps_after"]),
+                    "%.0f-%.0f" % (min(c["read_bandwidth_gbps_samples"]),
+                                   max(c["read_bandwidth_gbps_samples"])),
                     "%.3f" % m["fixed"]["median_ms"], "%.3f" % o["fixed"]["median_ms"],
                     "%.2f" % c["fixed_ratio_ort_over_moe_exec"], pstr]
         rows.append(row)
@@ -390,11 +400,11 @@ def main(argv):
         ver["onnxruntime_node"], a.threads, mach.get("cpu"), mach["cores_usable"]))
     print("read bandwidth, %d threads: %.1f GB/s (best of the run; moe-bench-kernels %.1f, "
           "readbw %.1f); floor = touched bytes / %.1f GB/s" % (a.threads, bw, bw_k, bw_v, bw))
-    print("case GB/s: readbw just before and after the case (the machine's bandwidth drifts; "
-          "fraction_of_case_floor in the JSON uses it)")
+    print("case GB/s: readbw between the rounds of the case (this machine's bandwidth drifts; "
+          "the JSON has each round, and fraction_of_round_floor)")
     print("time: median over %d rounds (tools alternating) of the median of %d runs after %d "
-          "warm-up; the %d input sets in turn (hit, touched: their mean), 'fixed': set_0 only"
-          % (a.rounds, a.repeat, a.warmup, a.sets))
+          "warm-up; ORT/moe: the median of the rounds' ratios; the %d input sets in turn (hit, "
+          "touched: their mean), 'fixed': set_0 only" % (a.rounds, a.repeat, a.warmup, a.sets))
     print("  ".join(h.ljust(w) for h, w in zip(hdr, widths)).rstrip())
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -418,16 +428,19 @@ def main(argv):
                    "sums of a 512 MiB buffer of doubles (scalar adds). readbw (readbw.cpp, "
                    "g++ -O3 -march=native): the median of 10 sums of 1 GiB of floats with 4 "
                    "vector accumulators. 3 samples of each before and after the cases, readbw "
-                   "also before and after each case; the floor uses the best of the run "
-                   "(fraction_of_floor), a case's own readbw samples give "
-                   "fraction_of_case_floor." % (a.threads, a.threads)},
+                   "also between the rounds of each case; the floor uses the best of the run "
+                   "(fraction_of_floor); each round against the larger of the samples around "
+                   "it gives fraction_of_round_floor (median over rounds)." % (a.threads, a.threads)},
         "settings": {"warmup": a.warmup, "repeat": a.repeat, "rounds": a.rounds,
                      "threads": a.threads,
                      "input_sets_per_T": a.sets,
                      "block_size": manifest["options"].get("block_size", 0)},
         "notes": [
             "median_ms: the median over the rounds (the tools alternate, one process per round) "
-            "of each round's median of `repeat` runs after `warmup` runs. Both tools cycle "
+            "of each round's median of `repeat` runs after `warmup` runs; "
+            "ratio_ort_over_moe_exec: the median of the rounds' ratios (the two vCPUs of "
+            "this machine are sometimes scheduled so that they run, and read memory, at the "
+            "speed of one core: a round's tools share its state). Both tools cycle "
             "through the input sets (moe-exec --bench with repeatable --inputs; "
             "ort_bench.js likewise: warm-up run i and timed run i use set i mod sets), so "
             "the routing and the experts read change between runs, as in serving. "

@@ -21,7 +21,7 @@
 #      table and writes bench/results/moe-vs-ort-cpu.json.
 # Options (passed to compare.py): --workloads A,B  --forms moe,qmoe  --tokens 1,16,128
 #   --sets N (8: input sets per T, for ORT's rotated timing)  --warmup N (3)  --repeat N (30)
-#   --rounds N (3)  --threads N (2)  --json FILE (default: bench/results/moe-vs-ort-cpu.json).
+#   --rounds N (5)  --threads N (2)  --json FILE (default: bench/results/moe-vs-ort-cpu.json).
 # Progress goes to stderr, only when it is a terminal. Takes minutes (B's float32 model is
 # 1.6 GB); not part of tools/check.sh. Exit status 1 when a case fails or fp32 outputs differ.
 set -euo pipefail
