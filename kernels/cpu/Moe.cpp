@@ -4,6 +4,9 @@
 #include "kernels/cpu/VecMath.h"
 #include "kernels/cpu/Elementwise.h"
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/QuantFast.h"
+
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -122,15 +125,34 @@ float activate(Activation a, float v) {
 }
 
 /// y[:, c0:c1] of x[n, k] times expert e's [out, k] matrix of a bank that
-/// is either dense (`dense`, experts contiguous) or packed.
+/// is either dense (`dense`, experts contiguous) or packed; `prepared`: x
+/// prepared for the packed decode product (shared by all column blocks).
 void expertLinear(const float *x, int64_t n, int64_t k, const float *dense,
                   const PackedBank &packed, int64_t e, int64_t out,
-                  const float *bias, float *y, int64_t c0, int64_t c1) {
-  if (packed.present())
+                  const float *bias, float *y, int64_t c0, int64_t c1,
+                  const PackedActivations *prepared = nullptr) {
+  if (packed.present() && prepared && prepared->ready())
+    linearPackedPrepared(*prepared, packed.base + packed.offsets[e],
+                         packed.formats[e], out, bias, y, c0, c1);
+  else if (packed.present())
     linearPackedSerial(x, n, k, packed.base + packed.offsets[e],
                        packed.formats[e], out, bias, y, c0, c1);
   else
     linearSerial(x, n, k, dense + e * out * k, out, bias, y, c0, c1);
+}
+
+/// Prepares x [n, k] once for the decode products of expert e with a packed
+/// bank (nothing for dense banks or prefill rows); reuses `same` when it was
+/// prepared for the same rows and format.
+const PackedActivations *prepareFor(const float *x, int64_t n, int64_t k,
+                                    const PackedBank &bank, int64_t e,
+                                    PackedActivations &storage,
+                                    const PackedActivations *same = nullptr) {
+  if (!bank.present() || n >= kPackedDecodeRows)
+    return nullptr;
+  if (same && same->matches(x, n, k, bank.formats[e]))
+    return same;
+  return storage.prepare(x, n, k, bank.formats[e]) ? &storage : nullptr;
 }
 
 } // namespace
@@ -170,11 +192,18 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
   // other factor of a gated activation (the linear part of swiglu 0).
   const int64_t F1 = fused ? 2 * F : F;
   const bool gated = !fused && w.hasW3();
-  constexpr int64_t kCols = 64;
-  auto columns = [&](int64_t n, int64_t cost, auto &&body) {
-    parallelFor((n + kCols - 1) / kCols, cost * kCols,
+  // Output columns per task: 64 for prefill blocks; for decode rows (few
+  // tokens per expert, memory-bound) about 4 blocks per thread, so that each
+  // thread streams long runs of weight rows.
+  const int64_t threads =
+      std::max<int64_t>(1, tbb::this_task_arena::max_concurrency());
+  auto columns = [&](int64_t rowsIn, int64_t n, int64_t cost, auto &&body) {
+    int64_t cols = 64;
+    if (rowsIn < kPackedDecodeRows)
+      cols = std::max<int64_t>(cols, (n + 4 * threads - 1) / (4 * threads));
+    parallelFor((n + cols - 1) / cols, cost * cols,
                 [&](int64_t b, int64_t e) {
-                  body(b * kCols, std::min(n, e * kCols));
+                  body(b * cols, std::min(n, e * cols));
                 });
   };
   parallelFor(int64_t(items.size()), kBlock * H * F * 3,
@@ -194,20 +223,27 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
       std::vector<float> u(size_t(n * F1)), g(gated ? size_t(n * F) : 0),
           hf(fused ? size_t(n * F) : 0);
       float *h = fused ? hf.data() : u.data();
-      columns(F, n * H * (gated || fused ? 2 : 1), [&](int64_t c0, int64_t c1) {
+      // Decode rows are prepared once per expert, not per column block.
+      PackedActivations a1, a3, a2;
+      const PackedActivations *x1 = prepareFor(xin, n, H, w.w1p, e, a1);
+      const PackedActivations *x3 =
+          gated ? prepareFor(xin, n, H, w.w3p, e, a3, x1) : nullptr;
+      columns(n, F, n * H * (gated || fused ? 2 : 1),
+              [&](int64_t c0, int64_t c1) {
         if (!fused) {
-          expertLinear(xin, n, H, w.w1, w.w1p, e, F, b1, u.data(), c0, c1);
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F, b1, u.data(), c0, c1, x1);
         } else if (act.fusion == 1) {
           expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), 2 * c0,
-                       2 * c1);
+                       2 * c1, x1);
         } else {
-          expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), c0, c1);
+          expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), c0, c1,
+                       x1);
           expertLinear(xin, n, H, w.w1, w.w1p, e, F1, b1, u.data(), F + c0,
-                       F + c1);
+                       F + c1, x1);
         }
         if (gated)
           expertLinear(xin, n, H, w.w3, w.w3p, e, F,
-                       w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1);
+                       w.b3 ? w.b3 + e * F : nullptr, g.data(), c0, c1, x3);
         for (int64_t r = 0; r < n; ++r) {
           const float *ur = u.data() + r * F1;
           // Vectorised SwiGLU / SiLU (VecMath.h); the rest element by element.
@@ -241,9 +277,10 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
           }
         }
       });
-      columns(H, n * F, [&](int64_t c0, int64_t c1) {
+      const PackedActivations *x2 = prepareFor(h, n, F, w.w2p, e, a2);
+      columns(n, H, n * F, [&](int64_t c0, int64_t c1) {
         expertLinear(h, n, F, w.w2, w.w2p, e, H,
-                     w.b2 ? w.b2 + e * H : nullptr, out, c0, c1);
+                     w.b2 ? w.b2 + e * H : nullptr, out, c0, c1, x2);
       });
     }
   });

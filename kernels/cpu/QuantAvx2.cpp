@@ -172,7 +172,7 @@ MOE_T256 void tile256(const detail::DecodeProduct &p, int64_t r0, int64_t col,
   const int64_t chunks = a.chunks, g = a.format.groupSize;
   const float *x[R];
   for (int r = 0; r < R; ++r)
-    x[r] = a.xp.data() + (r0 + r) * a.xpStride;
+    x[r] = a.xp + (r0 + r) * a.xpStride;
   // Reads may run past a row (into codes that meet zeros of x') but not
   // past the last row of the matrix.
   const uint8_t *rows[C];
@@ -191,7 +191,7 @@ MOE_T256 void tile256(const detail::DecodeProduct &p, int64_t r0, int64_t col,
       __m256 sz = _mm256_loadu_ps(szf + c * stride + gb);
       for (int r = 0; r < R; ++r)
         tot[r][c] = _mm256_fnmadd_ps(
-            sz, _mm256_loadu_ps(a.sx.data() + (r0 + r) * a.sxStride + gb),
+            sz, _mm256_loadu_ps(a.sx + (r0 + r) * a.sxStride + gb),
             tot[r][c]);
     }
 

@@ -179,14 +179,19 @@ bool PackedActivations::prepare(const float *xIn, int64_t nIn, int64_t kIn,
   xpStride = chunks * E;
   const int64_t groups = (k + f.groupSize - 1) / f.groupSize;
   sxStride = (groups + 15) / 16 * 16;
-  xp.assign(size_t(n * xpStride), 0.0f);
-  sx.assign(size_t(n * sxStride), 0.0f);
+  // xp then sx, each at a multiple of 64 bytes (both strides are multiples
+  // of 16 floats): every vector load of the kernels stays in one line.
+  buf_.assign(size_t(n * (xpStride + sxStride) + 16), 0.0f);
+  float *base = buf_.data();
+  base += (16 - (reinterpret_cast<uintptr_t>(base) / 4) % 16) % 16;
+  xp = base;
+  sx = base + n * xpStride;
   float scale[16];
   for (int j = 0; j < P; ++j)
     scale[j] = j == P - 1 ? 1.0f : std::ldexp(1.0f, -f.bits * j);
   for (int64_t r = 0; r < n; ++r) {
     const float *xr = x + r * k;
-    float *dst = xp.data() + r * xpStride;
+    float *dst = xp + r * xpStride;
     for (int64_t ch = 0; ch < chunks; ++ch)
       for (int64_t l = 0; l < lanes; ++l)
         for (int j = 0; j < P; ++j) {
@@ -199,7 +204,7 @@ bool PackedActivations::prepare(const float *xIn, int64_t nIn, int64_t kIn,
       for (int64_t e = g * f.groupSize; e < std::min(k, (g + 1) * f.groupSize);
            ++e)
         s += xr[e];
-      sx[size_t(r * sxStride + g)] = float(s);
+      sx[r * sxStride + g] = float(s);
     }
   }
   ready_ = true;
@@ -279,38 +284,42 @@ template <int B, int J> MOE_T512_INLINE __m512 codeAt512(__m512i d) {
         _mm512_and_si512(d, _mm512_set1_epi32(((1 << B) - 1) << (B * J))));
 }
 
+/// Position J of the lanes of one weight row's chunk (column c) times R
+/// rows of x.
 template <int B, int R, int C, int NA, int J>
-MOE_T512_INLINE void position512(const __m512i (&d)[C],
-                                 const float *const (&x)[R], int64_t off,
-                                 __m512 (&acc)[R][C][NA]) {
-  __m512 xv[R];
+MOE_T512_INLINE void position512(__m512i d, int c, const float *const (&x)[R],
+                                 int64_t off, __m512 (&acc)[R][C][NA]) {
+  __m512 w = codeAt512<B, J>(d);
   for (int r = 0; r < R; ++r)
-    xv[r] = _mm512_loadu_ps(x[r] + off + 16 * J);
-  for (int c = 0; c < C; ++c) {
-    __m512 w = codeAt512<B, J>(d[c]);
-    for (int r = 0; r < R; ++r)
-      acc[r][c][J % NA] = _mm512_fmadd_ps(w, xv[r], acc[r][c][J % NA]);
-  }
+    acc[r][c][J % NA] = _mm512_fmadd_ps(
+        w, _mm512_loadu_ps(x[r] + off + 16 * J), acc[r][c][J % NA]);
 }
 
-/// Chunk `ch` of C weight rows; `limit[c]`: bytes from the start of row c
-/// to the end of the codes.
-template <int B, int R, int C, int NA, int... J>
+/// Chunk `ch` of C weight rows times R rows of x into acc. Checked: the
+/// last chunks of the matrix (`limit[c]`: bytes from row c to the end of
+/// the codes); otherwise all 64 bytes are readable and the rows are
+/// prefetched kPrefetchBytes ahead (never past `pfLast`, the last line of
+/// this product's rows).
+template <int B, int R, int C, int NA, bool Checked, int... J>
 MOE_T512_INLINE void chunk512(const uint8_t *const (&rows)[C], int64_t ch,
-                              const int64_t (&limit)[C], const uint8_t *end,
+                              const int64_t (&limit)[C], const uint8_t *pfLast,
                               const float *const (&x)[R],
                               __m512 (&acc)[R][C][NA],
                               std::integer_sequence<int, J...>) {
   constexpr int P = codesPerLane(B), CB = B == 3 ? 48 : 64;
-  __m512i d[C];
   for (int c = 0; c < C; ++c) {
     const uint8_t *at = rows[c] + ch * CB;
-    if (at + kPrefetchBytes < end)
-      _mm_prefetch(reinterpret_cast<const char *>(at + kPrefetchBytes),
+    __m512i d;
+    if constexpr (Checked) {
+      d = loadChunk512<B>(at, ch * CB + 64 <= limit[c], limit[c] - ch * CB);
+    } else {
+      const uint8_t *pf = at + kPrefetchBytes;
+      _mm_prefetch(reinterpret_cast<const char *>(pf < pfLast ? pf : pfLast),
                    _MM_HINT_T0);
-    d[c] = loadChunk512<B>(at, ch * CB + 64 <= limit[c], limit[c] - ch * CB);
+      d = loadChunk512<B>(at, true, 64);
+    }
+    (position512<B, R, C, NA, J>(d, c, x, ch * P * 16, acc), ...);
   }
-  (position512<B, R, C, NA, J>(d, x, ch * P * 16, acc), ...);
 }
 
 template <int R, int C, int NA>
@@ -329,163 +338,219 @@ MOE_T512_INLINE __m512 sumAcc(const __m512 (&acc)[R][C][NA], int r, int c) {
   return s;
 }
 
-/// Scales (sf) and scale·zero (szf) of columns [col, col + C), floats, zero
-/// past the groups of a row. Loads of 16 groups read into the next column's
-/// (cleared here); only at the end of the arrays are they masked.
-template <int C>
-MOE_T512 void scales512(const detail::DecodeProduct &p, int64_t col, float *sf,
-                        float *szf, int64_t stride) {
-  const QuantFormat &f = p.a->format;
-  const int64_t gpr = p.groupsPerRow, total = p.outFeatures * gpr;
-  const __m512 mid = _mm512_set1_ps(float(1 << (f.bits - 1)));
-  for (int c = 0; c < C; ++c) {
-    const int64_t base = (col + c) * gpr;
-    for (int64_t gb = 0; gb < stride; gb += 16) {
-      const int64_t rem = gpr - gb, at = base + gb;
-      __mmask16 m = rem >= 16 ? __mmask16(0xFFFF)
-                              : rem <= 0 ? __mmask16(0)
-                                         : __mmask16((1u << rem) - 1);
-      if (m == 0) {
-        _mm512_storeu_ps(sf + c * stride + gb, _mm512_setzero_ps());
-        _mm512_storeu_ps(szf + c * stride + gb, _mm512_setzero_ps());
-        continue;
-      }
-      const bool inside = at + 16 <= total;
-      __m512 s;
-      if (f.f16Scales)
-        s = _mm512_cvtph_ps(
-            inside ? _mm256_loadu_si256(
-                         reinterpret_cast<const __m256i *>(p.scales + 2 * at))
-                   : _mm512_castsi512_si256(_mm512_maskz_loadu_epi16(
-                         __mmask32(m), p.scales + 2 * at)));
-      else
-        s = inside ? _mm512_loadu_ps(p.scales + 4 * at)
-                   : _mm512_maskz_loadu_ps(m, p.scales + 4 * at);
-      s = _mm512_maskz_mov_ps(m, s);
-      __m512 z = mid;
-      if (f.zeroPoints)
-        z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-            inside ? _mm_loadu_si128(
-                         reinterpret_cast<const __m128i *>(p.zeros + at))
-                   : _mm512_castsi512_si128(
-                         _mm512_maskz_loadu_epi8(__mmask64(m), p.zeros + at))));
-      _mm512_storeu_ps(sf + c * stride + gb, s);
-      _mm512_storeu_ps(szf + c * stride + gb, _mm512_mul_ps(s, z));
-    }
-  }
+/// Scales of groups [at, at + 16) of the matrix (a column's groups from
+/// `at`), the lanes outside `m` zero. The loads read past a column's groups
+/// (into the next column's); only at the end of the array are they masked.
+MOE_T512_INLINE __m512 scales16(const detail::DecodeProduct &p, int64_t at,
+                                __mmask16 m) {
+  const bool inside = at + 16 <= p.outFeatures * p.groupsPerRow;
+  __m512 s;
+  if (p.a->format.f16Scales)
+    s = _mm512_cvtph_ps(
+        inside ? _mm256_loadu_si256(
+                     reinterpret_cast<const __m256i *>(p.scales + 2 * at))
+               : _mm512_castsi512_si256(_mm512_maskz_loadu_epi16(
+                     __mmask32(m), p.scales + 2 * at)));
+  else
+    s = inside ? _mm512_loadu_ps(p.scales + 4 * at)
+               : _mm512_maskz_loadu_ps(m, p.scales + 4 * at);
+  return _mm512_maskz_mov_ps(m, s);
 }
 
-/// y for rows [r0, r0 + R) of x and columns [col, col + C).
+/// Zero points of groups [at, at + 16), as floats (2^(bits-1) without).
+MOE_T512_INLINE __m512 zeros16(const detail::DecodeProduct &p, int64_t at,
+                               __mmask16 m) {
+  if (!p.a->format.zeroPoints)
+    return _mm512_set1_ps(float(1 << (p.a->format.bits - 1)));
+  const bool inside = at + 16 <= p.outFeatures * p.groupsPerRow;
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+      inside ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(p.zeros + at))
+             : _mm512_castsi512_si128(
+                   _mm512_maskz_loadu_epi8(__mmask64(m), p.zeros + at))));
+}
+
+/// The scale of group `at` in every lane.
+MOE_T512_INLINE __m512 scale1(const detail::DecodeProduct &p, int64_t at) {
+  if (p.a->format.f16Scales) {
+    uint16_t h;
+    std::memcpy(&h, p.scales + 2 * at, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16(short(h)));
+  }
+  float f;
+  std::memcpy(&f, p.scales + 4 * at, 4);
+  return _mm512_set1_ps(f);
+}
+
+/// Folds acc into tot with the scale of group `gi` of each row, clears acc.
+template <int R, int C, int NA>
+MOE_T512_INLINE void foldGroup(const detail::DecodeProduct &p, int64_t col,
+                               int64_t gi, __m512 (&acc)[R][C][NA],
+                               __m512 (&tot)[R][C]) {
+  for (int c = 0; c < C; ++c) {
+    __m512 s = scale1(p, (col + c) * p.groupsPerRow + gi);
+    for (int r = 0; r < R; ++r)
+      tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+  }
+  clearAcc(acc);
+}
+
+/// Folds acc (chunk ch, `gpc` groups of 16/gpc lanes each) into tot with
+/// per-lane scales, clears acc.
+template <int R, int C, int NA>
+MOE_T512_INLINE void foldLanes(const detail::DecodeProduct &p, int64_t col,
+                               int64_t ch, int64_t gpc, __m512i lanes,
+                               __m512 (&acc)[R][C][NA], __m512 (&tot)[R][C]) {
+  const int64_t rem = p.groupsPerRow - ch * gpc;
+  const __mmask16 m = __mmask16((1u << (rem >= gpc ? gpc : rem)) - 1);
+  for (int c = 0; c < C; ++c) {
+    __m512 s = _mm512_permutexvar_ps(
+        lanes, scales16(p, (col + c) * p.groupsPerRow + ch * gpc, m));
+    for (int r = 0; r < R; ++r)
+      tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+  }
+  clearAcc(acc);
+}
+
+/// Decode product of all R rows of x with weight rows [from, to) in blocks
+/// of C (one call per product keeps the constants in registers).
 template <int B, int R, int C>
-MOE_T512 void tile512(const detail::DecodeProduct &p, int64_t r0, int64_t col,
-                      const float *sf, const float *szf, int64_t stride) {
+MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
+                      int64_t to) {
   constexpr int P = codesPerLane(B), E = 16 * P;
+  constexpr int64_t CB = B == 3 ? 48 : 64;
   constexpr int NA = R == 1 ? 2 : 1;
   using Positions = std::make_integer_sequence<int, P>;
   const PackedActivations &a = *p.a;
   const int64_t chunks = a.chunks, g = a.format.groupSize;
+  const int64_t gpr = p.groupsPerRow;
   const float *x[R];
   for (int r = 0; r < R; ++r)
-    x[r] = a.xp.data() + (r0 + r) * a.xpStride;
-  // Reads may run past a row (into codes that meet zeros of x') but not
-  // past the last row of the matrix.
-  const uint8_t *rows[C];
-  int64_t limit[C];
-  for (int c = 0; c < C; ++c) {
-    rows[c] = p.codes + (col + c) * p.rowBytes;
-    limit[c] = (p.outFeatures - col - c) * p.rowBytes;
-  }
-  // Prefetches stay inside the rows of this product.
-  const uint8_t *end = p.codes + p.c1 * p.rowBytes;
+    x[r] = a.xp + r * a.xpStride;
+  // Partial sums over a group (cpg chunks), or over a chunk holding gpc
+  // groups (lane l: group l·gpc/16), are scaled into tot.
+  const int64_t cpg = g >= E ? g / E : 1, gpc = g < E ? E / g : 1;
+  alignas(64) int32_t idx[16];
+  for (int l = 0; l < 16; ++l)
+    idx[l] = int32_t(l * gpc / 16);
+  const __m512i lanes = _mm512_load_si512(idx);
+  const uint8_t *pfLast = p.codes + p.c1 * p.rowBytes - 64;
 
-  // Start from −Σ_g s·z·Σx.
-  __m512 tot[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      tot[r][c] = _mm512_setzero_ps();
-  for (int64_t gb = 0; gb < a.sxStride; gb += 16)
+  for (int64_t col = from; col < to; col += C) {
+    // Reads may run past a row (into codes that meet zeros of x') but not
+    // past the last row of the matrix: chunks from `plain` on are checked.
+    const uint8_t *rows[C];
+    int64_t limit[C];
     for (int c = 0; c < C; ++c) {
-      __m512 sz = _mm512_loadu_ps(szf + c * stride + gb);
-      for (int r = 0; r < R; ++r)
-        tot[r][c] = _mm512_fnmadd_ps(
-            sz, _mm512_loadu_ps(a.sx.data() + (r0 + r) * a.sxStride + gb),
-            tot[r][c]);
+      rows[c] = p.codes + (col + c) * p.rowBytes;
+      limit[c] = (p.outFeatures - col - c) * p.rowBytes;
+    }
+    const int64_t plain = std::min(
+        chunks, limit[C - 1] >= 64 ? (limit[C - 1] - 64) / CB + 1 : 0);
+
+    // Start from −Σ_g s·z·Σx.
+    __m512 tot[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        tot[r][c] = _mm512_setzero_ps();
+    for (int64_t gb = 0; gb < gpr; gb += 16) {
+      const int64_t rem = gpr - gb;
+      const __mmask16 m =
+          rem >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rem) - 1);
+      for (int c = 0; c < C; ++c) {
+        const int64_t at = (col + c) * gpr + gb;
+        __m512 sz = _mm512_mul_ps(scales16(p, at, m), zeros16(p, at, m));
+        for (int r = 0; r < R; ++r)
+          tot[r][c] = _mm512_fnmadd_ps(
+              sz, _mm512_loadu_ps(a.sx + r * a.sxStride + gb),
+              tot[r][c]);
+      }
     }
 
-  __m512 acc[R][C][NA];
-  if (g >= E) {
-    // Whole chunks per group: scale each group's sums once.
-    const int64_t cpg = g / E;
-    for (int64_t gi = 0; gi < p.groupsPerRow; ++gi) {
-      clearAcc(acc);
-      const int64_t ch1 = std::min(chunks, (gi + 1) * cpg);
-      for (int64_t ch = gi * cpg; ch < ch1; ++ch)
-        chunk512<B, R, C, NA>(rows, ch, limit, end, x, acc, Positions());
-      for (int c = 0; c < C; ++c) {
-        __m512 s = _mm512_set1_ps(sf[c * stride + gi]);
-        for (int r = 0; r < R; ++r)
-          tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+    __m512 acc[R][C][NA];
+    clearAcc(acc);
+    int64_t ch = 0;
+    if (gpc > 1) {
+      for (; ch < plain; ++ch) {
+        chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                     Positions());
+        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+      }
+      for (; ch < chunks; ++ch) {
+        chunk512<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                    Positions());
+        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+      }
+    } else if (cpg == 1) {
+      for (; ch < plain; ++ch) {
+        chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                     Positions());
+        foldGroup(p, col, ch, acc, tot);
+      }
+      for (; ch < chunks; ++ch) {
+        chunk512<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                    Positions());
+        foldGroup(p, col, ch, acc, tot);
+      }
+    } else {
+      // Groups of cpg chunks (the last group may be partial).
+      int64_t gi = 0;
+      for (; (gi + 1) * cpg <= plain; ++gi) {
+        for (ch = gi * cpg; ch < (gi + 1) * cpg; ++ch)
+          chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                       Positions());
+        foldGroup(p, col, gi, acc, tot);
+      }
+      for (; gi < gpr; ++gi) {
+        for (ch = gi * cpg; ch < std::min(chunks, (gi + 1) * cpg); ++ch)
+          chunk512<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                      Positions());
+        foldGroup(p, col, gi, acc, tot);
       }
     }
-  } else {
-    // Several groups per chunk: lane l belongs to group l·gpc/16.
-    const int64_t gpc = E / g;
-    alignas(64) int32_t idx[16];
-    for (int l = 0; l < 16; ++l)
-      idx[l] = int32_t(l * gpc / 16);
-    const __m512i lanesGroup = _mm512_load_si512(idx);
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      clearAcc(acc);
-      chunk512<B, R, C, NA>(rows, ch, limit, end, x, acc, Positions());
-      for (int c = 0; c < C; ++c) {
-        __m512 s = _mm512_permutexvar_ps(
-            lanesGroup, _mm512_loadu_ps(sf + c * stride + ch * gpc));
-        for (int r = 0; r < R; ++r)
-          tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
-      }
-    }
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        p.y[r * p.outFeatures + col + c] =
+            hsum512(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      p.y[(r0 + r) * p.outFeatures + col + c] =
-          hsum512(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
 }
 
-template <int B, int C>
-MOE_T512 void columns512(const detail::DecodeProduct &p, int64_t col) {
-  const int64_t stride = p.a->sxStride + 16;
-  float *sf = p.scratch, *szf = p.scratch + 4 * stride;
-  scales512<C>(p, col, sf, szf, stride);
-  const int64_t n = p.a->n;
-  for (int64_t r0 = 0; r0 < n; r0 += 4) {
-    switch (std::min<int64_t>(4, n - r0)) {
-    case 1:
-      tile512<B, 1, C>(p, r0, col, sf, szf, stride);
-      break;
-    case 2:
-      tile512<B, 2, C>(p, r0, col, sf, szf, stride);
-      break;
-    case 3:
-      tile512<B, 3, C>(p, r0, col, sf, szf, stride);
-      break;
-    default:
-      tile512<B, 4, C>(p, r0, col, sf, szf, stride);
-      break;
-    }
-  }
+/// Weight rows [c0, c1) in blocks of C, the rest one at a time.
+template <int B, int R, int C>
+void blocks512(const detail::DecodeProduct &p) {
+  const int64_t mid = p.c0 + (p.c1 - p.c0) / C * C;
+  if (mid > p.c0)
+    rows512<B, R, C>(p, p.c0, mid);
+  if constexpr (C > 1)
+    if (mid < p.c1)
+      rows512<B, R, 1>(p, mid, p.c1);
 }
 
 template <int B> void decode512(const detail::DecodeProduct &p) {
-  // Four weight rows per block for one or two rows of x, two for more (the
-  // accumulators of all pairs stay in registers).
-  int64_t col = p.c0;
-  if (p.a->n <= 2)
-    for (; col + 4 <= p.c1; col += 4)
-      columns512<B, 4>(p, col);
-  for (; col + 2 <= p.c1; col += 2)
-    columns512<B, 2>(p, col);
-  for (; col < p.c1; ++col)
-    columns512<B, 1>(p, col);
+  // All rows of x at once (the weights are read once); as many weight rows
+  // per block as the accumulators of all pairs leave registers for.
+  switch (p.a->n) {
+  case 1:
+    blocks512<B, 1, 4>(p);
+    break;
+  case 2:
+    blocks512<B, 2, 4>(p);
+    break;
+  case 3:
+    blocks512<B, 3, 2>(p);
+    break;
+  case 4:
+    blocks512<B, 4, 2>(p);
+    break;
+  case 5:
+    blocks512<B, 5, 1>(p);
+    break;
+  case 6:
+    blocks512<B, 6, 1>(p);
+    break;
+  default:
+    blocks512<B, 7, 1>(p);
+    break;
+  }
 }
 
 //--- bf16 --------------------------------------------------------------------

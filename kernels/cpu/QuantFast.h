@@ -84,14 +84,19 @@ public:
   int64_t lanes = 0;  ///< floats per vector of the level (16 or 8)
   int64_t chunks = 0; ///< vectors of codes per weight row
   int64_t xpStride = 0, sxStride = 0;
-  std::vector<float> xp; ///< [n][chunks][codes per lane][lanes]
-  std::vector<float> sx; ///< [n][sxStride] Σx per group, zero padded
+  float *xp = nullptr; ///< [n][chunks][codes per lane][lanes], 64-byte aligned
+  float *sx = nullptr; ///< [n][sxStride] Σx per group, zero padded, aligned
   std::vector<int8_t> q; ///< int8 activations [n][k], in code order
   std::vector<float> qscale;
   std::vector<int32_t> qsum;
 
+  PackedActivations() = default;
+  PackedActivations(const PackedActivations &) = delete;
+  PackedActivations &operator=(const PackedActivations &) = delete;
+
 private:
   bool ready_ = false;
+  std::vector<float> buf_; ///< holds xp and sx
 };
 
 /// linearPackedSerial() for the rows prepared in `a` (a.ready()), columns
