@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SECONDS_PER_TARGET="${1:-120}"
 BUILD="${2:-$ROOT/build}"
 OUT="$BUILD/fuzz"
-mkdir -p "$OUT/corpus/plan" "$OUT/corpus/tensorproto"
+mkdir -p "$OUT/corpus/plan" "$OUT/corpus/tensorproto" "$OUT/corpus/onnx"
 CXX="${CXX_FUZZ:-clang++}"
 FLAGS=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$ROOT" -I"$BUILD"
@@ -27,13 +27,24 @@ find "$BUILD/test" -name "*.pb" -size -64k 2>/dev/null | head -20 | while read -
   cp "$pb" "$OUT/corpus/tensorproto/$(echo "$pb" | md5sum | cut -c1-12).pb"
 done
 
+# ONNX seeds: the small synthetic fixtures, if present.
+for m in "$ROOT"/../shared/fixtures/onnx/synthetic/*/model.onnx; do
+  [ -f "$m" ] && cp "$m" "$OUT/corpus/onnx/$(basename "$(dirname "$m")").onnx"
+done
+
 status=0
-for target in plan_loader tensorproto; do
+for target in plan_loader tensorproto onnx_wirescan; do
   echo "fuzz: building fuzz_$target"
-  # shellcheck disable=SC2086
-  "$CXX" "${FLAGS[@]}" "$ROOT/test/fuzz/fuzz_$target.cpp" $SOURCES -ltbb \
-    -o "$OUT/fuzz_$target"
-  corpus="$OUT/corpus/${target/plan_loader/plan}"
+  if [ "$target" = onnx_wirescan ]; then
+    "$CXX" "${FLAGS[@]}" "$ROOT/test/fuzz/fuzz_$target.cpp" \
+      "$ROOT/frontends/onnx/WireScan.cpp" -o "$OUT/fuzz_$target"
+    corpus="$OUT/corpus/onnx"
+  else
+    # shellcheck disable=SC2086
+    "$CXX" "${FLAGS[@]}" "$ROOT/test/fuzz/fuzz_$target.cpp" $SOURCES -ltbb \
+      -o "$OUT/fuzz_$target"
+    corpus="$OUT/corpus/${target/plan_loader/plan}"
+  fi
   echo "fuzz: running fuzz_$target for ${SECONDS_PER_TARGET}s"
   if ! (cd "$OUT" && ./"fuzz_$target" -max_total_time="$SECONDS_PER_TARGET" \
           -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 "$corpus" \
