@@ -30,6 +30,9 @@ namespace {
 
 constexpr int codesPerLane(int bits) { return bits == 3 ? 8 : 32 / bits; }
 
+/// As in QuantFast.cpp.
+constexpr int64_t kPrefetchBytes = 16384;
+
 MOE_T256_INLINE float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -73,36 +76,44 @@ template <int B, int J> MOE_T256_INLINE __m256 codeAt256(__m256i d) {
         _mm256_and_si256(d, _mm256_set1_epi32(((1 << B) - 1) << (B * J))));
 }
 
+/// Position J of the lanes of one weight row's chunk (column c) times R
+/// rows of x.
 template <int B, int R, int C, int NA, int J>
-MOE_T256_INLINE void position256(const __m256i (&d)[C],
-                                 const float *const (&x)[R], int64_t off,
-                                 __m256 (&acc)[R][C][NA]) {
-  __m256 xv[R];
+MOE_T256_INLINE void position256(__m256i d, int c, const float *const (&x)[R],
+                                 int64_t off, __m256 (&acc)[R][C][NA]) {
+  __m256 w = codeAt256<B, J>(d);
   for (int r = 0; r < R; ++r)
-    xv[r] = _mm256_loadu_ps(x[r] + off + 8 * J);
-  for (int c = 0; c < C; ++c) {
-    __m256 w = codeAt256<B, J>(d[c]);
-    for (int r = 0; r < R; ++r)
-      acc[r][c][J % NA] = _mm256_fmadd_ps(w, xv[r], acc[r][c][J % NA]);
-  }
+    acc[r][c][J % NA] = _mm256_fmadd_ps(
+        w, _mm256_loadu_ps(x[r] + off + 8 * J), acc[r][c][J % NA]);
 }
 
-/// Chunk `ch` of C weight rows; `limit[c]`: bytes from the start of row c
-/// to the end of the codes.
-template <int B, int R, int C, int NA, int... J>
+/// Chunk `ch` of C weight rows times R rows of x into acc. Checked: the
+/// last chunks of the matrix (`limit[c]`: bytes from row c to the end of
+/// the codes); otherwise the loads are inside the codes and the rows are
+/// prefetched ahead (never past `pfLast`).
+template <int B, int R, int C, int NA, bool Checked, int... J>
 MOE_T256_INLINE void chunk256(const uint8_t *const (&rows)[C], int64_t ch,
-                              const int64_t (&limit)[C],
+                              const int64_t (&limit)[C], const uint8_t *pfLast,
                               const float *const (&x)[R],
                               __m256 (&acc)[R][C][NA],
                               std::integer_sequence<int, J...>) {
   constexpr int P = codesPerLane(B), CB = B == 3 ? 24 : 32;
   // The 3-bit loads read 28 bytes from a chunk's start.
   constexpr int kRead = B == 3 ? 28 : 32;
-  __m256i d[C];
-  for (int c = 0; c < C; ++c)
-    d[c] = loadChunk256<B>(rows[c] + ch * CB, limit[c] - ch * CB,
-                           ch * CB + kRead <= limit[c]);
-  (position256<B, R, C, NA, J>(d, x, ch * P * 8, acc), ...);
+  for (int c = 0; c < C; ++c) {
+    const uint8_t *at = rows[c] + ch * CB;
+    __m256i d;
+    if constexpr (Checked) {
+      d = loadChunk256<B>(at, limit[c] - ch * CB,
+                          ch * CB + kRead <= limit[c]);
+    } else {
+      const uint8_t *pf = at + kPrefetchBytes;
+      _mm_prefetch(reinterpret_cast<const char *>(pf < pfLast ? pf : pfLast),
+                   _MM_HINT_T0);
+      d = loadChunk256<B>(at, CB, true);
+    }
+    (position256<B, R, C, NA, J>(d, c, x, ch * P * 8, acc), ...);
+  }
 }
 
 template <int R, int C, int NA>
@@ -121,152 +132,209 @@ MOE_T256_INLINE __m256 sumAcc(const __m256 (&acc)[R][C][NA], int r, int c) {
   return s;
 }
 
-template <int C>
-MOE_T256 void scales256(const detail::DecodeProduct &p, int64_t col, float *sf,
-                        float *szf, int64_t stride) {
+/// Scales (as floats) and zero points of `count` (≤ 8) groups from `at`,
+/// zero past them: vector loads inside the arrays, else element by element.
+MOE_T256_INLINE void groups8(const detail::DecodeProduct &p, int64_t at,
+                             int64_t count, __m256 &scale, __m256 &zero) {
   const QuantFormat &f = p.a->format;
-  const int64_t gpr = p.groupsPerRow;
   const float mid = float(1 << (f.bits - 1));
-  for (int c = 0; c < C; ++c) {
-    const int64_t base = (col + c) * gpr;
-    float *s = sf + c * stride, *sz = szf + c * stride;
-    int64_t g = 0;
-    for (; g + 8 <= gpr; g += 8) {
-      __m256 v =
-          f.f16Scales
-              ? _mm256_cvtph_ps(_mm_loadu_si128(
-                    reinterpret_cast<const __m128i *>(p.scales + 2 * (base + g))))
-              : _mm256_loadu_ps(
-                    reinterpret_cast<const float *>(p.scales) + base + g);
-      __m256 z = _mm256_set1_ps(mid);
-      if (f.zeroPoints)
-        z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-            reinterpret_cast<const __m128i *>(p.zeros + base + g))));
-      _mm256_storeu_ps(s + g, v);
-      _mm256_storeu_ps(sz + g, _mm256_mul_ps(v, z));
-    }
-    for (; g < gpr; ++g) {
-      float v;
-      if (f.f16Scales) {
-        uint16_t h;
-        std::memcpy(&h, p.scales + 2 * (base + g), 2);
-        v = halfToFloat(h);
-      } else {
-        std::memcpy(&v, p.scales + 4 * (base + g), 4);
-      }
-      s[g] = v;
-      sz[g] = v * (f.zeroPoints ? float(p.zeros[base + g]) : mid);
-    }
-    for (; g < stride; ++g)
-      s[g] = sz[g] = 0.0f;
+  if (count == 8 && at + 8 <= p.outFeatures * p.groupsPerRow) {
+    scale = f.f16Scales
+                ? _mm256_cvtph_ps(_mm_loadu_si128(
+                      reinterpret_cast<const __m128i *>(p.scales + 2 * at)))
+                : _mm256_loadu_ps(reinterpret_cast<const float *>(p.scales) +
+                                  at);
+    zero = f.zeroPoints
+               ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                     reinterpret_cast<const __m128i *>(p.zeros + at))))
+               : _mm256_set1_ps(mid);
+    return;
   }
+  alignas(32) float s[8] = {}, z[8] = {};
+  for (int64_t i = 0; i < count; ++i) {
+    if (f.f16Scales) {
+      uint16_t h;
+      std::memcpy(&h, p.scales + 2 * (at + i), 2);
+      s[i] = halfToFloat(h);
+    } else {
+      std::memcpy(&s[i], p.scales + 4 * (at + i), 4);
+    }
+    z[i] = f.zeroPoints ? float(p.zeros[at + i]) : mid;
+  }
+  scale = _mm256_load_ps(s);
+  zero = _mm256_load_ps(z);
 }
 
+/// The scale of group `at` in every lane.
+MOE_T256_INLINE __m256 scale1(const detail::DecodeProduct &p, int64_t at) {
+  if (p.a->format.f16Scales) {
+    uint16_t h;
+    std::memcpy(&h, p.scales + 2 * at, 2);
+    return _mm256_cvtph_ps(_mm_set1_epi16(short(h)));
+  }
+  return _mm256_broadcast_ss(reinterpret_cast<const float *>(p.scales) + at);
+}
+
+template <int R, int C, int NA>
+MOE_T256_INLINE void foldGroup(const detail::DecodeProduct &p, int64_t col,
+                               int64_t gi, __m256 (&acc)[R][C][NA],
+                               __m256 (&tot)[R][C]) {
+  for (int c = 0; c < C; ++c) {
+    __m256 s = scale1(p, (col + c) * p.groupsPerRow + gi);
+    for (int r = 0; r < R; ++r)
+      tot[r][c] = _mm256_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+  }
+  clearAcc(acc);
+}
+
+/// Chunk ch holds gpc groups (lane l: group l·gpc/8).
+template <int R, int C, int NA>
+MOE_T256_INLINE void foldLanes(const detail::DecodeProduct &p, int64_t col,
+                               int64_t ch, int64_t gpc, __m256i lanes,
+                               __m256 (&acc)[R][C][NA], __m256 (&tot)[R][C]) {
+  const int64_t rem = p.groupsPerRow - ch * gpc;
+  for (int c = 0; c < C; ++c) {
+    __m256 s, z;
+    groups8(p, (col + c) * p.groupsPerRow + ch * gpc, rem >= gpc ? gpc : rem,
+            s, z);
+    s = _mm256_permutevar8x32_ps(s, lanes);
+    for (int r = 0; r < R; ++r)
+      tot[r][c] = _mm256_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+  }
+  clearAcc(acc);
+}
+
+/// Decode product of all R rows of x with weight rows [from, to) in blocks
+/// of C.
 template <int B, int R, int C>
-MOE_T256 void tile256(const detail::DecodeProduct &p, int64_t r0, int64_t col,
-                      const float *sf, const float *szf, int64_t stride) {
+MOE_T256 void rows256(const detail::DecodeProduct &p, int64_t from,
+                      int64_t to) {
   constexpr int P = codesPerLane(B), E = 8 * P;
+  constexpr int64_t CB = B == 3 ? 24 : 32, kRead = B == 3 ? 28 : 32;
   constexpr int NA = R == 1 ? 2 : 1;
   using Positions = std::make_integer_sequence<int, P>;
   const PackedActivations &a = *p.a;
   const int64_t chunks = a.chunks, g = a.format.groupSize;
+  const int64_t gpr = p.groupsPerRow;
   const float *x[R];
   for (int r = 0; r < R; ++r)
-    x[r] = a.xp + (r0 + r) * a.xpStride;
-  // Reads may run past a row (into codes that meet zeros of x') but not
-  // past the last row of the matrix.
-  const uint8_t *rows[C];
-  int64_t limit[C];
-  for (int c = 0; c < C; ++c) {
-    rows[c] = p.codes + (col + c) * p.rowBytes;
-    limit[c] = (p.outFeatures - col - c) * p.rowBytes;
-  }
+    x[r] = a.xp + r * a.xpStride;
+  const int64_t cpg = g >= E ? g / E : 1, gpc = g < E ? E / g : 1;
+  alignas(32) int32_t idx[8];
+  for (int l = 0; l < 8; ++l)
+    idx[l] = int32_t(l * gpc / 8);
+  const __m256i lanes =
+      _mm256_load_si256(reinterpret_cast<const __m256i *>(idx));
+  const uint8_t *pfLast = p.codes + p.c1 * p.rowBytes - 64;
 
-  __m256 tot[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      tot[r][c] = _mm256_setzero_ps();
-  for (int64_t gb = 0; gb < a.sxStride; gb += 8)
+  for (int64_t col = from; col < to; col += C) {
+    const uint8_t *rows[C];
+    int64_t limit[C];
     for (int c = 0; c < C; ++c) {
-      __m256 sz = _mm256_loadu_ps(szf + c * stride + gb);
-      for (int r = 0; r < R; ++r)
-        tot[r][c] = _mm256_fnmadd_ps(
-            sz, _mm256_loadu_ps(a.sx + (r0 + r) * a.sxStride + gb),
-            tot[r][c]);
+      rows[c] = p.codes + (col + c) * p.rowBytes;
+      limit[c] = (p.outFeatures - col - c) * p.rowBytes;
     }
+    const int64_t plain = std::min(
+        chunks, limit[C - 1] >= kRead ? (limit[C - 1] - kRead) / CB + 1 : 0);
 
-  __m256 acc[R][C][NA];
-  if (g >= E) {
-    const int64_t cpg = g / E;
-    for (int64_t gi = 0; gi < p.groupsPerRow; ++gi) {
-      clearAcc(acc);
-      const int64_t ch1 = std::min(chunks, (gi + 1) * cpg);
-      for (int64_t ch = gi * cpg; ch < ch1; ++ch)
-        chunk256<B, R, C, NA>(rows, ch, limit, x, acc, Positions());
+    // Start from −Σ_g s·z·Σx.
+    __m256 tot[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        tot[r][c] = _mm256_setzero_ps();
+    for (int64_t gb = 0; gb < gpr; gb += 8)
       for (int c = 0; c < C; ++c) {
-        __m256 s = _mm256_broadcast_ss(sf + c * stride + gi);
+        __m256 sc, z;
+        groups8(p, (col + c) * gpr + gb, std::min<int64_t>(8, gpr - gb), sc,
+                z);
+        __m256 sz = _mm256_mul_ps(sc, z);
         for (int r = 0; r < R; ++r)
-          tot[r][c] = _mm256_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+          tot[r][c] = _mm256_fnmadd_ps(
+              sz, _mm256_loadu_ps(a.sx + r * a.sxStride + gb), tot[r][c]);
+      }
+
+    __m256 acc[R][C][NA];
+    clearAcc(acc);
+    int64_t ch = 0;
+    if (gpc > 1) {
+      for (; ch < plain; ++ch) {
+        chunk256<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                     Positions());
+        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+      }
+      for (; ch < chunks; ++ch) {
+        chunk256<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                    Positions());
+        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+      }
+    } else if (cpg == 1) {
+      for (; ch < plain; ++ch) {
+        chunk256<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                     Positions());
+        foldGroup(p, col, ch, acc, tot);
+      }
+      for (; ch < chunks; ++ch) {
+        chunk256<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                    Positions());
+        foldGroup(p, col, ch, acc, tot);
+      }
+    } else {
+      int64_t gi = 0;
+      for (; (gi + 1) * cpg <= plain; ++gi) {
+        for (ch = gi * cpg; ch < (gi + 1) * cpg; ++ch)
+          chunk256<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
+                                       Positions());
+        foldGroup(p, col, gi, acc, tot);
+      }
+      for (; gi < gpr; ++gi) {
+        for (ch = gi * cpg; ch < std::min(chunks, (gi + 1) * cpg); ++ch)
+          chunk256<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
+                                      Positions());
+        foldGroup(p, col, gi, acc, tot);
       }
     }
-  } else {
-    const int64_t gpc = E / g;
-    alignas(32) int32_t idx[8];
-    for (int l = 0; l < 8; ++l)
-      idx[l] = int32_t(l * gpc / 8);
-    const __m256i lanesGroup =
-        _mm256_load_si256(reinterpret_cast<const __m256i *>(idx));
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      clearAcc(acc);
-      chunk256<B, R, C, NA>(rows, ch, limit, x, acc, Positions());
-      for (int c = 0; c < C; ++c) {
-        __m256 s = _mm256_permutevar8x32_ps(
-            _mm256_loadu_ps(sf + c * stride + ch * gpc), lanesGroup);
-        for (int r = 0; r < R; ++r)
-          tot[r][c] = _mm256_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
-      }
-    }
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        p.y[r * p.outFeatures + col + c] =
+            hsum256(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
   }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      p.y[(r0 + r) * p.outFeatures + col + c] =
-          hsum256(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
 }
 
-template <int B, int C>
-MOE_T256 void columns256(const detail::DecodeProduct &p, int64_t col) {
-  const int64_t stride = p.a->sxStride + 16;
-  float *sf = p.scratch, *szf = p.scratch + 4 * stride;
-  scales256<C>(p, col, sf, szf, stride);
-  const int64_t n = p.a->n;
-  for (int64_t r0 = 0; r0 < n; r0 += 4) {
-    switch (std::min<int64_t>(4, n - r0)) {
-    case 1:
-      tile256<B, 1, C>(p, r0, col, sf, szf, stride);
-      break;
-    case 2:
-      tile256<B, 2, C>(p, r0, col, sf, szf, stride);
-      break;
-    case 3:
-      tile256<B, 3, 1>(p, r0, col, sf, szf, stride);
-      if constexpr (C == 2)
-        tile256<B, 3, 1>(p, r0, col + 1, sf + stride, szf + stride, stride);
-      break;
-    default:
-      tile256<B, 4, 1>(p, r0, col, sf, szf, stride);
-      if constexpr (C == 2)
-        tile256<B, 4, 1>(p, r0, col + 1, sf + stride, szf + stride, stride);
-      break;
-    }
-  }
+template <int B, int R, int C> void blocks256(const detail::DecodeProduct &p) {
+  const int64_t mid = p.c0 + (p.c1 - p.c0) / C * C;
+  if (mid > p.c0)
+    rows256<B, R, C>(p, p.c0, mid);
+  if constexpr (C > 1)
+    if (mid < p.c1)
+      rows256<B, R, 1>(p, mid, p.c1);
 }
 
 template <int B> void decode256(const detail::DecodeProduct &p) {
-  int64_t col = p.c0;
-  for (; col + 2 <= p.c1; col += 2)
-    columns256<B, 2>(p, col);
-  for (; col < p.c1; ++col)
-    columns256<B, 1>(p, col);
+  // All rows of x at once (the weights are read once); two weight rows per
+  // block for one or two rows of x (16 registers).
+  switch (p.a->n) {
+  case 1:
+    blocks256<B, 1, 2>(p);
+    break;
+  case 2:
+    blocks256<B, 2, 2>(p);
+    break;
+  case 3:
+    blocks256<B, 3, 1>(p);
+    break;
+  case 4:
+    blocks256<B, 4, 1>(p);
+    break;
+  case 5:
+    blocks256<B, 5, 1>(p);
+    break;
+  case 6:
+    blocks256<B, 6, 1>(p);
+    break;
+  default:
+    blocks256<B, 7, 1>(p);
+    break;
+  }
 }
 
 template <int R, int C>

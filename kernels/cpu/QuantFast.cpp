@@ -125,34 +125,34 @@ bool setQuantInt8Activations(bool enable) {
 
 namespace {
 
-/// The int8 activations of the VNNI path: per row and weight group, scale
-/// max|x| / 127; 4 bits: each 32-element chunk as its 16 even then 16 odd
-/// elements (the order of unpacked low/high nibbles).
+/// The int8 activations of the VNNI path (see PackedActivations::q).
 void quantizeActivations(PackedActivations &a) {
-  const int64_t n = a.n, k = a.k, g = a.format.groupSize, groups = k / g;
-  a.q.resize(size_t(n * k));
-  a.qscale.resize(size_t(n * groups));
-  a.qsum.resize(size_t(n * groups));
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t gi = 0; gi < groups; ++gi) {
-      const float *xs = a.x + r * k + gi * g;
+  const int64_t n = a.n, k = a.k, g = a.format.groupSize;
+  const int64_t E = a.format.bits == 4 ? 128 : 64, perLane = E / 16;
+  for (int64_t r = 0; r < n; ++r) {
+    int8_t *q = a.q + r * a.qStride;
+    float *xs = a.xs + r * a.chunks * 16;
+    for (int64_t gi = 0; gi * g < k; ++gi) {
+      const float *xg = a.x + r * k + gi * g;
       float amax = 0;
       for (int64_t i = 0; i < g; ++i)
-        amax = std::max(amax, std::fabs(xs[i]));
-      float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        amax = std::max(amax, std::fabs(xg[i]));
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
       int32_t sum = 0;
-      int8_t *out = a.q.data() + r * k + gi * g;
-      for (int64_t c = 0; c < g; c += 32)
-        for (int64_t i = 0; i < 32; ++i) {
-          int64_t src =
-              a.format.bits == 4 ? (i < 16 ? 2 * i : 2 * (i - 16) + 1) : i;
-          int32_t v = int32_t(std::lround(xs[c + src] * inv));
-          out[c + i] = int8_t(std::clamp(v, -127, 127));
-          sum += out[c + i];
-        }
-      a.qscale[size_t(r * groups + gi)] = amax / 127.0f;
-      a.qsum[size_t(r * groups + gi)] = sum;
+      for (int64_t i = 0; i < g; ++i) {
+        const int64_t e = gi * g + i, ch = e / E, in = e % E;
+        // 4 bits: even elements to the low-nibble half, odd to the high.
+        const int64_t at =
+            ch * E + (a.format.bits == 4 ? (in % 2) * 64 + in / 2 : in);
+        int32_t v = std::clamp(int32_t(std::lround(xg[i] * inv)), -127, 127);
+        q[at] = int8_t(v);
+        sum += v;
+        if (in % perLane == 0)
+          xs[ch * 16 + in / perLane] = scale;
+      }
+      a.sx[r * a.sxStride + gi] = scale * float(sum);
     }
+  }
 }
 
 } // namespace
@@ -166,8 +166,22 @@ bool PackedActivations::prepare(const float *xIn, int64_t nIn, int64_t kIn,
       !isValidQuantFormat(f))
     return false;
   x = xIn, n = nIn, k = kIn, format = f, level = lv;
-  int8 = vnniApplies(f, lv) && k % f.groupSize == 0;
+  const int64_t groups = (k + f.groupSize - 1) / f.groupSize;
+  sxStride = (groups + 15) / 16 * 16;
+  // The VNNI path takes whole 64-byte chunks of codes and whole groups.
+  const int64_t E8 = f.bits == 4 ? 128 : 64;
+  int8 = vnniApplies(f, lv) && k % E8 == 0 && k % f.groupSize == 0;
   if (int8) {
+    lanes = 16;
+    chunks = k / E8;
+    qStride = k;
+    buf_.assign(size_t(n * (sxStride + chunks * 16) + 16), 0.0f);
+    float *base = buf_.data();
+    base += (16 - (reinterpret_cast<uintptr_t>(base) / 4) % 16) % 16;
+    sx = base;
+    xs = base + n * sxStride;
+    qBuf_.assign(size_t(n * qStride + 64), 0);
+    q = qBuf_.data() + (64 - reinterpret_cast<uintptr_t>(qBuf_.data()) % 64) % 64;
     quantizeActivations(*this);
     ready_ = true;
     return true;
@@ -177,8 +191,6 @@ bool PackedActivations::prepare(const float *xIn, int64_t nIn, int64_t kIn,
   const int64_t E = lanes * P;
   chunks = (k + E - 1) / E;
   xpStride = chunks * E;
-  const int64_t groups = (k + f.groupSize - 1) / f.groupSize;
-  sxStride = (groups + 15) / 16 * 16;
   // xp then sx, each at a multiple of 64 bytes (both strides are multiples
   // of 16 floats): every vector load of the kernels stays in one line.
   buf_.assign(size_t(n * (xpStride + sxStride) + 16), 0.0f);
@@ -218,15 +230,6 @@ bool PackedActivations::matches(const float *xIn, int64_t nIn, int64_t kIn,
          format.zeroPoints == f.zeroPoints;
 }
 
-namespace detail {
-
-int64_t decodeScratchFloats(const PackedActivations &a) {
-  // Scales and scale·zero of up to 4 columns, zero padded past the groups
-  // (the per-lane scale vectors read 16 floats from any group).
-  return 2 * 4 * (a.sxStride + 16);
-}
-
-} // namespace detail
 
 //===----------------------------------------------------------------------===//
 // AVX-512
@@ -367,6 +370,20 @@ MOE_T512_INLINE __m512 zeros16(const detail::DecodeProduct &p, int64_t at,
       inside ? _mm_loadu_si128(reinterpret_cast<const __m128i *>(p.zeros + at))
              : _mm512_castsi512_si128(
                    _mm512_maskz_loadu_epi8(__mmask64(m), p.zeros + at))));
+}
+
+/// The scale of group `at` in every lane, for a known scale type.
+template <bool F16>
+MOE_T512_INLINE __m512 scale1As(const detail::DecodeProduct &p, int64_t at) {
+  if constexpr (F16) {
+    uint16_t h;
+    std::memcpy(&h, p.scales + 2 * at, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16(short(h)));
+  } else {
+    float f;
+    std::memcpy(&f, p.scales + 4 * at, 4);
+    return _mm512_set1_ps(f);
+  }
 }
 
 /// The scale of group `at` in every lane.
@@ -634,63 +651,186 @@ void decodeAvx512(const DecodeProduct &p) {
 
 namespace {
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,avx2"))) void
-columnVnni(const PackedActivations &a, int64_t r, const uint8_t *codes,
-           const uint8_t *scales, const uint8_t *zeros, int64_t groupsPerRow,
-           int64_t col, float bias, float *out) {
-  const QuantFormat &f = a.format;
-  const int64_t k = a.k;
-  __m256 facc = _mm256_setzero_ps();
-  float correction = 0;
-  const int8_t *xq = a.q.data() + r * k;
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  const int32_t mid = 1 << (f.bits - 1);
-  for (int64_t g = 0; g < groupsPerRow; ++g) {
-    int64_t gi = col * groupsPerRow + g;
-    float scale;
-    if (f.f16Scales) {
-      uint16_t h;
-      std::memcpy(&h, scales + 2 * gi, 2);
-      scale = halfToFloat(h);
+#define MOE_TVNNI                                                              \
+  __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define MOE_TVNNI_INLINE                                                       \
+  __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline
+
+/// Chunk `ch` of C weight rows for the VNNI path: int8 dot products of 4
+/// codes per lane with the activations (vpdpbusd), scaled per lane by the
+/// weight and activation scales of the lane's group, into tot. Lanes: the
+/// chunk holds gpc groups (lane l: group l·gpc/16); otherwise all its lanes
+/// are group `gi`. Checked: the last chunks of the matrix (see chunk512).
+template <int B, int R, int C, bool F16, bool Checked, bool Lanes>
+MOE_TVNNI_INLINE void vnniChunk(const detail::DecodeProduct &p, int64_t col,
+                                const uint8_t *const (&rows)[C], int64_t ch,
+                                int64_t gi, const int64_t (&limit)[C],
+                                const uint8_t *pfLast, int64_t gpc,
+                                __m512i lanes, __m512 (&tot)[R][C]) {
+  constexpr int E = B == 4 ? 128 : 64;
+  const PackedActivations &a = *p.a;
+  const int64_t gpr = p.groupsPerRow;
+  for (int c = 0; c < C; ++c) {
+    const uint8_t *at = rows[c] + ch * 64;
+    __m512i d;
+    if constexpr (Checked) {
+      const int64_t left = limit[c] - ch * 64;
+      d = left >= 64 ? _mm512_loadu_si512(at)
+                     : _mm512_maskz_loadu_epi8(__mmask64((1ull << left) - 1),
+                                               at);
     } else {
-      std::memcpy(&scale, scales + 4 * gi, 4);
+      const uint8_t *pf = at + kPrefetchBytes;
+      _mm_prefetch(reinterpret_cast<const char *>(pf < pfLast ? pf : pfLast),
+                   _MM_HINT_T0);
+      d = _mm512_loadu_si512(at);
     }
-    int32_t zero = f.zeroPoints ? zeros[gi] : mid;
-    __m256i iacc = _mm256_setzero_si256();
-    int64_t base = g * f.groupSize;
-    for (int64_t j = base; j < base + f.groupSize; j += 32) {
-      __m256i c;
-      if (f.bits == 8) {
-        c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(codes + j));
-      } else {
-        __m128i b =
-            _mm_loadu_si128(reinterpret_cast<const __m128i *>(codes + j / 2));
-        __m128i lo = _mm_and_si128(b, mask);
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask);
-        c = _mm256_set_m128i(hi, lo);
-      }
-      __m256i xv =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xq + j));
-      iacc = _mm256_dpbusd_epi32(iacc, c, xv);
+    __m512 sw;
+    if constexpr (Lanes) {
+      const int64_t rem = gpr - ch * gpc;
+      sw = _mm512_permutexvar_ps(
+          lanes, scales16(p, (col + c) * gpr + ch * gpc,
+                          __mmask16((1u << (rem >= gpc ? gpc : rem)) - 1)));
+    } else {
+      sw = scale1As<F16>(p, (col + c) * gpr + gi);
     }
-    int64_t ag = r * (k / f.groupSize) + g;
-    float s = scale * a.qscale[size_t(ag)];
-    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc), _mm256_set1_ps(s), facc);
-    correction += s * float(zero) * float(a.qsum[size_t(ag)]);
+    __m512i lo = d, hi = d;
+    if constexpr (B == 4) {
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+      lo = _mm512_and_si512(d, low4);
+      hi = _mm512_and_si512(_mm512_srli_epi16(d, 4), low4);
+    }
+    for (int r = 0; r < R; ++r) {
+      const int8_t *q = a.q + r * a.qStride + ch * E;
+      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                      _mm512_load_si512(q));
+      if constexpr (B == 4)
+        s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(q + 64));
+      tot[r][c] = _mm512_fmadd_ps(
+          _mm512_cvtepi32_ps(s),
+          _mm512_mul_ps(sw, _mm512_load_ps(a.xs + (r * a.chunks + ch) * 16)),
+          tot[r][c]);
+    }
   }
-  __m128 h =
-      _mm_add_ps(_mm256_castps256_ps128(facc), _mm256_extractf128_ps(facc, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  *out = _mm_cvtss_f32(h) - correction + bias;
+}
+
+/// The VNNI product of all R rows of x with weight rows [from, to) in
+/// blocks of C; the zero points come off per group at the start
+/// (s_w · z · s_x · Σq).
+template <int B, int R, int C, bool F16>
+MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
+                        int64_t to) {
+  constexpr int E = B == 4 ? 128 : 64;
+  const PackedActivations &a = *p.a;
+  const int64_t chunks = a.chunks, g = a.format.groupSize;
+  const int64_t gpr = p.groupsPerRow;
+  const int64_t cpg = g >= E ? g / E : 1, gpc = g < E ? E / g : 1;
+  alignas(64) int32_t idx[16];
+  for (int l = 0; l < 16; ++l)
+    idx[l] = int32_t(l * gpc / 16);
+  const __m512i lanes = _mm512_load_si512(idx);
+  const uint8_t *pfLast = p.codes + p.c1 * p.rowBytes - 64;
+  for (int64_t col = from; col < to; col += C) {
+    const uint8_t *rows[C];
+    int64_t limit[C];
+    for (int c = 0; c < C; ++c) {
+      rows[c] = p.codes + (col + c) * p.rowBytes;
+      limit[c] = (p.outFeatures - col - c) * p.rowBytes;
+    }
+    const int64_t plain = std::min(
+        chunks, limit[C - 1] >= 64 ? (limit[C - 1] - 64) / 64 + 1 : 0);
+    __m512 tot[R][C];
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        tot[r][c] = _mm512_setzero_ps();
+    for (int64_t gb = 0; gb < gpr; gb += 16) {
+      const int64_t rem = gpr - gb;
+      const __mmask16 m =
+          rem >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rem) - 1);
+      for (int c = 0; c < C; ++c) {
+        const int64_t at = (col + c) * gpr + gb;
+        __m512 sz = _mm512_mul_ps(scales16(p, at, m), zeros16(p, at, m));
+        for (int r = 0; r < R; ++r)
+          tot[r][c] = _mm512_fnmadd_ps(
+              sz, _mm512_load_ps(a.sx + r * a.sxStride + gb), tot[r][c]);
+      }
+    }
+    if (gpc > 1) {
+      int64_t ch = 0;
+      for (; ch < plain; ++ch)
+        vnniChunk<B, R, C, F16, false, true>(p, col, rows, ch, 0, limit, pfLast,
+                                        gpc, lanes, tot);
+      for (; ch < chunks; ++ch)
+        vnniChunk<B, R, C, F16, true, true>(p, col, rows, ch, 0, limit, pfLast,
+                                       gpc, lanes, tot);
+    } else {
+      // cpg chunks per group (the prepared x has whole groups).
+      int64_t ch = 0;
+      for (int64_t gi = 0; gi < gpr; ++gi)
+        for (int64_t i = 0; i < cpg; ++i, ++ch) {
+          if (ch < plain)
+            vnniChunk<B, R, C, F16, false, false>(p, col, rows, ch, gi, limit,
+                                             pfLast, gpc, lanes, tot);
+          else
+            vnniChunk<B, R, C, F16, true, false>(p, col, rows, ch, gi, limit,
+                                            pfLast, gpc, lanes, tot);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c)
+        p.y[r * p.outFeatures + col + c] =
+            hsum512(tot[r][c]) + (p.bias ? p.bias[col + c] : 0.0f);
+  }
+}
+
+template <int B, int R, bool F16>
+void vnniBlocksAs(const detail::DecodeProduct &p) {
+  constexpr int C = R <= 2 ? 4 : R <= 4 ? 2 : 1;
+  const int64_t mid = p.c0 + (p.c1 - p.c0) / C * C;
+  if (mid > p.c0)
+    vnniRows<B, R, C, F16>(p, p.c0, mid);
+  if constexpr (C > 1)
+    if (mid < p.c1)
+      vnniRows<B, R, 1, F16>(p, mid, p.c1);
+}
+
+template <int B, int R> void vnniBlocks(const detail::DecodeProduct &p) {
+  if (p.a->format.f16Scales)
+    vnniBlocksAs<B, R, true>(p);
+  else
+    vnniBlocksAs<B, R, false>(p);
+}
+
+template <int B> void vnni(const detail::DecodeProduct &p) {
+  switch (p.a->n) {
+  case 1:
+    vnniBlocks<B, 1>(p);
+    break;
+  case 2:
+    vnniBlocks<B, 2>(p);
+    break;
+  case 3:
+    vnniBlocks<B, 3>(p);
+    break;
+  case 4:
+    vnniBlocks<B, 4>(p);
+    break;
+  case 5:
+    vnniBlocks<B, 5>(p);
+    break;
+  case 6:
+    vnniBlocks<B, 6>(p);
+    break;
+  default:
+    vnniBlocks<B, 7>(p);
+    break;
+  }
 }
 
 void decodeVnni(const detail::DecodeProduct &p) {
-  for (int64_t c = p.c0; c < p.c1; ++c)
-    for (int64_t r = 0; r < p.a->n; ++r)
-      columnVnni(*p.a, r, p.codes + c * p.rowBytes, p.scales, p.zeros,
-                 p.groupsPerRow, c, p.bias ? p.bias[c] : 0.0f,
-                 p.y + r * p.outFeatures + c);
+  if (p.a->format.bits == 4)
+    vnni<4>(p);
+  else
+    vnni<8>(p);
 }
 
 //--- prefill: dequantised rows -----------------------------------------------
@@ -792,7 +932,6 @@ void linearPackedPrepared(const PackedActivations &a, const uint8_t *packed,
   if (c0 >= c1)
     return;
   QuantLayout l = quantLayout(f, outFeatures, a.k);
-  thread_local std::vector<float> scratch;
   detail::DecodeProduct p{&a,
                           packed,
                           packed + l.scalesOffset,
@@ -803,18 +942,13 @@ void linearPackedPrepared(const PackedActivations &a, const uint8_t *packed,
                           bias,
                           y,
                           c0,
-                          c1,
-                          nullptr};
+                          c1};
 #ifdef MOE_QUANT_X86
   if (a.int8) {
     decodeVnni(p);
     return;
   }
 #endif
-  size_t need = size_t(detail::decodeScratchFloats(a));
-  if (scratch.size() < need)
-    scratch.resize(need);
-  p.scratch = scratch.data();
   if (a.level == GemmLevel::Avx512)
     detail::decodeAvx512(p);
   else

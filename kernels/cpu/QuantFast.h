@@ -86,9 +86,14 @@ public:
   int64_t xpStride = 0, sxStride = 0;
   float *xp = nullptr; ///< [n][chunks][codes per lane][lanes], 64-byte aligned
   float *sx = nullptr; ///< [n][sxStride] Σx per group, zero padded, aligned
-  std::vector<int8_t> q; ///< int8 activations [n][k], in code order
-  std::vector<float> qscale;
-  std::vector<int32_t> qsum;
+  /// int8: x quantised per row and group (scale max|x| / 127) in the code
+  /// order of a 64-byte chunk ([n][chunks][64], 4 bits: the chunk's even
+  /// elements, then its odd ones: [n][chunks][128]); sx then holds, per row
+  /// and group, scale · Σ of the group's int8 values, and xs per row and
+  /// chunk the scale of each 32-bit lane's group ([n][chunks][16]).
+  int8_t *q = nullptr; ///< 64-byte aligned
+  float *xs = nullptr;
+  int64_t qStride = 0;
 
   PackedActivations() = default;
   PackedActivations(const PackedActivations &) = delete;
@@ -96,7 +101,8 @@ public:
 
 private:
   bool ready_ = false;
-  std::vector<float> buf_; ///< holds xp and sx
+  std::vector<float> buf_;  ///< holds xp and sx (or sx and xs)
+  std::vector<int8_t> qBuf_; ///< holds q
 };
 
 /// linearPackedSerial() for the rows prepared in `a` (a.ready()), columns
@@ -127,11 +133,7 @@ struct DecodeProduct {
   const float *bias;
   float *y;
   int64_t c0, c1;
-  float *scratch; ///< per-thread floats, decodeScratchFloats() of them
 };
-
-/// Scratch floats a decode product needs (scales of a block of columns).
-int64_t decodeScratchFloats(const PackedActivations &a);
 
 void decodeAvx512(const DecodeProduct &p);
 void decodeAvx2(const DecodeProduct &p);

@@ -402,7 +402,7 @@ TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
     kc::QuantFormat f{c.bits, c.group, c.f16, c.zeros};
     std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
     kc::quantizeMatrix(w.data(), out, k, f, packed.data());
-    for (int64_t n : {1, 2, 5}) {
+    for (int64_t n : {1, 2, 3, 5, 7}) {
       std::vector<float> x = randomMatrix(n, k, unsigned(40 + n));
       std::vector<float> y(size_t(n * out), -1);
       kc::linearPackedSerial(x.data(), n, k, packed.data(), f, out,
