@@ -160,6 +160,40 @@ def bw_vector(a):
     return first_bandwidth_line([exe, "1024", str(a.threads), "10"], "readbw")
 
 
+def cpu_clock():
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its waited-for
+    children, wall seconds): the difference of two readings tells how much CPU other
+    processes (other users of a shared machine) took in between."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return ((sum(fields[:8]) - idle) / hz, t.user + t.system + t.children_user + t.children_system,
+            time.monotonic())
+
+
+def others_share(c0, c1):
+    """Share of the machine's CPUs (0..1) used by other processes between two cpu_clock()s."""
+    wall = c1[2] - c0[2]
+    if wall <= 0:
+        return 0.0
+    others = (c1[0] - c0[0]) - (c1[1] - c0[1])
+    return max(0.0, others / (wall * len(os.sched_getaffinity(0))))
+
+
+def wait_quiet(a):
+    """Waits (up to --quiet-wait seconds) until other processes leave the CPUs idle (under
+    --quiet-share of them over 1 s); returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < a.quiet_wait:
+        c0 = cpu_clock()
+        time.sleep(1.0)
+        if others_share(c0, cpu_clock()) < a.quiet_share:
+            break
+    return round(time.monotonic() - start, 1)
+
+
 def median(v):
     s = sorted(v)
     n = len(s)
@@ -201,6 +235,11 @@ def main(argv):
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--quiet-share", type=float, default=0.05,
+                   help="a round counts when other processes used less than this share of "
+                        "the CPUs during it (default 0.05)")
+    p.add_argument("--quiet-wait", type=float, default=60,
+                   help="seconds to wait before a round for the others to go quiet (60)")
     a = p.parse_args(argv)
     if min(a.sets, a.repeat, a.threads, a.rounds) < 1 or a.warmup < 0:
         p.error("--sets, --repeat, --threads and --rounds must be at least 1")
@@ -272,13 +311,15 @@ def main(argv):
                 outdir = os.path.join(work, "out", "%s_%s_T%d" % (wl, form, t))
                 os.makedirs(outdir, exist_ok=True)
                 ort_out = os.path.join(outdir, "ort.f32")
-                rot, fix, ort, bws = [], [], [], []
+                rot, fix, ort, bws, share = [], [], [], [], []
                 try:
                     # Rounds alternate the tools (one process each), so that a slow spell of
                     # this shared machine hits both, with the read bandwidth sampled between
                     # rounds; outputs (of set_0) come from the first round.
                     for rnd in range(a.rounds):
+                        waited = wait_quiet(a)
                         bws.append(bw_vector(a))
+                        c0 = cpu_clock()
                         say("%s %s T=%d, round %d/%d: moe-exec --bench (rotated, fixed), "
                             "ort_bench.js" % (wl, FORM_NAMES[form], t, rnd + 1, a.rounds))
                         bench = [exe, compiled[(wl, form)]["plan"], "--bench", "--json",
@@ -298,13 +339,20 @@ def main(argv):
                         if rnd == 0:
                             cmd += ["--output", ort_out]
                         ort.append(last_json(run(cmd, env=env)))
+                        share.append((round(others_share(c0, cpu_clock()), 3), waited))
                     bws.append(bw_vector(a))
                 except CaseError as e:
                     case["error"] = str(e)
                     continue
 
+                # Rounds during which other processes took CPU time are left out of the
+                # medians, as long as a quiet one remains.
+                used = [i for i in range(a.rounds) if share[i][0] < a.quiet_share]
+                if not used:
+                    used = list(range(a.rounds))
+
                 def summary(rounds, key=None):
-                    rs = [r[key] if key else r for r in rounds]
+                    rs = [rounds[i][key] if key else rounds[i] for i in used]
                     return {"median_ms": round(median([r["median_ms"] for r in rs]), 4),
                             "min_ms": round(min(r["min_ms"] for r in rs), 4),
                             "round_medians_ms": [round(r["median_ms"], 4) for r in rs]}
@@ -319,14 +367,17 @@ def main(argv):
                     "ratio": round(ort[i]["rotated"]["median_ms"] / rot[i]["median_ms"], 3),
                     "fixed_moe_exec_ms": fix[i]["median_ms"],
                     "fixed_ort_ms": ort[i]["fixed"]["median_ms"],
-                    "fixed_ratio": round(ort[i]["fixed"]["median_ms"] / fix[i]["median_ms"], 3)}
+                    "fixed_ratio": round(ort[i]["fixed"]["median_ms"] / fix[i]["median_ms"], 3),
+                    "others_cpu_share": share[i][0], "waited_for_quiet_s": share[i][1],
+                    "used": i in used}
                     for i in range(a.rounds)]
+                case["rounds_used"] = len(used)
                 case["read_bandwidth_gbps_samples"] = bws
                 # The ratio within a round (same machine state), the median over rounds.
                 case["ratio_ort_over_moe_exec"] = round(
-                    median([r["ratio"] for r in case["rounds"]]), 3)
+                    median([r["ratio"] for r in case["rounds"] if r["used"]]), 3)
                 case["fixed_ratio_ort_over_moe_exec"] = round(
-                    median([r["fixed_ratio"] for r in case["rounds"]]), 3)
+                    median([r["fixed_ratio"] for r in case["rounds"] if r["used"]]), 3)
                 got = load_pb(os.path.join(outdir, "moe-exec", "output_0.pb")).astype(np.float64)
                 ref = np.fromfile(ort_out, np.float32).astype(np.float64)
                 if ref.size != got.size:
@@ -364,12 +415,12 @@ def main(argv):
             for who in ("moe_exec", "ort"):
                 c[who]["fraction_of_round_floor"] = round(median([
                     c["touched_bytes"] / (r["read_bandwidth_gbps"] * 1e6) / r[who + "_ms"]
-                    for r in c["rounds"]]), 3)
+                    for r in c["rounds"] if r["used"]]), 3)
 
     # The table.
     hdr = ("workload", "form", "T", "hit", "touched MB", "moe-exec ms", "ORT ms", "ORT/moe",
-           "moe of floor", "ORT of floor", "case GB/s", "fixed: moe ms", "ORT ms", "ORT/moe",
-           "max|diff|/max|ref|")
+           "moe of floor", "ORT of floor", "case GB/s", "quiet", "fixed: moe ms", "ORT ms",
+           "ORT/moe", "max|diff|/max|ref|")
     rows = []
     for c in cases:
         row = ["%s (%s)" % (c["workload"], c["workload_name"]), c["form"], str(c["tokens"]),
@@ -391,6 +442,7 @@ def main(argv):
                     "%.2f" % m["fraction_of_floor"], "%.2f" % o["fraction_of_floor"],
                     "%.0f-%.0f" % (min(c["read_bandwidth_gbps_samples"]),
                                    max(c["read_bandwidth_gbps_samples"])),
+                    "%d/%d" % (c["rounds_used"], a.rounds),
                     "%.3f" % m["fixed"]["median_ms"], "%.3f" % o["fixed"]["median_ms"],
                     "%.2f" % c["fixed_ratio_ort_over_moe_exec"], pstr]
         rows.append(row)
@@ -402,9 +454,10 @@ def main(argv):
           "readbw %.1f); floor = touched bytes / %.1f GB/s" % (a.threads, bw, bw_k, bw_v, bw))
     print("case GB/s: readbw between the rounds of the case (this machine's bandwidth drifts; "
           "the JSON has each round, and fraction_of_round_floor)")
-    print("time: median over %d rounds (tools alternating) of the median of %d runs after %d "
-          "warm-up; ORT/moe: the median of the rounds' ratios; the %d input sets in turn (hit, "
-          "touched: their mean), 'fixed': set_0 only" % (a.rounds, a.repeat, a.warmup, a.sets))
+    print("time: median over the quiet rounds (tools alternating; quiet: other processes used "
+          "< %g of the CPUs) of the median of %d runs after %d warm-up; ORT/moe: the median of "
+          "those rounds' ratios; the %d input sets in turn (hit, touched: their mean), 'fixed': "
+          "set_0 only" % (a.quiet_share, a.repeat, a.warmup, a.sets))
     print("  ".join(h.ljust(w) for h, w in zip(hdr, widths)).rstrip())
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -432,15 +485,20 @@ def main(argv):
                    "(fraction_of_floor); each round against the larger of the samples around "
                    "it gives fraction_of_round_floor (median over rounds)." % (a.threads, a.threads)},
         "settings": {"warmup": a.warmup, "repeat": a.repeat, "rounds": a.rounds,
+                     "quiet_share": a.quiet_share, "quiet_wait": a.quiet_wait,
                      "threads": a.threads,
                      "input_sets_per_T": a.sets,
                      "block_size": manifest["options"].get("block_size", 0)},
         "notes": [
             "median_ms: the median over the rounds (the tools alternate, one process per round) "
             "of each round's median of `repeat` runs after `warmup` runs; "
-            "ratio_ort_over_moe_exec: the median of the rounds' ratios (the two vCPUs of "
-            "this machine are sometimes scheduled so that they run, and read memory, at the "
-            "speed of one core: a round's tools share its state). Both tools cycle "
+            "ratio_ort_over_moe_exec: the median of the rounds' ratios (a round's tools share "
+            "the machine's state). Before each round the script waits (up to quiet_wait s) "
+            "until other processes leave the CPUs idle; a round during which they used "
+            "quiet_share of the CPUs or more (others_cpu_share: busy CPU time of the machine "
+            "minus this script's and its tools') is left out of the medians when a quiet "
+            "round remains (rounds_used). On 2 cores, one busy neighbour halves one of the "
+            "two threads, and both tools then run about 2x slower. Both tools cycle "
             "through the input sets (moe-exec --bench with repeatable --inputs; "
             "ort_bench.js likewise: warm-up run i and timed run i use set i mod sets), so "
             "the routing and the experts read change between runs, as in serving. "

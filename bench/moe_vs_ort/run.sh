@@ -21,7 +21,11 @@
 #      table and writes bench/results/moe-vs-ort-cpu.json.
 # Options (passed to compare.py): --workloads A,B  --forms moe,qmoe  --tokens 1,16,128
 #   --sets N (8: input sets per T, for ORT's rotated timing)  --warmup N (3)  --repeat N (30)
-#   --rounds N (5)  --threads N (2)  --json FILE (default: bench/results/moe-vs-ort-cpu.json).
+#   --rounds N (5)  --threads N (2)  --quiet-share X (0.05)  --quiet-wait S (60)
+#   --json FILE (default: bench/results/moe-vs-ort-cpu.json).
+# On a shared machine each round first waits (up to --quiet-wait s) until other processes
+# leave the CPUs idle, and rounds during which they took --quiet-share of the CPUs or more
+# are left out of the medians when a quiet round remains (the JSON keeps every round).
 # Progress goes to stderr, only when it is a terminal. Takes minutes (B's float32 model is
 # 1.6 GB); not part of tools/check.sh. Exit status 1 when a case fails or fp32 outputs differ.
 set -euo pipefail
@@ -42,9 +46,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --json) [ $# -ge 2 ] || die "--json wants a file"; json="$2"; shift 2 ;;
     --json=*) json="${1#--json=}"; shift ;;
-    --workloads | --forms | --tokens | --sets | --warmup | --repeat | --rounds | --threads)
+    --workloads | --forms | --tokens | --sets | --warmup | --repeat | --rounds | --threads | \
+      --quiet-share | --quiet-wait)
       [ $# -ge 2 ] || die "$1 wants a value"; args+=("$1" "$2"); shift 2 ;;
-    --workloads=* | --forms=* | --tokens=* | --sets=* | --warmup=* | --repeat=* | --rounds=* | --threads=*)
+    --workloads=* | --forms=* | --tokens=* | --sets=* | --warmup=* | --repeat=* | --rounds=* | \
+      --threads=* | --quiet-share=* | --quiet-wait=*)
       args+=("$1"); shift ;;
     -h | --help) sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
