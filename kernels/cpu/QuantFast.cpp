@@ -325,6 +325,40 @@ MOE_T512_INLINE void chunk512(const uint8_t *const (&rows)[C], int64_t ch,
   }
 }
 
+/// Position J of a bulk chunk: x' of row r at x + r·xs.
+template <int B, int R, int C, int NA, int J>
+MOE_T512_INLINE void bulkPosition512(__m512i d, int c, const float *x,
+                                     int64_t xs, __m512 (&acc)[R][C][NA]) {
+  __m512 w = codeAt512<B, J>(d);
+  for (int r = 0; r < R; ++r)
+    acc[r][c][J % NA] = _mm512_fmadd_ps(
+        w, _mm512_loadu_ps(x + r * xs + 16 * J), acc[r][c][J % NA]);
+}
+
+/// A chunk in the bulk of the rows (plain loads; the caller prefetches):
+/// weight row c's codes at `at + c·rb`, x' of row r at x + r·xs.
+template <int B, int R, int C, int NA, int... J>
+MOE_T512_INLINE void bulk512(const uint8_t *at, int64_t rb, const float *x,
+                             int64_t xs, __m512 (&acc)[R][C][NA],
+                             std::integer_sequence<int, J...>) {
+  for (int c = 0; c < C; ++c) {
+    __m512i d = loadChunk512<B>(at + c * rb, true, 64);
+    (bulkPosition512<B, R, C, NA, J>(d, c, x, xs, acc), ...);
+  }
+}
+
+/// Prefetches the C lines at the cursor (a linear run kPrefetchBytes ahead
+/// of the block's codes) unless past `stop`, and advances it by `step`.
+template <int C>
+MOE_T512_INLINE void prefetchRun(const uint8_t *&cursor, const uint8_t *stop,
+                                 int64_t step) {
+  if (cursor < stop)
+    for (int c = 0; c < C; ++c)
+      _mm_prefetch(reinterpret_cast<const char *>(cursor + 64 * c),
+                   _MM_HINT_T0);
+  cursor += step;
+}
+
 template <int R, int C, int NA>
 MOE_T512_INLINE void clearAcc(__m512 (&acc)[R][C][NA]) {
   for (int r = 0; r < R; ++r)
@@ -398,6 +432,28 @@ MOE_T512_INLINE __m512 scale1(const detail::DecodeProduct &p, int64_t at) {
   return _mm512_set1_ps(f);
 }
 
+/// Folds acc into tot with the scale at `sp` (F16 or f32) of weight row 0,
+/// `sp + c·ss` of row c; clears acc.
+template <int R, int C, int NA, bool F16>
+MOE_T512_INLINE void foldAt(const uint8_t *sp, int64_t ss,
+                            __m512 (&acc)[R][C][NA], __m512 (&tot)[R][C]) {
+  for (int c = 0; c < C; ++c) {
+    __m512 s;
+    if constexpr (F16) {
+      uint16_t h;
+      std::memcpy(&h, sp + c * ss, 2);
+      s = _mm512_cvtph_ps(_mm256_set1_epi16(short(h)));
+    } else {
+      float f;
+      std::memcpy(&f, sp + c * ss, 4);
+      s = _mm512_set1_ps(f);
+    }
+    for (int r = 0; r < R; ++r)
+      tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), s, tot[r][c]);
+  }
+  clearAcc(acc);
+}
+
 /// Folds acc into tot with the scale of group `gi` of each row, clears acc.
 template <int R, int C, int NA>
 MOE_T512_INLINE void foldGroup(const detail::DecodeProduct &p, int64_t col,
@@ -430,7 +486,7 @@ MOE_T512_INLINE void foldLanes(const detail::DecodeProduct &p, int64_t col,
 
 /// Decode product of all R rows of x with weight rows [from, to) in blocks
 /// of C (one call per product keeps the constants in registers).
-template <int B, int R, int C>
+template <int B, int R, int C, bool F16>
 MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
                       int64_t to) {
   constexpr int P = codesPerLane(B), E = 16 * P;
@@ -451,6 +507,12 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
     idx[l] = int32_t(l * gpc / 16);
   const __m512i lanes = _mm512_load_si512(idx);
   const uint8_t *pfLast = p.codes + p.c1 * p.rowBytes - 64;
+  // The bulk prefetches a linear run ahead of each block; it stops where a
+  // run of C lines would pass the end of this product's rows.
+  const uint8_t *pfStop = p.codes + p.c1 * p.rowBytes - 64 * C;
+  const int64_t rb = p.rowBytes, xs = a.xpStride;
+  constexpr int64_t esz = F16 ? 2 : 4;
+  const int64_t ss = gpr * esz; // bytes between the scales of two rows
 
   for (int64_t col = from; col < to; col += C) {
     // Reads may run past a row (into codes that meet zeros of x') but not
@@ -486,10 +548,13 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
     __m512 acc[R][C][NA];
     clearAcc(acc);
     int64_t ch = 0;
+    const uint8_t *at = rows[0], *cursor = rows[0] + kPrefetchBytes;
+    const float *xc = a.xp;
+    const uint8_t *sp = p.scales + esz * col * gpr;
     if (gpc > 1) {
-      for (; ch < plain; ++ch) {
-        chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
-                                     Positions());
+      for (; ch < plain; ++ch, at += CB, xc += E) {
+        prefetchRun<C>(cursor, pfStop, C * CB);
+        bulk512<B, R, C, NA>(at, rb, xc, xs, acc, Positions());
         foldLanes(p, col, ch, gpc, lanes, acc, tot);
       }
       for (; ch < chunks; ++ch) {
@@ -498,10 +563,10 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
         foldLanes(p, col, ch, gpc, lanes, acc, tot);
       }
     } else if (cpg == 1) {
-      for (; ch < plain; ++ch) {
-        chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
-                                     Positions());
-        foldGroup(p, col, ch, acc, tot);
+      for (; ch < plain; ++ch, at += CB, xc += E, sp += esz) {
+        prefetchRun<C>(cursor, pfStop, C * CB);
+        bulk512<B, R, C, NA>(at, rb, xc, xs, acc, Positions());
+        foldAt<R, C, NA, F16>(sp, ss, acc, tot);
       }
       for (; ch < chunks; ++ch) {
         chunk512<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
@@ -511,11 +576,12 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
     } else {
       // Groups of cpg chunks (the last group may be partial).
       int64_t gi = 0;
-      for (; (gi + 1) * cpg <= plain; ++gi) {
-        for (ch = gi * cpg; ch < (gi + 1) * cpg; ++ch)
-          chunk512<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
-                                       Positions());
-        foldGroup(p, col, gi, acc, tot);
+      for (; (gi + 1) * cpg <= plain; ++gi, sp += esz) {
+        for (int64_t i = 0; i < cpg; ++i, at += CB, xc += E) {
+          prefetchRun<C>(cursor, pfStop, C * CB);
+          bulk512<B, R, C, NA>(at, rb, xc, xs, acc, Positions());
+        }
+        foldAt<R, C, NA, F16>(sp, ss, acc, tot);
       }
       for (; gi < gpr; ++gi) {
         for (ch = gi * cpg; ch < std::min(chunks, (gi + 1) * cpg); ++ch)
@@ -535,11 +601,19 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
 template <int B, int R, int C>
 void blocks512(const detail::DecodeProduct &p) {
   const int64_t mid = p.c0 + (p.c1 - p.c0) / C * C;
-  if (mid > p.c0)
-    rows512<B, R, C>(p, p.c0, mid);
-  if constexpr (C > 1)
-    if (mid < p.c1)
-      rows512<B, R, 1>(p, mid, p.c1);
+  if (p.a->format.f16Scales) {
+    if (mid > p.c0)
+      rows512<B, R, C, true>(p, p.c0, mid);
+    if constexpr (C > 1)
+      if (mid < p.c1)
+        rows512<B, R, 1, true>(p, mid, p.c1);
+  } else {
+    if (mid > p.c0)
+      rows512<B, R, C, false>(p, p.c0, mid);
+    if constexpr (C > 1)
+      if (mid < p.c1)
+        rows512<B, R, 1, false>(p, mid, p.c1);
+  }
 }
 
 template <int B> void decode512(const detail::DecodeProduct &p) {
@@ -713,6 +787,52 @@ MOE_TVNNI_INLINE void vnniChunk(const detail::DecodeProduct &p, int64_t col,
   }
 }
 
+/// A VNNI chunk in the bulk of the rows (plain loads; the caller
+/// prefetches): weight row c's codes at `at + c·rb`, its scale (group
+/// chunks) at `sp + c·ss`, row r's int8 activations at q + r·qs and lane
+/// scales at xsc + r·xss.
+template <int B, int R, int C, bool F16, bool Lanes>
+MOE_TVNNI_INLINE void vnniBulk(const detail::DecodeProduct &p, int64_t col,
+                               int64_t ch, int64_t gpc, __m512i lanes,
+                               const uint8_t *at, int64_t rb,
+                               const uint8_t *sp, int64_t ss, const int8_t *q,
+                               int64_t qs, const float *xsc, int64_t xss,
+                               __m512 (&tot)[R][C]) {
+  for (int c = 0; c < C; ++c) {
+    __m512i d = _mm512_loadu_si512(at + c * rb);
+    __m512 sw;
+    if constexpr (Lanes) {
+      const int64_t rem = p.groupsPerRow - ch * gpc;
+      sw = _mm512_permutexvar_ps(
+          lanes, scales16(p, (col + c) * p.groupsPerRow + ch * gpc,
+                          __mmask16((1u << (rem >= gpc ? gpc : rem)) - 1)));
+    } else if constexpr (F16) {
+      uint16_t h;
+      std::memcpy(&h, sp + c * ss, 2);
+      sw = _mm512_cvtph_ps(_mm256_set1_epi16(short(h)));
+    } else {
+      float f;
+      std::memcpy(&f, sp + c * ss, 4);
+      sw = _mm512_set1_ps(f);
+    }
+    __m512i lo = d, hi = d;
+    if constexpr (B == 4) {
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+      lo = _mm512_and_si512(d, low4);
+      hi = _mm512_and_si512(_mm512_srli_epi16(d, 4), low4);
+    }
+    for (int r = 0; r < R; ++r) {
+      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                      _mm512_load_si512(q + r * qs));
+      if constexpr (B == 4)
+        s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(q + r * qs + 64));
+      tot[r][c] = _mm512_fmadd_ps(
+          _mm512_cvtepi32_ps(s), _mm512_mul_ps(sw, _mm512_load_ps(xsc + r * xss)),
+          tot[r][c]);
+    }
+  }
+}
+
 /// The VNNI product of all R rows of x with weight rows [from, to) in
 /// blocks of C; the zero points come off per group at the start
 /// (s_w · z · s_x · Σq).
@@ -729,6 +849,10 @@ MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
     idx[l] = int32_t(l * gpc / 16);
   const __m512i lanes = _mm512_load_si512(idx);
   const uint8_t *pfLast = p.codes + p.c1 * p.rowBytes - 64;
+  const uint8_t *pfStop = p.codes + p.c1 * p.rowBytes - 64 * C;
+  const int64_t rb = p.rowBytes, xss = chunks * 16;
+  constexpr int64_t esz = F16 ? 2 : 4;
+  const int64_t ss = gpr * esz;
   for (int64_t col = from; col < to; col += C) {
     const uint8_t *rows[C];
     int64_t limit[C];
@@ -754,26 +878,31 @@ MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
               sz, _mm512_load_ps(a.sx + r * a.sxStride + gb), tot[r][c]);
       }
     }
+    const uint8_t *at = rows[0], *cursor = rows[0] + kPrefetchBytes;
+    const uint8_t *sp = p.scales + esz * col * gpr;
+    const int8_t *qc = a.q;
+    const float *xsc = a.xs;
+    int64_t ch = 0;
     if (gpc > 1) {
-      int64_t ch = 0;
-      for (; ch < plain; ++ch)
-        vnniChunk<B, R, C, F16, false, true>(p, col, rows, ch, 0, limit, pfLast,
-                                        gpc, lanes, tot);
+      for (; ch < plain; ++ch, at += 64, qc += E, xsc += 16) {
+        prefetchRun<C>(cursor, pfStop, C * 64);
+        vnniBulk<B, R, C, F16, true>(p, col, ch, gpc, lanes, at, rb, sp, ss,
+                                     qc, a.qStride, xsc, xss, tot);
+      }
       for (; ch < chunks; ++ch)
-        vnniChunk<B, R, C, F16, true, true>(p, col, rows, ch, 0, limit, pfLast,
-                                       gpc, lanes, tot);
+        vnniChunk<B, R, C, F16, true, true>(p, col, rows, ch, 0, limit,
+                                            pfLast, gpc, lanes, tot);
     } else {
       // cpg chunks per group (the prepared x has whole groups).
-      int64_t ch = 0;
-      for (int64_t gi = 0; gi < gpr; ++gi)
-        for (int64_t i = 0; i < cpg; ++i, ++ch) {
-          if (ch < plain)
-            vnniChunk<B, R, C, F16, false, false>(p, col, rows, ch, gi, limit,
-                                             pfLast, gpc, lanes, tot);
-          else
-            vnniChunk<B, R, C, F16, true, false>(p, col, rows, ch, gi, limit,
-                                            pfLast, gpc, lanes, tot);
-        }
+      for (; ch < plain; ++ch, at += 64, qc += E, xsc += 16) {
+        prefetchRun<C>(cursor, pfStop, C * 64);
+        vnniBulk<B, R, C, F16, false>(p, col, ch, gpc, lanes, at, rb,
+                                      sp + esz * (ch / cpg), ss, qc,
+                                      a.qStride, xsc, xss, tot);
+      }
+      for (; ch < chunks; ++ch)
+        vnniChunk<B, R, C, F16, true, false>(p, col, rows, ch, ch / cpg,
+                                             limit, pfLast, gpc, lanes, tot);
     }
     for (int r = 0; r < R; ++r)
       for (int c = 0; c < C; ++c)
