@@ -16,9 +16,9 @@
 //   moe-bench-kernels [--threads N] [--repeat N] [--json FILE]
 //                     [--only gemv|experts]
 //
-// Working set: copies of the weights filling 768 MB in every format,
-// rotated so that every run reads from memory (the L3 of the machines this
-// runs on is 32 MB to 480 MiB). The read bandwidth is the median over
+// Working set: copies of the weights filling 768 MB in every format, 64-byte
+// aligned as in a plan, rotated so that every run reads from memory (the L3
+// of the machines this runs on is 32 MB to 480 MiB). The read bandwidth is the median over
 // repeats of a vector sum of 512 MiB with all threads.
 //
 //===----------------------------------------------------------------------===//
@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -171,22 +172,30 @@ const Format kFormats[] = {{"fp32", {}},
 
 constexpr int64_t kWorkingSet = int64_t(768) << 20;
 
+/// Bytes at a 64-byte aligned address, as a plan's weights are.
+struct AlignedBytes {
+  std::vector<uint8_t> storage;
+  uint8_t *data = nullptr;
+  explicit AlignedBytes(int64_t n) : storage(size_t(n) + 64) {
+    data = storage.data() +
+           (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+  }
+};
+
 /// Copies of one packed matrix filling the working set.
 struct Copies {
   int64_t stride = 0, count = 0;
-  std::vector<uint8_t> bytes;
+  AlignedBytes bytes;
   Copies(const std::vector<float> &w, int64_t rows, int64_t cols,
-         const kc::QuantFormat &f) {
-    kc::QuantLayout l = kc::quantLayout(f, rows, cols);
-    stride = (l.totalBytes + 63) / 64 * 64;
-    count = (kWorkingSet + stride - 1) / stride;
-    bytes.resize(size_t(stride * count));
-    kc::quantizeMatrix(w.data(), rows, cols, f, bytes.data());
+         const kc::QuantFormat &f)
+      : stride((kc::quantLayout(f, rows, cols).totalBytes + 63) / 64 * 64),
+        count((kWorkingSet + stride - 1) / stride), bytes(stride * count) {
+    kc::quantizeMatrix(w.data(), rows, cols, f, bytes.data);
     for (int64_t m = 1; m < count; ++m)
-      std::memcpy(bytes.data() + m * stride, bytes.data(), size_t(stride));
+      std::memcpy(bytes.data + m * stride, bytes.data, size_t(stride));
   }
   const uint8_t *at(int64_t i) const {
-    return bytes.data() + (i % count) * stride;
+    return bytes.data + (i % count) * stride;
   }
 };
 
@@ -232,15 +241,15 @@ Result expertsDecode(const Format &fmt, bool int8, int repeat,
   const int64_t layerBytes = E * (2 * s13 + s2);
   const int64_t layers = std::max<int64_t>(2, (kWorkingSet + layerBytes - 1) /
                                                   layerBytes);
-  std::vector<uint8_t> w1p(size_t(layers * E * s13)), w3p(w1p.size()),
-      w2p(size_t(layers * E * s2));
-  kc::quantizeMatrix(w13.data(), F, H, fmt.f, w1p.data());
-  kc::quantizeMatrix(w13.data() + F * H, F, H, fmt.f, w3p.data());
-  kc::quantizeMatrix(w2.data(), H, F, fmt.f, w2p.data());
+  AlignedBytes w1p(layers * E * s13), w3p(layers * E * s13),
+      w2p(layers * E * s2);
+  kc::quantizeMatrix(w13.data(), F, H, fmt.f, w1p.data);
+  kc::quantizeMatrix(w13.data() + F * H, F, H, fmt.f, w3p.data);
+  kc::quantizeMatrix(w2.data(), H, F, fmt.f, w2p.data);
   for (int64_t i = 1; i < layers * E; ++i) {
-    std::memcpy(w1p.data() + i * s13, w1p.data(), size_t(s13));
-    std::memcpy(w3p.data() + i * s13, w3p.data(), size_t(s13));
-    std::memcpy(w2p.data() + i * s2, w2p.data(), size_t(s2));
+    std::memcpy(w1p.data + i * s13, w1p.data, size_t(s13));
+    std::memcpy(w3p.data + i * s13, w3p.data, size_t(s13));
+    std::memcpy(w2p.data + i * s2, w2p.data, size_t(s2));
   }
   std::vector<uint64_t> off13(static_cast<size_t>(E)),
       off2(static_cast<size_t>(E));
@@ -267,9 +276,9 @@ Result expertsDecode(const Format &fmt, bool int8, int repeat,
     for (int64_t e = 0; e < E; ++e)
       offsets[size_t(e + 1)] = offsets[size_t(e)] + (e == a || e == b);
     kc::ExpertWeights wts;
-    const uint8_t *b1 = w1p.data() + layer * E * s13,
-                  *b3 = w3p.data() + layer * E * s13,
-                  *b2 = w2p.data() + layer * E * s2;
+    const uint8_t *b1 = w1p.data + layer * E * s13,
+                  *b3 = w3p.data + layer * E * s13,
+                  *b2 = w2p.data + layer * E * s2;
     if (dense) {
       wts.w1 = reinterpret_cast<const float *>(b1);
       wts.w3 = reinterpret_cast<const float *>(b3);

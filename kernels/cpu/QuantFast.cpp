@@ -672,14 +672,23 @@ MOE_T512_INLINE void bf16Step512(const float *x, int64_t k, const uint16_t *w,
 template <int R, int C>
 MOE_T512 void bf16Tile512(const float *x, int64_t k, const uint16_t *w,
                           int64_t col, const float *bias, int64_t outFeatures,
-                          float *y) {
+                          float *y, const char *end) {
   __m512 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
       acc[r][c] = _mm512_setzero_ps();
   int64_t j = 0;
-  for (; j + 16 <= k; j += 16)
+  // Rows [col, col + C) are contiguous: prefetch a linear run ahead of
+  // them (not past `end`, the end of this product's rows).
+  const char *cursor =
+      reinterpret_cast<const char *>(w + col * k) + kPrefetchBytes;
+  for (; j + 16 <= k; j += 16) {
+    if (cursor < end)
+      for (int c = 0; c < C; c += 2)
+        _mm_prefetch(cursor + 64 * (c / 2), _MM_HINT_T0);
+    cursor += 32 * C;
     bf16Step512<R, C, false>(x, k, w, col, j, 0xFFFF, acc);
+  }
   if (j < k)
     bf16Step512<R, C, true>(x, k, w, col, j, __mmask16((1u << (k - j)) - 1),
                             acc);
@@ -693,11 +702,12 @@ template <int R>
 MOE_T512 void bf16Rows512(const float *x, int64_t k, const uint16_t *w,
                           int64_t outFeatures, const float *bias, float *y,
                           int64_t c0, int64_t c1) {
+  const char *end = reinterpret_cast<const char *>(w + c1 * k) - 64;
   int64_t c = c0;
   for (; c + 4 <= c1; c += 4)
-    bf16Tile512<R, 4>(x, k, w, c, bias, outFeatures, y);
+    bf16Tile512<R, 4>(x, k, w, c, bias, outFeatures, y, end);
   for (; c < c1; ++c)
-    bf16Tile512<R, 1>(x, k, w, c, bias, outFeatures, y);
+    bf16Tile512<R, 1>(x, k, w, c, bias, outFeatures, y, end);
 }
 
 } // namespace
