@@ -552,10 +552,29 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
     const float *xc = a.xp;
     const uint8_t *sp = p.scales + esz * col * gpr;
     if (gpc > 1) {
-      for (; ch < plain; ++ch, at += CB, xc += E) {
+      // The scales of 16 groups (16/gpc chunks) of each row are converted
+      // once; each chunk's lanes pick theirs with a shifted index.
+      alignas(64) float sbuf[C][16];
+      for (; ch < plain && ch + 1 < chunks; ++ch, at += CB, xc += E) {
+        const int64_t first = (ch * gpc) % 16;
+        if (first == 0)
+          for (int c = 0; c < C; ++c) {
+            const int64_t rem = gpr - ch * gpc;
+            _mm512_store_ps(
+                sbuf[c], scales16(p, (col + c) * gpr + ch * gpc,
+                                  rem >= 16 ? __mmask16(0xFFFF)
+                                            : __mmask16((1u << rem) - 1)));
+          }
         prefetchRun<C>(cursor, pfStop, C * CB);
         bulk512<B, R, C, NA>(at, rb, xc, xs, acc, Positions());
-        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+        const __m512i pick =
+            _mm512_add_epi32(lanes, _mm512_set1_epi32(int32_t(first)));
+        for (int c = 0; c < C; ++c) {
+          __m512 sc = _mm512_permutexvar_ps(pick, _mm512_load_ps(sbuf[c]));
+          for (int r = 0; r < R; ++r)
+            tot[r][c] = _mm512_fmadd_ps(sumAcc(acc, r, c), sc, tot[r][c]);
+        }
+        clearAcc(acc);
       }
       for (; ch < chunks; ++ch) {
         chunk512<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
@@ -798,12 +817,11 @@ MOE_TVNNI_INLINE void vnniChunk(const detail::DecodeProduct &p, int64_t col,
 }
 
 /// A VNNI chunk in the bulk of the rows (plain loads; the caller
-/// prefetches): weight row c's codes at `at + c·rb`, its scale (group
-/// chunks) at `sp + c·ss`, row r's int8 activations at q + r·qs and lane
-/// scales at xsc + r·xss.
+/// prefetches): weight row c's codes at `at + c·rb`, its scale at
+/// `sp + c·ss` (Lanes: its lanes' scales picked from sbuf[c]), row r's int8
+/// activations at q + r·qs and lane scales at xsc + r·xss.
 template <int B, int R, int C, bool F16, bool Lanes>
-MOE_TVNNI_INLINE void vnniBulk(const detail::DecodeProduct &p, int64_t col,
-                               int64_t ch, int64_t gpc, __m512i lanes,
+MOE_TVNNI_INLINE void vnniBulk(__m512i pick, const float (*sbuf)[16],
                                const uint8_t *at, int64_t rb,
                                const uint8_t *sp, int64_t ss, const int8_t *q,
                                int64_t qs, const float *xsc, int64_t xss,
@@ -812,10 +830,7 @@ MOE_TVNNI_INLINE void vnniBulk(const detail::DecodeProduct &p, int64_t col,
     __m512i d = _mm512_loadu_si512(at + c * rb);
     __m512 sw;
     if constexpr (Lanes) {
-      const int64_t rem = p.groupsPerRow - ch * gpc;
-      sw = _mm512_permutexvar_ps(
-          lanes, scales16(p, (col + c) * p.groupsPerRow + ch * gpc,
-                          __mmask16((1u << (rem >= gpc ? gpc : rem)) - 1)));
+      sw = _mm512_permutexvar_ps(pick, _mm512_load_ps(sbuf[c]));
     } else if constexpr (F16) {
       uint16_t h;
       std::memcpy(&h, sp + c * ss, 2);
@@ -894,10 +909,23 @@ MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
     const float *xsc = a.xs;
     int64_t ch = 0;
     if (gpc > 1) {
-      for (; ch < plain; ++ch, at += 64, qc += E, xsc += 16) {
+      // As in rows512: 16 groups' scales converted once per 16/gpc chunks.
+      alignas(64) float sbuf[C][16];
+      for (; ch < plain && ch + 1 < chunks; ++ch, at += 64, qc += E, xsc += 16) {
+        const int64_t first = (ch * gpc) % 16;
+        if (first == 0)
+          for (int c = 0; c < C; ++c) {
+            const int64_t rem = gpr - ch * gpc;
+            _mm512_store_ps(
+                sbuf[c], scales16(p, (col + c) * gpr + ch * gpc,
+                                  rem >= 16 ? __mmask16(0xFFFF)
+                                            : __mmask16((1u << rem) - 1)));
+          }
         prefetchRun<C>(cursor, pfStop, C * 64);
-        vnniBulk<B, R, C, F16, true>(p, col, ch, gpc, lanes, at, rb, sp, ss,
-                                     qc, a.qStride, xsc, xss, tot);
+        const __m512i pick =
+            _mm512_add_epi32(lanes, _mm512_set1_epi32(int32_t(first)));
+        vnniBulk<B, R, C, F16, true>(pick, sbuf, at, rb, sp, ss, qc,
+                                     a.qStride, xsc, xss, tot);
       }
       for (; ch < chunks; ++ch)
         vnniChunk<B, R, C, F16, true, true>(p, col, rows, ch, 0, limit,
@@ -906,7 +934,7 @@ MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
       // cpg chunks per group (the prepared x has whole groups).
       for (; ch < plain; ++ch, at += 64, qc += E, xsc += 16) {
         prefetchRun<C>(cursor, pfStop, C * 64);
-        vnniBulk<B, R, C, F16, false>(p, col, ch, gpc, lanes, at, rb,
+        vnniBulk<B, R, C, F16, false>(lanes, nullptr, at, rb,
                                       sp + esz * (ch / cpg), ss, qc,
                                       a.qStride, xsc, xss, tot);
       }
