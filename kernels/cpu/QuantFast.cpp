@@ -347,6 +347,14 @@ MOE_T512_INLINE void bulk512(const uint8_t *at, int64_t rb, const float *x,
   }
 }
 
+/// Prefetches the first kPrefetchBytes of [begin, end) (the bulk loops'
+/// runs start that far ahead), so that a product's first rows do not wait.
+MOE_T512_INLINE void primePrefetch(const uint8_t *begin, const uint8_t *end) {
+  const uint8_t *stop = std::min(end, begin + kPrefetchBytes);
+  for (const uint8_t *at = begin; at < stop; at += 64)
+    _mm_prefetch(reinterpret_cast<const char *>(at), _MM_HINT_T0);
+}
+
 /// Prefetches the C lines at the cursor (a linear run kPrefetchBytes ahead
 /// of the block's codes) unless past `stop`, and advances it by `step`.
 template <int C>
@@ -513,6 +521,7 @@ MOE_T512 void rows512(const detail::DecodeProduct &p, int64_t from,
   const int64_t rb = p.rowBytes, xs = a.xpStride;
   constexpr int64_t esz = F16 ? 2 : 4;
   const int64_t ss = gpr * esz; // bytes between the scales of two rows
+  primePrefetch(p.codes + from * rb, p.codes + p.c1 * rb);
 
   for (int64_t col = from; col < to; col += C) {
     // Reads may run past a row (into codes that meet zeros of x') but not
@@ -878,6 +887,7 @@ MOE_TVNNI void vnniRows(const detail::DecodeProduct &p, int64_t from,
   const int64_t rb = p.rowBytes, xss = chunks * 16;
   constexpr int64_t esz = F16 ? 2 : 4;
   const int64_t ss = gpr * esz;
+  primePrefetch(p.codes + from * rb, p.codes + p.c1 * rb);
   for (int64_t col = from; col < to; col += C) {
     const uint8_t *rows[C];
     int64_t limit[C];
