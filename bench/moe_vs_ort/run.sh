@@ -20,7 +20,7 @@
 #      inputs, 2 threads each, alternating in rounds, checks that the outputs agree, prints a
 #      table and writes bench/results/moe-vs-ort-cpu.json.
 # Options (passed to compare.py): --workloads A,B  --forms moe,qmoe  --tokens 1,16,128
-#   --sets N (8: input sets per T, for ORT's rotated timing)  --warmup N (3)  --repeat N (30)
+#   --sets N (8: input sets per T, taken in turn)  --warmup N (3)  --repeat N (30)
 #   --rounds N (5)  --threads N (2)  --quiet-share X (0.05)  --quiet-wait S (60)
 #   --json FILE (default: bench/results/moe-vs-ort-cpu.json).
 # On a shared machine each round first waits (up to --quiet-wait s) until other processes
