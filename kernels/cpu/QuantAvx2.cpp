@@ -257,10 +257,29 @@ MOE_T256 void rows256(const detail::DecodeProduct &p, int64_t from,
     clearAcc(acc);
     int64_t ch = 0;
     if (gpc > 1) {
-      for (; ch < plain; ++ch) {
+      // The scales of 8 groups (8/gpc chunks) of each row are converted
+      // once; each chunk's lanes pick theirs with a shifted index.
+      alignas(32) float sbuf[C][8] = {};
+      for (; ch < plain && ch + 1 < chunks; ++ch) {
+        const int64_t first = (ch * gpc) % 8;
+        if (first == 0)
+          for (int c = 0; c < C; ++c) {
+            __m256 sc, z;
+            groups8(p, (col + c) * gpr + ch * gpc,
+                    std::min<int64_t>(8, gpr - ch * gpc), sc, z);
+            _mm256_store_ps(sbuf[c], sc);
+          }
         chunk256<B, R, C, NA, false>(rows, ch, limit, pfLast, x, acc,
                                      Positions());
-        foldLanes(p, col, ch, gpc, lanes, acc, tot);
+        const __m256i pick =
+            _mm256_add_epi32(lanes, _mm256_set1_epi32(int32_t(first)));
+        for (int c = 0; c < C; ++c) {
+          __m256 sc =
+              _mm256_permutevar8x32_ps(_mm256_load_ps(sbuf[c]), pick);
+          for (int r = 0; r < R; ++r)
+            tot[r][c] = _mm256_fmadd_ps(sumAcc(acc, r, c), sc, tot[r][c]);
+        }
+        clearAcc(acc);
       }
       for (; ch < chunks; ++ch) {
         chunk256<B, R, C, NA, true>(rows, ch, limit, pfLast, x, acc,
@@ -340,13 +359,23 @@ template <int B> void decode256(const detail::DecodeProduct &p) {
 template <int R, int C>
 MOE_T256 void bf16Tile256(const float *x, int64_t k, const uint16_t *w,
                           int64_t col, const float *bias, int64_t outFeatures,
-                          float *y) {
+                          float *y, const char *end) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
       acc[r][c] = _mm256_setzero_ps();
   int64_t j = 0;
+  // Rows [col, col + C) are contiguous: prefetch a linear run ahead of
+  // them (not past `end`).
+  const char *cursor =
+      reinterpret_cast<const char *>(w + col * k) + kPrefetchBytes;
   for (; j + 8 <= k; j += 8) {
+    if ((j & 31) == 0) {
+      if (cursor < end)
+        for (int c = 0; c < C; ++c)
+          _mm_prefetch(cursor + 64 * c, _MM_HINT_T0);
+      cursor += 64 * C;
+    }
     __m256 v[C];
     for (int c = 0; c < C; ++c)
       v[c] = _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -392,13 +421,14 @@ void decodeAvx2(const DecodeProduct &p) {
 void bf16DecodeAvx2(const float *x, int64_t n, int64_t k, const uint16_t *w,
                     int64_t outFeatures, const float *bias, float *y,
                     int64_t c0, int64_t c1) {
+  const char *end = reinterpret_cast<const char *>(w + c1 * k) - 64;
   auto run = [&](auto rows) {
     constexpr int R = decltype(rows)::value;
     int64_t c = c0;
     for (; c + 2 <= c1; c += 2)
-      bf16Tile256<R, 2>(x, k, w, c, bias, outFeatures, y);
+      bf16Tile256<R, 2>(x, k, w, c, bias, outFeatures, y, end);
     for (; c < c1; ++c)
-      bf16Tile256<R, 1>(x, k, w, c, bias, outFeatures, y);
+      bf16Tile256<R, 1>(x, k, w, c, bias, outFeatures, y, end);
   };
   switch (n) {
   case 1:
