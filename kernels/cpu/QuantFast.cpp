@@ -5,8 +5,9 @@
 // compiled with target attributes, so the build needs no -march flag, and
 // used only when the CPU reports the features at run time.
 //
-// Decode product, per block of C weight rows ("columns" of y) and up to four
-// rows of x: the codes of a row are read as chunks of 16 32-bit lanes; lane
+// Decode product, per block of C weight rows ("columns" of y) and all (up to
+// seven) rows of x, one call per product so that the constants stay in
+// registers: the codes of a row are read as chunks of 16 32-bit lanes; lane
 // l of chunk ch holds codes ch·E + P·l .. ch·E + P·l + P − 1 (P codes per
 // lane, E = 16·P per chunk). Position j of every lane is one vector: mask it
 // (an integer q·2^(bits·j), exact as a float), convert, and FMA with the
@@ -14,7 +15,11 @@
 // is shifted down instead (its x' is unscaled), which keeps every integer
 // below 2^31. Per group the partial sums are scaled once (a broadcast when
 // groups span whole chunks, a per-lane scale vector when a chunk holds
-// several groups), and s·z·Σx is subtracted per group at the end.
+// several groups), and s·z·Σx is subtracted per group at the start. The
+// bulk of a block uses plain loads and prefetches a linear run 16 KB ahead;
+// only the last chunks of a matrix use masked loads (partial-mask loads that
+// miss the cache are slow on some CPUs). With int8 activations (opt-in) the
+// VNNI kernels take 4 codes per lane per vpdpbusd instead.
 //
 //===----------------------------------------------------------------------===//
 

@@ -15,8 +15,8 @@
 // the code at bit position p of a lane is masked in place (an exact integer
 // q·2^p → float conversion) and multiplied with x·2^-p, so no shift is
 // needed: x is reordered and rescaled once per product (PackedActivations)
-// to match. Each loaded x vector serves several weight rows and up to four
-// rows of x from registers.
+// to match. Each loaded x vector serves several weight rows, and each code
+// vector every row of x (up to seven), from registers.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_KERNELS_CPU_QUANTFAST_H
