@@ -52,6 +52,12 @@ public:
 
   /// Forgets every computed value except weights and constants.
   void reset();
+  /// Forgets everything, weights included, and restarts the weight budget.
+  void clear() {
+    values_.clear();
+    constants_.clear();
+    weightBytes_ = 0;
+  }
 
   const std::string &error() const { return error_; }
   void setWeightBudget(uint64_t bytes) { budget_ = bytes; }

@@ -650,6 +650,9 @@ Value Raiser::build(const Router &r, Value v, ArrayRef<Bank> banks,
 }
 
 bool Raiser::raise(const Router &r) {
+  // Weights are cached per layer only, so memory stays bounded by the
+  // weights one layer's check reads (verify-budget-mb).
+  eval_.clear();
   SmallVector<Value> candidates = postDominators(r.topk, 16);
   int tried = 0;
   why_ = "no value after the router has the tokens' shape";
