@@ -11,6 +11,7 @@
 
 #include "dialects/plan/PlanDialect.h"
 #include "kernels/cpu/Quant.h"
+#include "passes/Evaluate.h"
 #include "passes/Passes.h"
 #include "passes/PlanTypes.h"
 #include "runtime/PlanFile.h"
@@ -20,7 +21,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/Pass/PassManager.h"
-#include "llvm/ADT/APFloat.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -46,43 +46,6 @@ int64_t dtypeSize(int64_t dtype) {
     return 8;
   default: // I8, U8, I1
     return 1;
-  }
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-/// The documented generator of `nn.weight {seed, scale}` (NNOps.td).
-void generateWeights(int64_t seed, double scale, int64_t dtype, uint64_t count,
-                     uint8_t *dst) {
-  uint64_t base = static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull;
-  for (uint64_t i = 0; i < count; ++i) {
-    double u = static_cast<double>(splitmix64(base + i) >> 40) / 16777216.0;
-    double v = scale * (2.0 * u - 1.0);
-    switch (dtype) {
-    case 0: {
-      float f = static_cast<float>(v);
-      std::memcpy(dst + 4 * i, &f, 4);
-      break;
-    }
-    case 3:
-      std::memcpy(dst + 8 * i, &v, 8);
-      break;
-    default: { // F16 / BF16, rounded to nearest even.
-      llvm::APFloat ap(static_cast<float>(v));
-      bool lost;
-      ap.convert(dtype == 1 ? llvm::APFloat::IEEEhalf()
-                            : llvm::APFloat::BFloat(),
-                 llvm::APFloat::rmNearestTiesToEven, &lost);
-      uint16_t bits = static_cast<uint16_t>(ap.bitcastToAPInt().getZExtValue());
-      std::memcpy(dst + 2 * i, &bits, 2);
-      break;
-    }
-    }
   }
 }
 
@@ -113,7 +76,7 @@ struct BlobInfo {
         src = reinterpret_cast<const float *>(file->getBufferStart());
       } else {
         generated.resize(elements);
-        generateWeights(*seed, scale, /*F32=*/0, elements,
+        mlir::moe::generateSeededWeights(*seed, scale, /*F32=*/0, elements,
                         reinterpret_cast<uint8_t *>(generated.data()));
         src = generated.data();
       }
@@ -126,7 +89,7 @@ struct BlobInfo {
     if (file) {
       std::memcpy(dst, file->getBufferStart(), size);
     } else if (seed) {
-      generateWeights(*seed, scale, dtype, elements, dst);
+      mlir::moe::generateSeededWeights(*seed, scale, dtype, elements, dst);
     } else if (constant.getElementType().isInteger(1)) {
       uint64_t i = 0;
       for (bool b : constant.getValues<bool>())

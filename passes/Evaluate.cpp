@@ -6,6 +6,7 @@
 #include "dialects/nn/NNDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
@@ -58,6 +59,31 @@ std::optional<rt::DType> mlir::moe::runtimeDType(Type t) {
   if (t.isInteger(1))
     return rt::DType::I1;
   return std::nullopt;
+}
+
+Type mlir::moe::elementTypeOf(MLIRContext *ctx, rt::DType d) {
+  Builder b(ctx);
+  switch (d) {
+  case rt::DType::F32:
+    return b.getF32Type();
+  case rt::DType::F16:
+    return b.getF16Type();
+  case rt::DType::BF16:
+    return b.getBF16Type();
+  case rt::DType::F64:
+    return b.getF64Type();
+  case rt::DType::I64:
+    return b.getI64Type();
+  case rt::DType::I32:
+    return b.getI32Type();
+  case rt::DType::I8:
+    return b.getIntegerType(8);
+  case rt::DType::U8:
+    return b.getIntegerType(8, /*isSigned=*/false);
+  case rt::DType::I1:
+    return b.getI1Type();
+  }
+  return nullptr;
 }
 
 static rt::Shape shapeOf(ShapedType t) {

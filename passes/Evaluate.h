@@ -29,6 +29,9 @@ FailureOr<DictionaryAttr> buildKernelParams(Operation *op);
 /// The runtime dtype of an element type, if the runtime has it.
 std::optional<::moe::rt::DType> runtimeDType(Type elementType);
 
+/// The element type of a runtime dtype.
+Type elementTypeOf(MLIRContext *ctx, ::moe::rt::DType dtype);
+
 /// A tensor holding the elements of a dense attribute.
 FailureOr<::moe::rt::Tensor> tensorFromAttr(DenseElementsAttr attr);
 

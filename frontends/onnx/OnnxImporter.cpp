@@ -18,6 +18,7 @@
 #include "dialects/moe/MoeDialect.h"
 #include "dialects/nn/NNDialect.h"
 
+#include "passes/Evaluate.h"
 #include "runtime/Kernel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -80,29 +81,39 @@ struct Val {
 //===----------------------------------------------------------------------===//
 
 Type elementTypeFor(MLIRContext *ctx, int32_t onnxType) {
-  Builder b(ctx);
+  std::optional<rt::DType> d;
   switch (onnxType) {
   case onnx::TensorProto::FLOAT:
-    return b.getF32Type();
+    d = rt::DType::F32;
+    break;
   case onnx::TensorProto::FLOAT16:
-    return b.getF16Type();
+    d = rt::DType::F16;
+    break;
   case onnx::TensorProto::BFLOAT16:
-    return b.getBF16Type();
+    d = rt::DType::BF16;
+    break;
   case onnx::TensorProto::DOUBLE:
-    return b.getF64Type();
+    d = rt::DType::F64;
+    break;
   case onnx::TensorProto::INT64:
-    return b.getI64Type();
+    d = rt::DType::I64;
+    break;
   case onnx::TensorProto::INT32:
-    return b.getI32Type();
+    d = rt::DType::I32;
+    break;
   case onnx::TensorProto::INT8:
-    return b.getIntegerType(8);
+    d = rt::DType::I8;
+    break;
   case onnx::TensorProto::UINT8:
-    return b.getIntegerType(8, /*isSigned=*/false);
+    d = rt::DType::U8;
+    break;
   case onnx::TensorProto::BOOL:
-    return b.getI1Type();
+    d = rt::DType::I1;
+    break;
   default:
     return nullptr;
   }
+  return mlir::moe::elementTypeOf(ctx, *d);
 }
 
 std::string onnxTypeName(int32_t t) {
@@ -110,53 +121,6 @@ std::string onnxTypeName(int32_t t) {
     return onnx::TensorProto_DataType_Name(
         static_cast<onnx::TensorProto_DataType>(t));
   return "type " + std::to_string(t);
-}
-
-std::optional<rt::DType> dtypeOf(Type t) {
-  if (t.isF32())
-    return rt::DType::F32;
-  if (t.isF16())
-    return rt::DType::F16;
-  if (t.isBF16())
-    return rt::DType::BF16;
-  if (t.isF64())
-    return rt::DType::F64;
-  if (t.isInteger(64))
-    return rt::DType::I64;
-  if (t.isInteger(32))
-    return rt::DType::I32;
-  if (t.isUnsignedInteger(8))
-    return rt::DType::U8;
-  if (t.isInteger(8))
-    return rt::DType::I8;
-  if (t.isInteger(1))
-    return rt::DType::I1;
-  return std::nullopt;
-}
-
-Type typeOf(MLIRContext *ctx, rt::DType d) {
-  Builder b(ctx);
-  switch (d) {
-  case rt::DType::F32:
-    return b.getF32Type();
-  case rt::DType::F16:
-    return b.getF16Type();
-  case rt::DType::BF16:
-    return b.getBF16Type();
-  case rt::DType::F64:
-    return b.getF64Type();
-  case rt::DType::I64:
-    return b.getI64Type();
-  case rt::DType::I32:
-    return b.getI32Type();
-  case rt::DType::I8:
-    return b.getIntegerType(8);
-  case rt::DType::U8:
-    return b.getIntegerType(8, false);
-  case rt::DType::I1:
-    return b.getI1Type();
-  }
-  return nullptr;
 }
 
 rt::Shape toRtShape(ArrayRef<int64_t> shape) {
@@ -173,26 +137,6 @@ SmallVector<int64_t> toMlirShape(const rt::Shape &shape) {
   return s;
 }
 
-/// The bytes of a dense attribute, one byte per i1 element, splats expanded.
-std::vector<uint8_t> denseBytes(DenseElementsAttr attr) {
-  auto type = cast<RankedTensorType>(attr.getType());
-  int64_t n = type.getNumElements();
-  std::vector<uint8_t> out;
-  if (type.getElementType().isInteger(1)) {
-    for (bool v : attr.getValues<bool>())
-      out.push_back(v ? 1 : 0);
-    return out;
-  }
-  ArrayRef<char> raw = attr.getRawData();
-  if (attr.isSplat()) {
-    for (int64_t i = 0; i < n; ++i)
-      out.insert(out.end(), raw.begin(), raw.end());
-    return out;
-  }
-  out.assign(raw.begin(), raw.end());
-  return out;
-}
-
 DenseElementsAttr denseFromBytes(RankedTensorType type,
                                  ArrayRef<uint8_t> bytes) {
   if (type.getElementType().isInteger(1)) {
@@ -204,27 +148,6 @@ DenseElementsAttr denseFromBytes(RankedTensorType type,
   return DenseElementsAttr::getFromRawBuffer(
       type, ArrayRef<char>(reinterpret_cast<const char *>(bytes.data()),
                            bytes.size()));
-}
-
-/// Runtime attributes from IR attributes (the generic mapping the lowering
-/// uses too).
-rt::Attrs toRtAttrs(ArrayRef<NamedAttribute> attrs) {
-  rt::Attrs out;
-  for (NamedAttribute a : attrs) {
-    std::string name = a.getName().str();
-    Attribute v = a.getValue();
-    if (auto i = dyn_cast<IntegerAttr>(v))
-      out.setInt(name, i.getType().isInteger(1) ? int64_t(i.getValue().getBoolValue())
-                                                : i.getInt());
-    else if (auto f = dyn_cast<FloatAttr>(v))
-      out.setFloat(name, f.getValueAsDouble());
-    else if (auto s = dyn_cast<StringAttr>(v))
-      out.setString(name, s.str());
-    else if (auto d = dyn_cast<DenseI64ArrayAttr>(v))
-      out.setInts(name, std::vector<int64_t>(d.asArrayRef().begin(),
-                                             d.asArrayRef().end()));
-  }
-  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -394,12 +317,13 @@ FailureOr<SmallVector<Val>> Importer::emit(StringRef name,
     return fail("internal: no runtime kernel `" + name + "`");
   SmallVector<NamedAttribute> all(attrs.begin(), attrs.end());
   all.append(rtOnly.begin(), rtOnly.end());
-  rt::Attrs rtAttrs = toRtAttrs(all);
+  rt::Attrs rtAttrs =
+      mlir::moe::toRuntimeAttrs(DictionaryAttr::get(&ctx_, all));
 
   std::vector<rt::TensorType> inTypes;
   bool allConst = true;
   for (const Val &v : operands) {
-    std::optional<rt::DType> d = dtypeOf(v.type.getElementType());
+    std::optional<rt::DType> d = mlir::moe::runtimeDType(v.type.getElementType());
     if (!d)
       return fail(name + ": an operand has an unsupported element type");
     inTypes.push_back({*d, toRtShape(v.type.getShape()), false});
@@ -411,15 +335,10 @@ FailureOr<SmallVector<Val>> Importer::emit(StringRef name,
   if (allConst && !name.starts_with("moe.")) {
     std::vector<rt::Tensor> tensors;
     for (const Val &v : operands) {
-      std::vector<uint8_t> bytes = denseBytes(v.constant);
-      std::optional<rt::DType> d = dtypeOf(v.type.getElementType());
-      rt::StatusOr<rt::Tensor> typed =
-          rt::Tensor::allocate(*d, toRtShape(v.type.getShape()));
-      if (!typed.isOk())
-        return fail(typed.status().message());
-      if (!bytes.empty())
-        std::memcpy(typed->mutableData(), bytes.data(), bytes.size());
-      tensors.push_back(std::move(*typed));
+      FailureOr<rt::Tensor> t = mlir::moe::tensorFromAttr(v.constant);
+      if (failed(t))
+        return fail(name + ": cannot fold a constant operand");
+      tensors.push_back(std::move(*t));
     }
     rt::StatusOr<std::vector<rt::Tensor>> out =
         rt::KernelRegistry::runCpu(*def, std::move(tensors), rtAttrs);
@@ -432,7 +351,7 @@ FailureOr<SmallVector<Val>> Importer::emit(StringRef name,
       SmallVector<Val> results;
       for (size_t i = 0; i < out->size(); ++i) {
         const rt::Tensor &t = (*out)[i];
-        Type elem = typeOf(&ctx_, t.dtype());
+        Type elem = mlir::moe::elementTypeOf(&ctx_, t.dtype());
         // A result type given by the caller wins for the element type.
         if (i < types.size())
           elem = cast<RankedTensorType>(types[i]).getElementType();
@@ -453,7 +372,7 @@ FailureOr<SmallVector<Val>> Importer::emit(StringRef name,
       return fail(name + ": " + inferred.status().message());
     for (const rt::TensorType &t : *inferred)
       resultTypes.push_back(RankedTensorType::get(toMlirShape(t.shape),
-                                                  typeOf(&ctx_, t.dtype)));
+                                                  mlir::moe::elementTypeOf(&ctx_, t.dtype)));
   }
   // A reshape to the operand's own static type is the operand.
   if ((name == "nn.reshape" || name == "nn.squeeze" ||
@@ -791,7 +710,7 @@ LogicalResult importCast(Importer &im, const NodeCtx &n) {
   auto type = RankedTensorType::get(n.in(0).type.getShape(), elem);
   return defineOne(im, n,
                    im.emit1("nn.cast", {n.in(0)}, {},
-                            {im.i64("to", int64_t(*dtypeOf(elem)))}, {type}));
+                            {im.i64("to", int64_t(*mlir::moe::runtimeDType(elem)))}, {type}));
 }
 
 LogicalResult importClip(Importer &im, const NodeCtx &n) {
@@ -888,7 +807,7 @@ LogicalResult importConstantOfShape(Importer &im, const NodeCtx &n) {
   return defineOne(
       im, n,
       im.emit1("nn.constant_of_shape", {shape}, {im.f64("value", value)},
-               {im.i64("dtype", int64_t(*dtypeOf(elem)))}, {type}));
+               {im.i64("dtype", int64_t(*mlir::moe::runtimeDType(elem)))}, {type}));
 }
 
 LogicalResult importReshape(Importer &im, const NodeCtx &n) {
@@ -1202,7 +1121,7 @@ LogicalResult importPow(Importer &im, const NodeCtx &n) {
   if (exp.type.getElementType() != elem) {
     auto type = RankedTensorType::get(exp.type.getShape(), elem);
     FailureOr<Val> c = im.emit1("nn.cast", {exp}, {},
-                                {im.i64("to", int64_t(*dtypeOf(elem)))}, {type});
+                                {im.i64("to", int64_t(*mlir::moe::runtimeDType(elem)))}, {type});
     if (failed(c))
       return failure();
     exp = *c;
