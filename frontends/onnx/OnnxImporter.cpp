@@ -890,21 +890,29 @@ LogicalResult importSlice(Importer &im, const NodeCtx &n) {
                   (!axes.present() || axes.constant) &&
                   (!steps.present() || steps.constant);
   if (allConst) {
-    SmallVector<int64_t> s = *im.constInts(starts, "starts");
+    FailureOr<SmallVector<int64_t>> s = im.constInts(starts, "starts");
     FailureOr<SmallVector<int64_t>> e = im.constInts(ends, "ends");
-    if (failed(e))
+    if (failed(s) || failed(e))
       return failure();
     SmallVector<int64_t> a, st(count, 1);
-    if (axes.present())
-      a = *im.constInts(axes, "axes");
-    else
+    if (axes.present()) {
+      FailureOr<SmallVector<int64_t>> v = im.constInts(axes, "axes");
+      if (failed(v))
+        return failure();
+      a = *v;
+    } else {
       for (int64_t i = 0; i < count; ++i)
         a.push_back(i);
-    if (steps.present())
-      st = *im.constInts(steps, "steps");
+    }
+    if (steps.present()) {
+      FailureOr<SmallVector<int64_t>> v = im.constInts(steps, "steps");
+      if (failed(v))
+        return failure();
+      st = *v;
+    }
     return defineOne(im, n,
                      im.emit1("nn.slice", {n.in(0)},
-                              {im.ints("starts", s), im.ints("ends", *e),
+                              {im.ints("starts", *s), im.ints("ends", *e),
                                im.ints("axes", a), im.ints("steps", st)}));
   }
   if (!axes.present()) {
