@@ -65,9 +65,39 @@ struct BlobInfo {
   std::vector<::moe::kernels::cpu::QuantFormat> sliceFormats;
   std::vector<uint64_t> sliceOffsets, sliceSizes;
   int64_t sliceRows = 0, sliceCols = 0;
+  /// EmitPlanOptions::dequantize: the slices' formats, applied and undone
+  /// (the weight is written as plain f32 holding the dequantised values).
+  std::vector<::moe::kernels::cpu::QuantFormat> roundTripFormats;
 
   /// Writes exactly `size` bytes to dst (zeroed by the caller).
   void produce(uint8_t *dst) const {
+    if (!roundTripFormats.empty()) {
+      // Plain f32 written first, then each slice quantised and dequantised
+      // in place: exactly the values the packed kernels compute with.
+      if (file)
+        std::memcpy(dst, file->getBufferStart(), size);
+      else
+        mlir::moe::generateSeededWeights(*seed, scale, /*F32=*/0, elements,
+                                         dst);
+      float *w = reinterpret_cast<float *>(dst);
+      std::vector<uint8_t> packed;
+      for (size_t i = 0; i < roundTripFormats.size(); ++i) {
+        const auto &f = roundTripFormats[i];
+        packed.assign(static_cast<size_t>(
+                          ::moe::kernels::cpu::quantLayout(f, sliceRows,
+                                                           sliceCols)
+                              .totalBytes),
+                      0);
+        float *slice = w + i * sliceRows * sliceCols;
+        ::moe::kernels::cpu::quantizeMatrix(slice, sliceRows, sliceCols, f,
+                                            packed.data());
+        for (int64_t r = 0; r < sliceRows; ++r)
+          ::moe::kernels::cpu::dequantizeRow(packed.data(), f, sliceRows,
+                                             sliceCols, r,
+                                             slice + r * sliceCols);
+      }
+      return;
+    }
     if (!sliceFormats.empty()) {
       // The f32 source, then each slice quantised into its place.
       std::vector<float> generated;
@@ -360,9 +390,20 @@ LogicalResult Emitter::run() {
       int32_t index = static_cast<int32_t>(blobs.size());
       if (failed(addBlob(w, type, std::move(info))))
         return failure();
-      if (auto bits = w.getBits())
-        packSlices(blobs.back(), *bits, *w.getGroupSizes(),
+      if (auto bits = w.getBits()) {
+        BlobInfo &blob = blobs.back();
+        uint64_t plainSize = blob.size;
+        packSlices(blob, *bits, *w.getGroupSizes(),
                    w.getQuantScale() == "f16", w.getZeroPoints());
+        if (options.dequantize) {
+          // Keep the formats for produce(), store plain f32.
+          blob.roundTripFormats = std::move(blob.sliceFormats);
+          blob.sliceFormats.clear();
+          blob.sliceOffsets.clear();
+          blob.sliceSizes.clear();
+          blob.size = plainSize;
+        }
+      }
       newValue(w.getResult(), moe_plan::ValueKind::Weight, index, -1,
                w.getName());
     } else if (auto c = dyn_cast<plan::ConstantOp>(op)) {
@@ -463,6 +504,10 @@ LogicalResult Emitter::run() {
   if (!topK.empty())
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "top_k", moe_plan::AttrKind::Ints, 0, 0, &topK));
+  if (auto id = module->getAttrOfType<StringAttr>("moe.model_id"))
+    metadata.push_back(moe_plan::CreateAttrDirect(
+        fbb, "model_id", moe_plan::AttrKind::String, 0, 0, nullptr, nullptr,
+        id.getValue().str().c_str()));
   if (!options.source.empty())
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "source", moe_plan::AttrKind::String, 0, 0, nullptr, nullptr,

@@ -21,6 +21,10 @@ struct EmitPlanOptions {
   std::string source;
   /// Load the written plan with the runtime's verifier before keeping it.
   bool verify = true;
+  /// Write quantised expert weights as plain f32 holding their dequantised
+  /// values (quantise, then dequantise): the reference a packed plan must
+  /// reproduce, and a way to study quantisation error without the kernels.
+  bool dequantize = false;
 };
 
 /// Serialises the entry function (`main`, or the only function) of a module

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "passes/Analysis/ExpertInventory.h"
 #include "passes/Evaluate.h"
 #include "passes/Passes.h"
 #include "passes/PlanTypes.h"
@@ -481,6 +482,13 @@ struct LowerToPlanPass
           << quantScale << "'";
       return signalPassFailure();
     }
+    // The model's identity, computed while the moe.experts ops still exist:
+    // profiles recorded with the plan carry it (docs/profile-format.md).
+    ModuleOp module = getOperation();
+    if (!module->hasAttr("moe.model_id"))
+      module->setAttr("moe.model_id",
+                      StringAttr::get(module.getContext(),
+                                      modelFingerprint(module)));
     QuantOptions quant{quantScale, quantZeroPoints};
     for (auto func : getOperation().getOps<func::FuncOp>())
       if (failed(lowerFunction(func, *dev, quant)))

@@ -2,6 +2,7 @@
 
 #include "runtime/Describe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -191,7 +192,101 @@ std::string jsonSlices(const std::vector<WeightSliceInfo> &slices) {
   return s + "]";
 }
 
+/// "f32" etc. for a plain weight of `dtype`.
+std::string plainFormat(DType dtype) {
+  return dtype == DType::F32 ? "f32" : dtypeName(dtype);
+}
+
+/// Experts 0-3 int4/g128/f16 (98304 B each), ...: runs of equal formats.
+std::string expertRunsText(const std::vector<ExpertStorage> &experts) {
+  std::string s;
+  for (size_t i = 0; i < experts.size();) {
+    size_t j = i + 1;
+    while (j < experts.size() && experts[j].format == experts[i].format &&
+           experts[j].bytes == experts[i].bytes)
+      ++j;
+    s += (i ? "; " : "") + std::to_string(i);
+    if (j - i > 1)
+      s += "-" + std::to_string(j - 1);
+    s += " " + experts[i].format + " (" + std::to_string(experts[i].bytes) +
+         " B" + (j - i > 1 ? " each)" : ")");
+    i = j;
+  }
+  return s;
+}
+
+/// "N bytes of expert weights, X bits per weight on average" for a set.
+void expertTotals(const std::vector<ExpertLayerStorage> &layers,
+                  int64_t &bytes, int64_t &elements, int64_t &experts) {
+  bytes = elements = experts = 0;
+  for (const ExpertLayerStorage &l : layers)
+    for (const ExpertStorage &e : l.experts) {
+      bytes += e.bytes;
+      elements += e.elements;
+      ++experts;
+    }
+}
+
 } // namespace
+
+std::vector<ExpertLayerStorage> expertStorage(const LoadedPlan &plan) {
+  std::vector<ExpertLayerStorage> layers;
+  for (size_t si = 0; si < plan.steps().size(); ++si) {
+    const StepInfo &step = plan.steps()[si];
+    if (step.kind != StepKind::Call || step.kernelName != "moe.experts")
+      continue;
+    StatusOr<int64_t> ne = step.attrs.getInt("num_experts");
+    StatusOr<int64_t> hasW3 = step.attrs.getInt("has_w3", 0);
+    if (!ne.isOk() || !hasW3.isOk() || *ne < 1 || step.inputs.size() < 4)
+      continue;
+    int64_t e = *ne;
+    size_t numW = *hasW3 ? 3 : 2;
+    ExpertLayerStorage layer;
+    layer.step = si;
+    layer.experts.resize(size_t(e));
+    std::vector<std::vector<std::string>> formats(static_cast<size_t>(e));
+    for (size_t k = 0; k < numW && 2 + k < step.inputs.size(); ++k) {
+      const ValueInfo &v = plan.values()[step.inputs[2 + k]];
+      int64_t elems = 1;
+      for (size_t d = 1; d < v.shape.size(); ++d)
+        elems *= v.shape[d];
+      if (v.kind != ValueKind::Weight || v.weight < 0) {
+        for (int64_t x = 0; x < e; ++x) {
+          formats[size_t(x)].push_back("?");
+          layer.experts[size_t(x)].elements += elems;
+        }
+        continue;
+      }
+      const WeightInfo &w = plan.weights()[size_t(v.weight)];
+      for (int64_t x = 0; x < e; ++x) {
+        ExpertStorage &es = layer.experts[size_t(x)];
+        es.elements += elems;
+        if (w.packed() && size_t(x) < w.slices.size()) {
+          formats[size_t(x)].push_back(formatText(w.slices[size_t(x)].format));
+          es.bytes += int64_t(w.slices[size_t(x)].size);
+        } else {
+          formats[size_t(x)].push_back(plainFormat(w.dtype));
+          es.bytes += int64_t(w.size) / e;
+        }
+      }
+    }
+    static const char *const names[] = {"w1", "w2", "w3"};
+    for (int64_t x = 0; x < e; ++x) {
+      const auto &f = formats[size_t(x)];
+      bool same = std::all_of(f.begin(), f.end(),
+                              [&](const std::string &y) { return y == f[0]; });
+      std::string text;
+      if (same && !f.empty())
+        text = f[0];
+      else
+        for (size_t k = 0; k < f.size(); ++k)
+          text += std::string(k ? ", " : "") + names[k] + " " + f[k];
+      layer.experts[size_t(x)].format = text;
+    }
+    layers.push_back(std::move(layer));
+  }
+  return layers;
+}
 
 std::string describeText(const LoadedPlan &plan) {
   std::ostringstream os;
@@ -243,6 +338,25 @@ std::string describeText(const LoadedPlan &plan) {
          << valueList(s.inputs) << ")" << textAttrs(s.attrs) << " @"
          << deviceName(s.device) << "\n";
       continue;
+    }
+  }
+  std::vector<ExpertLayerStorage> experts = expertStorage(plan);
+  if (!experts.empty()) {
+    int64_t bytes, elements, count;
+    expertTotals(experts, bytes, elements, count);
+    char avg[32];
+    std::snprintf(avg, sizeof(avg), "%.3f",
+                  elements ? 8.0 * double(bytes) / double(elements) : 0.0);
+    os << "experts: " << experts.size() << " layers, " << count
+       << " experts, " << bytes << " bytes of expert weights, " << avg
+       << " bits per weight on average\n";
+    for (size_t l = 0; l < experts.size(); ++l) {
+      int64_t lb = 0;
+      for (const ExpertStorage &e : experts[l].experts)
+        lb += e.bytes;
+      os << "  layer " << l << " (step " << experts[l].step
+         << "): " << lb << " bytes; experts "
+         << expertRunsText(experts[l].experts) << "\n";
     }
   }
   if (!plan.metadata().all().empty()) {
@@ -319,6 +433,29 @@ std::string describeJson(const LoadedPlan &plan) {
     elems.push_back(std::move(e));
   }
   jsonArray(os, "steps", elems);
+  std::vector<ExpertLayerStorage> experts = expertStorage(plan);
+  elems.clear();
+  for (size_t l = 0; l < experts.size(); ++l) {
+    std::string e = "{\"layer\": " + std::to_string(l) +
+                    ", \"step\": " + std::to_string(experts[l].step) +
+                    ", \"experts\": [";
+    for (size_t x = 0; x < experts[l].experts.size(); ++x) {
+      const ExpertStorage &es = experts[l].experts[x];
+      e += std::string(x ? ", " : "") + "{\"format\": " +
+           jsonString(es.format) + ", \"bytes\": " + std::to_string(es.bytes) +
+           ", \"elements\": " + std::to_string(es.elements) + "}";
+    }
+    elems.push_back(e + "]}");
+  }
+  jsonArray(os, "expert_layers", elems);
+  {
+    int64_t bytes, elements, count;
+    expertTotals(experts, bytes, elements, count);
+    os << "  \"expert_bytes\": " << bytes << ",\n";
+    os << "  \"expert_average_bits\": "
+       << jsonNumber(elements ? 8.0 * double(bytes) / double(elements) : 0.0)
+       << ",\n";
+  }
   os << "  \"metadata\": " << jsonAttrs(plan.metadata()) << "\n";
   os << "}\n";
   return os.str();

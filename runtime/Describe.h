@@ -16,6 +16,24 @@ std::string describeText(const LoadedPlan &plan);
 /// "outputs", "weights" and "steps" on one line (so tests can match lines).
 std::string describeJson(const LoadedPlan &plan);
 
+/// One expert's weights (w1, w2, w3 of its moe.experts step) as stored.
+struct ExpertStorage {
+  /// "int4/g128/f16" when w1, w2 (and w3) agree, else "w1 int4/g128/f16,
+  /// w2 int8/g64/f16"; "?" when a weight is computed at run time.
+  std::string format;
+  int64_t bytes = 0;    ///< packed bytes of its slices (plain: its share)
+  int64_t elements = 0; ///< weights of its matrices
+};
+
+/// The experts of one MoE layer (a moe.experts step).
+struct ExpertLayerStorage {
+  size_t step = 0;
+  std::vector<ExpertStorage> experts;
+};
+
+/// Every moe.experts step's experts, in plan order.
+std::vector<ExpertLayerStorage> expertStorage(const LoadedPlan &plan);
+
 /// A JSON string literal (quotes included) with escapes.
 std::string jsonString(const std::string &s);
 /// A double as JSON: shortest text that round-trips, ".0" added to integral

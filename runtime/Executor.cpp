@@ -257,6 +257,11 @@ Status Executor::runStep(size_t index, RunState &state) const {
   inputs.reserve(step.inputs.size());
   for (uint32_t v : step.inputs)
     inputs.push_back(state.values[v]);
+  // Tensors share their storage: keeping the inputs for the observer copies
+  // no data.
+  std::vector<Tensor> observed;
+  if (options_.observer)
+    observed = inputs;
   auto start = options_.profile ? std::chrono::steady_clock::now()
                                 : std::chrono::steady_clock::time_point();
   StatusOr<std::vector<Tensor>> outputs =
@@ -284,8 +289,11 @@ Status Executor::runStep(size_t index, RunState &state) const {
       return Status::error(where + ": output " + std::to_string(i) +
                            " has shape " + formatShape(t.shape()) +
                            ", declared " + formatShape(decl.shape));
-    state.values[step.outputs[i]] = std::move((*outputs)[i]);
   }
+  if (options_.observer)
+    options_.observer(index, observed, *outputs);
+  for (size_t i = 0; i < step.outputs.size(); ++i)
+    state.values[step.outputs[i]] = std::move((*outputs)[i]);
   return Status::ok();
 }
 

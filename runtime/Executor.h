@@ -15,6 +15,7 @@
 #include <tbb/task_arena.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 namespace moe::rt {
@@ -27,6 +28,13 @@ struct ExecutorOptions {
   bool sequential = false;
   /// Time every kernel call (stepMillis()); costs two clock reads per step.
   bool profile = false;
+  /// Called after every kernel call with the step's index, inputs and
+  /// outputs (e.g. the routing profiler watches `moe.route`). Steps run
+  /// concurrently: the observer must be thread-safe. Folded steps (computed
+  /// at creation) are not observed.
+  std::function<void(size_t step, const std::vector<Tensor> &inputs,
+                     const std::vector<Tensor> &outputs)>
+      observer;
 };
 
 class Executor {

@@ -2,7 +2,12 @@
 
 #include "passes/Analysis/ExpertInventory.h"
 
+#include "dialects/nn/NNDialect.h"
+
 #include "mlir/IR/BuiltinTypes.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -54,4 +59,45 @@ int64_t ExpertInventory::totalExpertBytes() const {
   for (const ExpertLayer &layer : layers_)
     total += layer.totalBytes();
   return total;
+}
+
+std::string mlir::moe::modelFingerprint(Operation *root) {
+  // FNV-1a over a textual description: stable across runs and builds.
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  root->walk([&](ExpertsOp op) {
+    os << "layer " << op.getNumExperts() << ' '
+       << stringifyActivation(op.getActivation()) << ';';
+    for (Value v : op.getOperands().drop_front(2)) {
+      os << v.getType() << ':';
+      Value cur = v;
+      for (int depth = 0; depth < 8; ++depth) {
+        Operation *def = cur.getDefiningOp();
+        if (!def)
+          break;
+        if (auto w = dyn_cast<nn::WeightOp>(def)) {
+          os << "weight " << w.getName() << ' '
+             << llvm::sys::path::filename(w.getFile().value_or("")) << ' '
+             << w.getOffset() << ' ' << w.getSeed().value_or(~uint64_t(0)) << ' '
+             << llvm::format("%.17g", w.getScale().convertToDouble());
+          break;
+        }
+        os << def->getName() << ' ';
+        if (def->getNumOperands() != 1)
+          break;
+        cur = def->getOperand(0);
+      }
+      os << ';';
+    }
+  });
+  os.flush();
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  std::string out;
+  llvm::raw_string_ostream hex(out);
+  hex << llvm::format_hex_no_prefix(h, 16);
+  return hex.str();
 }

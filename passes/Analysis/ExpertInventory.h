@@ -16,6 +16,8 @@
 
 #include "llvm/ADT/SmallVector.h"
 
+#include <string>
+
 namespace mlir::moe {
 
 /// One MoE layer: a `moe.experts` op.
@@ -47,6 +49,16 @@ public:
 private:
   SmallVector<ExpertLayer> layers_;
 };
+
+/// A stable identity of the model under `root` (16 hex digits): a hash of
+/// every MoE layer's expert count, activation and weight types, and of where
+/// its expert weights come from (each `nn.weight`'s name, file name, offset,
+/// seed and scale, found through single-operand ops such as transposes). It
+/// does not change with the per-expert decisions (#moe.expert: precision,
+/// placement, pruning), so a profile recorded with any plan of the model
+/// matches the model. `moe-lower-to-plan` stores it as the module attribute
+/// `moe.model_id` and the plan's `model_id` metadata.
+std::string modelFingerprint(Operation *root);
 
 } // namespace mlir::moe
 

@@ -9,6 +9,8 @@
 #include "kernels/cpu/QuantFast.h"
 #include "runtime/Describe.h"
 #include "runtime/Executor.h"
+#include "runtime/Profile.h"
+#include "runtime/Scoring.h"
 #include "runtime/io/TensorProto.h"
 
 #include <tbb/global_control.h>
@@ -23,7 +25,9 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <fstream>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 using namespace moe::rt;
@@ -42,8 +46,8 @@ options:
   --describe               print the plan: producer, inputs/outputs, weights,
                            one line per step; exits unless inputs, --outputs
                            or --bench ask for a run as well
-  --json                   with --describe: the plan as JSON; with --bench:
-                           one JSON object on one line
+  --json                   with --describe: the plan as JSON; with --bench
+                           or --perplexity: one JSON object on one line
   --inputs DIR             read the program inputs from DIR/input_0.pb ...;
                            repeatable: --bench then rotates through the sets
                            (so routing changes between runs), the first set
@@ -64,6 +68,28 @@ options:
   --repeat N               timed runs for --bench (default 20)
   --profile-ops            with --bench: time every kernel call and print the
                            kernels by total time per run (JSON with --json)
+  --profile FILE           record a routing profile (docs/profile-format.md)
+                           while running: over every --inputs set once, the
+                           --random-inputs run, or the --perplexity windows;
+                           per layer and expert: activation count, share,
+                           total and mean routing weight, picks per rank,
+                           the top-1 weight histogram; FILE is written
+                           atomically. moe-assign-precision reads it
+  --profile-samples N      with --profile: keep N tokens' hidden states per
+                           layer (reservoir sample; default 256, 0 = none)
+                           so passes can measure expert output errors
+  --perplexity FILE        score a byte-level token file (bytes = token ids)
+                           with a language-model plan (token ids [B, S] ->
+                           logits [B, S, V]): the first --windows windows of
+                           --context bytes, each position predicting the
+                           next byte; prints the perplexity
+  --context N              bytes per window for --perplexity (default 256)
+  --windows N              windows for --perplexity (default 64; 0 = all)
+  --batch N                windows per run for --perplexity (default 8)
+  --reference PLAN         with --perplexity: also run PLAN (e.g. the fp32
+                           plan) on the same windows and report its
+                           perplexity, the mean KL(reference || plan), top-1
+                           agreement and the logits' relative error
   --threads N              worker threads (default: all cores)
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
@@ -78,6 +104,8 @@ examples:
   moe-exec block.moeplan --inputs test_data_set_0 --outputs out
   moe-exec block.moeplan --random-inputs 7 --input-shape 0=16,1024 --outputs out
   moe-exec block.moeplan --random-inputs 7 --input-shape 0=1,1024 --bench --json
+  moe-exec lm.moeplan --perplexity eval.bin --profile lm.profile.json
+  moe-exec lm-int4.moeplan --perplexity eval.bin --reference lm.moeplan
 
 exit status: 0 on success, 1 on an error (one line on stderr, starting with
 "moe-exec: error:"), 2 on a bad command line.
@@ -95,6 +123,11 @@ struct Options {
   bool int8Activations = false;
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
+  std::optional<std::string> profile;
+  int64_t profileSamples = 256;
+  std::optional<std::string> perplexity;
+  std::optional<std::string> reference;
+  int64_t context = 256, windows = 64, batch = 8;
 };
 
 
@@ -233,6 +266,26 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     } else if (arg == "--threads") {
       MOE_RETURN_IF_ERROR(nextInt(1, n));
       o.threads = int(std::min<int64_t>(n, 1 << 16));
+    } else if (arg == "--profile") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.profile = v;
+    } else if (arg == "--profile-samples") {
+      MOE_RETURN_IF_ERROR(nextInt(0, o.profileSamples));
+    } else if (arg == "--perplexity") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.perplexity = v;
+    } else if (arg == "--reference") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.reference = v;
+    } else if (arg == "--context") {
+      MOE_RETURN_IF_ERROR(nextInt(2, o.context));
+    } else if (arg == "--windows") {
+      MOE_RETURN_IF_ERROR(nextInt(0, o.windows));
+    } else if (arg == "--batch") {
+      MOE_RETURN_IF_ERROR(nextInt(1, o.batch));
     } else if (arg == "--device") {
       MOE_RETURN_IF_ERROR(next(o.device));
     } else if (arg == "--input-shape") {
@@ -273,12 +326,20 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     return usage("--inputs and --random-inputs exclude each other");
   if (!o.inputShapes.empty() && !o.seed)
     return usage("--input-shape applies to --random-inputs only");
-  if (o.json && !o.describe && !o.bench)
-    return usage("--json applies to --describe and --bench");
+  if (o.json && !o.describe && !o.bench && !o.perplexity)
+    return usage("--json applies to --describe, --bench and --perplexity");
   if (o.profileOps && !o.bench)
     return usage("--profile-ops applies to --bench");
-  if (!o.moreInputs.empty() && !o.bench)
-    return usage("several --inputs are for --bench");
+  if (!o.moreInputs.empty() && !o.bench && !o.profile)
+    return usage("several --inputs are for --bench or --profile");
+  if (o.profile && o.bench)
+    return usage("--profile and --bench exclude each other (profile first, "
+                 "then time)");
+  if (o.perplexity && (o.inputsDir || o.seed || o.bench || o.outputsDir))
+    return usage("--perplexity makes its own inputs: it excludes --inputs, "
+                 "--random-inputs, --bench and --outputs");
+  if (o.reference && !o.perplexity)
+    return usage("--reference applies to --perplexity");
   return o;
 }
 
@@ -299,6 +360,40 @@ Status makeDirs(const std::string &path) {
   if (::stat(path.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
     return Status::error(path + ": not a directory");
   return Status::ok();
+}
+
+/// Writes `content` to PATH.partial, then renames it to PATH: a reader
+/// never sees a half-written file.
+Status writeFileAtomically(const std::string &path, const std::string &content) {
+  std::string partial = path + ".partial";
+  {
+    std::ofstream f(partial, std::ios::binary | std::ios::trunc);
+    if (!f)
+      return Status::error(path + ": cannot write: " + std::strerror(errno));
+    f.write(content.data(), std::streamsize(content.size()));
+    f.close();
+    if (!f) {
+      std::remove(partial.c_str());
+      return Status::error(path + ": write failed");
+    }
+  }
+  if (std::rename(partial.c_str(), path.c_str()) != 0) {
+    std::remove(partial.c_str());
+    return Status::error(path + ": cannot rename into place: " +
+                         std::strerror(errno));
+  }
+  return Status::ok();
+}
+
+StatusOr<std::vector<uint8_t>> readBytes(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return Status::error(path + ": cannot open: " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)),
+                             std::istreambuf_iterator<char>());
+  if (f.bad())
+    return Status::error(path + ": read failed");
+  return bytes;
 }
 
 StatusOr<std::vector<Tensor>> readInputs(const LoadedPlan &plan,
@@ -482,8 +577,126 @@ int runTool(int argc, char **argv) {
   if (o.describe) {
     std::fputs((o.json ? describeJson(plan) : describeText(plan)).c_str(),
                stdout);
-    if (!o.inputsDir && !o.seed && !o.outputsDir && !o.bench)
+    if (!o.inputsDir && !o.seed && !o.outputsDir && !o.bench &&
+        !o.perplexity && !o.profile)
       return 0;
+  }
+
+  std::unique_ptr<RoutingProfiler> profiler;
+  ExecutorOptions execOptions;
+  execOptions.numThreads = o.threads;
+  execOptions.profile = o.profileOps;
+  if (o.profile) {
+    ProfileOptions po;
+    po.samples = o.profileSamples;
+    StatusOr<std::unique_ptr<RoutingProfiler>> p =
+        RoutingProfiler::create(plan, po);
+    if (!p.isOk())
+      return fail(p.status().message());
+    profiler = std::move(*p);
+    RoutingProfiler *raw = profiler.get();
+    execOptions.observer = [raw](size_t step, const std::vector<Tensor> &in,
+                                 const std::vector<Tensor> &out) {
+      raw->observe(step, in, out);
+    };
+  }
+  auto writeProfile = [&]() -> Status {
+    MOE_RETURN_IF_ERROR(profiler->status());
+    return writeFileAtomically(*o.profile, profiler->toJson());
+  };
+
+  // TBB caps its workers at the core count unless told otherwise; an
+  // explicit --threads N is obeyed even beyond it.
+  std::unique_ptr<tbb::global_control> threadLimit;
+  if (o.threads > 0)
+    threadLimit = std::make_unique<tbb::global_control>(
+        tbb::global_control::max_allowed_parallelism, size_t(o.threads));
+
+  if (o.perplexity) {
+    StatusOr<std::vector<uint8_t>> tokens = readBytes(*o.perplexity);
+    if (!tokens.isOk())
+      return fail(tokens.status().message());
+    StatusOr<std::unique_ptr<Executor>> ex =
+        Executor::create(plan, execOptions);
+    if (!ex.isOk())
+      return fail(ex.status().message());
+    std::unique_ptr<LoadedPlan> refPlan;
+    std::unique_ptr<Executor> refEx;
+    if (o.reference) {
+      StatusOr<std::unique_ptr<LoadedPlan>> r =
+          loadPlan(*o.reference, loadOptions);
+      if (!r.isOk())
+        return fail(r.status().message());
+      refPlan = std::move(*r);
+      ExecutorOptions refOptions;
+      refOptions.numThreads = o.threads;
+      StatusOr<std::unique_ptr<Executor>> re =
+          Executor::create(*refPlan, refOptions);
+      if (!re.isOk())
+        return fail(re.status().message());
+      refEx = std::move(*re);
+    }
+    ScoreOptions so;
+    so.context = o.context;
+    so.windows = o.windows;
+    so.batch = o.batch;
+    bool tty = ::isatty(STDERR_FILENO);
+    auto start = std::chrono::steady_clock::now();
+    StatusOr<ScoreResult> r = scorePerplexity(
+        **ex, refEx.get(), *tokens, so,
+        [&] {
+          if (profiler)
+            profiler->endRun();
+        },
+        [&](int64_t done, int64_t total) {
+          if (tty)
+            std::fprintf(stderr, "\rmoe-exec: scored %lld/%lld windows",
+                         (long long)done, (long long)total);
+        });
+    if (tty)
+      std::fprintf(stderr, "\r\033[K");
+    if (!r.isOk())
+      return fail(r.status().message());
+    double seconds = std::chrono::duration<double>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+    if (o.json) {
+      std::string line = "{\"perplexity\": " + jsonNumber(r->perplexity) +
+                         ", \"mean_nll\": " + jsonNumber(r->meanNll) +
+                         ", \"windows\": " + std::to_string(r->windows) +
+                         ", \"context\": " + std::to_string(o.context) +
+                         ", \"predictions\": " +
+                         std::to_string(r->predictions) +
+                         ", \"plan_bytes\": " +
+                         std::to_string(plan.fileSize());
+      if (r->hasReference)
+        line += ", \"reference_perplexity\": " +
+                jsonNumber(r->referencePerplexity) +
+                ", \"kl_mean\": " + jsonNumber(r->klMean) +
+                ", \"top1_agreement\": " + jsonNumber(r->top1Agreement) +
+                ", \"logits_rel_error\": " + jsonNumber(r->logitsRelError) +
+                ", \"reference_plan_bytes\": " +
+                std::to_string(refPlan->fileSize());
+      std::printf("%s, \"seconds\": %s}\n", line.c_str(),
+                  jsonNumber(seconds).c_str());
+    } else {
+      std::printf("perplexity %.4f over %lld predictions (%lld windows of "
+                  "%lld bytes; %.1f s)\n",
+                  r->perplexity, (long long)r->predictions,
+                  (long long)r->windows, (long long)o.context, seconds);
+      if (r->hasReference)
+        std::printf("reference perplexity %.4f; KL(reference||plan) %.6f "
+                    "nats, top-1 agreement %.4f, logits relative error "
+                    "%.3e\n",
+                    r->referencePerplexity, r->klMean, r->top1Agreement,
+                    r->logitsRelError);
+    }
+    if (profiler) {
+      Status st = writeProfile();
+      if (!st.isOk())
+        return fail(st.message());
+    }
+    return 0;
   }
 
   std::vector<Tensor> inputs;
@@ -502,12 +715,6 @@ int runTool(int argc, char **argv) {
                 " inputs: give --inputs DIR or --random-inputs SEED");
   }
 
-  // TBB caps its workers at the core count unless told otherwise; an
-  // explicit --threads N is obeyed even beyond it.
-  std::unique_ptr<tbb::global_control> threadLimit;
-  if (o.threads > 0)
-    threadLimit = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, size_t(o.threads));
   // Further input sets, for --bench to rotate through.
   std::vector<std::vector<Tensor>> inputSets{inputs};
   for (const std::string &dir : o.moreInputs) {
@@ -516,9 +723,6 @@ int runTool(int argc, char **argv) {
       return fail(r.status().message());
     inputSets.push_back(std::move(*r));
   }
-  ExecutorOptions execOptions;
-  execOptions.numThreads = o.threads;
-  execOptions.profile = o.profileOps;
   StatusOr<std::unique_ptr<Executor>> ex = Executor::create(plan, execOptions);
   if (!ex.isOk())
     return fail(ex.status().message());
@@ -532,6 +736,18 @@ int runTool(int argc, char **argv) {
   StatusOr<std::vector<Tensor>> outputs = (*ex)->run(inputs);
   if (!outputs.isOk())
     return fail(outputs.status().message());
+  if (profiler) {
+    profiler->endRun();
+    for (size_t i = 1; i < inputSets.size(); ++i) {
+      StatusOr<std::vector<Tensor>> r = (*ex)->run(inputSets[i]);
+      if (!r.isOk())
+        return fail(r.status().message());
+      profiler->endRun();
+    }
+    st = writeProfile();
+    if (!st.isOk())
+      return fail(st.message());
+  }
 
   if (o.bench) {
     for (int i = 0; i < o.warmup; ++i) {

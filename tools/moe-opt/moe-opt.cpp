@@ -39,6 +39,13 @@ static llvm::cl::opt<std::string>
                                 "needed). Without -o the IR is not printed."),
                  llvm::cl::value_desc("file"), llvm::cl::cat(moeCategory));
 
+static llvm::cl::opt<bool> emitDequantized(
+    "emit-dequantized",
+    llvm::cl::desc("With --emit-plan: store quantised expert weights as "
+                   "plain f32 holding their dequantised values (the "
+                   "reference a quantised plan must reproduce)"),
+    llvm::cl::init(false), llvm::cl::cat(moeCategory));
+
 static llvm::cl::opt<std::string> weightsDir(
     "weights-dir",
     llvm::cl::desc("Directory against which relative weight file paths are "
@@ -160,6 +167,7 @@ int main(int argc, char **argv) {
   if (!emitPlanFile.empty()) {
     moe::compiler::EmitPlanOptions emit;
     emit.path = emitPlanFile;
+    emit.dequantize = emitDequantized;
     emit.source = inputFile == "-" ? "<stdin>"
                                    : llvm::sys::path::filename(inputFile).str();
     if (!weightsDir.empty())
