@@ -179,15 +179,16 @@ uint32_t Emitter::newValue(Value v, moe_plan::ValueKind kind, int32_t weight,
 /// Lays out the packed slices of a quantised weight (64-byte aligned).
 static void packSlices(BlobInfo &blob, ArrayRef<int64_t> bits,
                        ArrayRef<int64_t> groups, bool f16Scales,
-                       bool zeroPoints) {
+                       ArrayRef<bool> zeroPoints) {
   blob.sliceRows = blob.shape[1];
   blob.sliceCols = 1;
   for (int64_t d : ArrayRef<int64_t>(blob.shape).drop_front(2))
     blob.sliceCols *= d;
   uint64_t offset = 0;
-  for (auto [b, g] : llvm::zip(bits, groups)) {
+  for (auto [i, b, g] : llvm::enumerate(bits, groups)) {
+    bool zp = i < zeroPoints.size() && zeroPoints[i];
     ::moe::kernels::cpu::QuantFormat f{static_cast<int>(b), static_cast<int>(g),
-                                       f16Scales, zeroPoints};
+                                       f16Scales, zp};
     uint64_t size = static_cast<uint64_t>(
         ::moe::kernels::cpu::quantLayout(f, blob.sliceRows, blob.sliceCols)
             .totalBytes);
@@ -394,7 +395,8 @@ LogicalResult Emitter::run() {
         BlobInfo &blob = blobs.back();
         uint64_t plainSize = blob.size;
         packSlices(blob, *bits, *w.getGroupSizes(),
-                   w.getQuantScale() == "f16", w.getZeroPoints());
+                   w.getQuantScale() == "f16",
+                   w.getZeroPoints().value_or(ArrayRef<bool>()));
         if (options.dequantize) {
           // Keep the formats for produce(), store plain f32.
           blob.roundTripFormats = std::move(blob.sliceFormats);

@@ -301,8 +301,9 @@ namespace {
 /// Per-slice precision of an expert weight to quantise at emission.
 struct QuantSpec {
   SmallVector<int64_t> bits, groups;
+  SmallVector<bool> zeroPoints;
   bool operator==(const QuantSpec &o) const {
-    return bits == o.bits && groups == o.groups;
+    return bits == o.bits && groups == o.groups && zeroPoints == o.zeroPoints;
   }
 };
 
@@ -314,7 +315,8 @@ struct QuantOptions {
 
 /// Finds the expert weights that moe.experts ops ask to quantise.
 static LogicalResult
-collectQuantSpecs(func::FuncOp func, DenseMap<Operation *, QuantSpec> &specs) {
+collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
+                  DenseMap<Operation *, QuantSpec> &specs) {
   WalkResult result = func.walk([&](ExpertsOp op) {
     QuantSpec spec;
     bool any = false;
@@ -324,6 +326,8 @@ collectQuantSpecs(func::FuncOp func, DenseMap<Operation *, QuantSpec> &specs) {
       any |= quantised;
       spec.bits.push_back(quantised ? expert.getBits() : 0);
       spec.groups.push_back(quantised ? expert.getGroupSize() : 0);
+      spec.zeroPoints.push_back(quantised && expert.getBits() != 16 &&
+                                (allZeroPoints || expert.getZeroPoints()));
       if (quantised && expert.getBits() != 16 && expert.getGroupSize() == 0) {
         op.emitOpError("expert ")
             << e << " asks for " << expert.getBits()
@@ -381,7 +385,7 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
     return func.emitOpError("must have a single block to lower to a plan");
 
   DenseMap<Operation *, QuantSpec> quantSpecs;
-  if (failed(collectQuantSpecs(func, quantSpecs)))
+  if (failed(collectQuantSpecs(func, quant.zeroPoints, quantSpecs)))
     return failure();
 
   Block &body = func.getBody().front();
@@ -416,7 +420,9 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
         nw.setBitsAttr(b.getDenseI64ArrayAttr(spec->second.bits));
         nw.setGroupSizesAttr(b.getDenseI64ArrayAttr(spec->second.groups));
         nw.setQuantScale(quant.scale);
-        nw.setZeroPoints(quant.zeroPoints);
+        if (llvm::is_contained(spec->second.zeroPoints, true))
+          nw.setZeroPointsAttr(
+              b.getDenseBoolArrayAttr(spec->second.zeroPoints));
       }
       map.map(w.getResult(), nw.getResult());
       continue;

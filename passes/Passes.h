@@ -36,6 +36,21 @@ struct CompilePipelineOptions
       *this, "expert-group-size",
       llvm::cl::desc("quantisation group size with expert-bits: 32, 64, 128"),
       llvm::cl::init(128)};
+  Option<double> expertAvgBits{
+      *this, "expert-avg-bits",
+      llvm::cl::desc("give each expert its own format (moe-assign-precision) "
+                     "so that expert weights average this many bits"),
+      llvm::cl::init(0.0)};
+  Option<int64_t> expertBudgetBytes{
+      *this, "expert-budget-bytes",
+      llvm::cl::desc("like expert-avg-bits, with the budget in bytes of "
+                     "expert weights"),
+      llvm::cl::init(0)};
+  Option<std::string> precisionProfile{
+      *this, "precision-profile",
+      llvm::cl::desc("routing profile (moe-exec --profile) for "
+                     "expert-avg-bits"),
+      llvm::cl::init("")};
   Option<std::string> quantScale{
       *this, "quant-scale",
       llvm::cl::desc("scale dtype of quantised expert weights: f16 or f32"),

@@ -57,6 +57,92 @@ def SetExpertPrecision : Pass<"moe-set-expert-precision", "mlir::ModuleOp"> {
            "bits per weight: 0 (as stored), 8, 4, 3 or 2">,
     Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
            "elements per quantisation group: 32, 64 or 128">,
+    Option<"zeroPoints", "zero-points", "bool", /*default=*/"false",
+           "store an 8-bit zero point per group (asymmetric)">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect"];
+}
+
+def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
+  let summary = "give each expert its own weight format under a size budget (MC-MoE)";
+  let description = [{
+    Chooses one weight format per expert of every `moe.experts` op so that
+    the importance-weighted quantisation error is least while the experts'
+    bytes stay within a budget, and records the choice in each expert's
+    `#moe.expert<bits, group_size>` (applied when the plan is emitted).
+
+    - Error of a candidate format (`formats`) for an expert: with
+      `error=output` (the default when the profile holds sampled hidden
+      states), the mean squared error of one output row of the expert on
+      the sampled tokens routed to it (all samples when fewer than 8 were),
+      computed with the runtime's own `moe.experts` kernel on the
+      quantised-then-dequantised weights, divided by the layer's output
+      energy (Σ importance · mean squared output row), so that layers weigh
+      alike; `error=relative-output` divides by the expert's own output
+      energy instead; `error=weight` is the relative squared error of the
+      weights themselves (the default without samples).
+    - Importance of an expert (`importance`), from the profile
+      (`moe-exec PLAN --profile FILE`): `energy` (default) = the expert's
+      share of Σ routing weight² — with `error=output` the objective is then
+      the expected squared error each expert adds to the layer's output;
+      `mixed` = a·f + (1-a)·w as MC-MoE weighs experts, with f the expert's
+      share of its layer's picks, w its share of the routing weight and
+      a = `frequency-weight`; `frequency`; `weight`; or `uniform` (also used
+      without a profile). Every expert gets at least `importance-floor`
+      times its layer's mean: the tokens a rare expert serves suffer all of
+      its error, which the expected error understates (measured in
+      bench/results/precision-fidelity.json).
+    - The integer program (one format per expert, Σ bytes ≤ budget,
+      minimise Σ importance·error) is solved with GLPK's branch-and-cut
+      (passes/Analysis/PrecisionSolver.h). The budget is `budget-bits`
+      (average bits per expert weight, scales included) or `budget-bytes`.
+    - `pin` fixes experts: `L:E=FORMAT`, with `*` for every layer or expert.
+
+    Experts whose weights are not f32 `nn.weight`s used only by their op
+    keep their stored precision and count neither in the budget nor in the
+    objective (a warning names the layer). The module gets `moe.precision`
+    (budget, bytes, average bits, objective, whether proven optimal) and
+    each op `moe.precision_error` (the chosen format's error per expert).
+
+    Example: `moe-assign-precision{profile=p.json budget-bits=2.5}` may turn
+    a hot expert into `#moe.expert<bits = 4, group_size = 64>` and a cold
+    one into `#moe.expert<bits = 2, group_size = 128>`.
+  }];
+  let options = [
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "routing profile from moe-exec --profile (importance, samples)">,
+    Option<"budgetBits", "budget-bits", "double", /*default=*/"0.0",
+           "average bits per expert weight, scales included (0: unset)">,
+    Option<"budgetBytes", "budget-bytes", "int64_t", /*default=*/"0",
+           "total bytes of the expert weights (0: unset)">,
+    ListOption<"formats", "formats", "std::string",
+           "candidate formats (f32, bf16, int8/g128, int4/g64, int2/g64/zp, "
+           "...); default: bf16, int8/g128, and 4/3/2 bits with groups "
+           "32/64/128, symmetric or with zero points">,
+    Option<"importance", "importance", "std::string", /*default=*/"\"energy\"",
+           "energy, mixed, frequency, weight or uniform">,
+    Option<"frequencyWeight", "frequency-weight", "double", /*default=*/"0.5",
+           "in mixed importance, the weight of the activation frequency "
+           "(the rest goes to the routing-weight share)">,
+    Option<"importanceFloor", "importance-floor", "double", /*default=*/"0.5",
+           "least importance of an expert, as a fraction of its layer's mean">,
+    Option<"errorKind", "error", "std::string", /*default=*/"\"auto\"",
+           "auto (output when the profile has samples, else weight), output, "
+           "relative-output or weight">,
+    ListOption<"pins", "pin", "std::string",
+           "experts fixed to a format: L:E=FORMAT (L, E may be *)">,
+    Option<"weightsDir", "weights-dir", "std::string", /*default=*/"\"\"",
+           "directory of relative weight files (default: the module's "
+           "moe.weights_dir, else the current directory)">,
+    Option<"quantScale", "quant-scale", "std::string", /*default=*/"\"f16\"",
+           "scale dtype the plan will use (f16 or f32), for the byte count">,
+    Option<"timeLimit", "time-limit", "double", /*default=*/"30.0",
+           "seconds the solver may spend improving its solution">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark per layer with the chosen formats">,
+  ];
+  let statistics = [
+    Statistic<"numExperts", "num-experts", "experts given a format">,
   ];
   let dependentDialects = ["mlir::moe::MoeDialect"];
 }

@@ -15,7 +15,14 @@ void moe::buildCompilePipeline(OpPassManager &pm,
   pm.addPass(createRaiseExperts());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  if (options.expertBits != 0) {
+  if (options.expertAvgBits > 0 || options.expertBudgetBytes > 0) {
+    AssignPrecisionOptions assign;
+    assign.budgetBits = options.expertAvgBits;
+    assign.budgetBytes = options.expertBudgetBytes;
+    assign.profile = options.precisionProfile;
+    assign.quantScale = options.quantScale;
+    pm.addPass(createAssignPrecision(assign));
+  } else if (options.expertBits != 0) {
     SetExpertPrecisionOptions precision;
     precision.bits = options.expertBits;
     precision.groupSize = options.expertGroupSize;

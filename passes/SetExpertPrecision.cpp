@@ -22,14 +22,16 @@ struct SetExpertPrecisionPass
             [&] {
               return getOperation().emitError("moe-set-expert-precision: ");
             },
-            Placement::unassigned, bits, group, false)))
+            Placement::unassigned, bits, group, false,
+            zeroPoints && group != 0)))
       return signalPassFailure();
     getOperation().walk([&](ExpertsOp op) {
       SmallVector<Attribute> experts;
       for (int64_t e = 0; e < op.getNumExperts(); ++e) {
         ExpertAttr old = op.getExpert(e);
         experts.push_back(ExpertAttr::get(op.getContext(), old.getPlacement(),
-                                          bits, group, old.getPruned()));
+                                          bits, group, old.getPruned(),
+                                          zeroPoints && group != 0));
       }
       op.setExpertsAttr(ArrayAttr::get(op.getContext(), experts));
     });

@@ -74,6 +74,7 @@ RoutingProfiler::create(const LoadedPlan &plan, const ProfileOptions &options) {
     layer.hidden = x.shape.empty() ? -1 : x.shape.back();
     layer.count.assign(size_t(*e), 0);
     layer.weightSum.assign(size_t(*e), 0.0);
+    layer.weightSqSum.assign(size_t(*e), 0.0);
     layer.slotCount.assign(size_t(*e * *k), 0);
     layer.slotWeightSum.assign(size_t(*k), 0.0);
     layer.top1Histogram.assign(size_t(options.histogramBins), 0);
@@ -131,6 +132,7 @@ void RoutingProfiler::observeRoute(Layer &layer, const Tensor &ids,
         continue; // the kernel rejects these itself
       layer.count[size_t(x)] += 1;
       layer.weightSum[size_t(x)] += wr;
+      layer.weightSqSum[size_t(x)] += wr * wr;
       layer.slotCount[size_t(x * k + r)] += 1;
       layer.slotWeightSum[size_t(r)] += wr;
       double p = sum > 0 ? std::max(0.0, wr) / sum : 0.0;
@@ -236,6 +238,7 @@ std::string RoutingProfiler::toJson() const {
            ", \"share\": " + jsonNumber(double(c) / (tokens * double(k))) +
            ", \"weight_sum\": " + jsonNumber(ws) +
            ", \"weight_mean\": " + jsonNumber(c ? ws / double(c) : 0.0) +
+           ", \"weight_sq_sum\": " + jsonNumber(layer.weightSqSum[size_t(x)]) +
            ", \"slot_counts\": " + jsonArray(slots) + "}";
     }
     s += "]";

@@ -62,6 +62,7 @@ private:
     int64_t tokens = 0;
     std::vector<int64_t> count;        // per expert
     std::vector<double> weightSum;     // per expert
+    std::vector<double> weightSqSum;   // per expert: Σ weight²
     std::vector<int64_t> slotCount;    // [E, k]: picked at rank r
     std::vector<double> slotWeightSum; // [k]
     std::vector<int64_t> top1Histogram;

@@ -50,19 +50,23 @@ scorePerplexity(const Executor &plan, const Executor *reference,
                 const std::vector<uint8_t> &tokens, const ScoreOptions &options,
                 const std::function<void()> &afterRun,
                 const std::function<void(int64_t, int64_t)> &progress) {
-  if (options.context < 2 || options.windows < 0 || options.batch < 1)
-    return Status::error("perplexity: context must be >= 2, windows >= 0 "
-                         "and batch >= 1");
+  if (options.context < 2 || options.windows < 0 || options.batch < 1 ||
+      options.offset < 0)
+    return Status::error("perplexity: context must be >= 2, windows >= 0, "
+                         "batch >= 1 and offset >= 0");
   MOE_RETURN_IF_ERROR(checkLanguageModel(plan.plan(), "the plan"));
   if (reference)
     MOE_RETURN_IF_ERROR(
         checkLanguageModel(reference->plan(), "the reference plan"));
-  int64_t available = int64_t(tokens.size()) / options.context;
+  int64_t size = int64_t(tokens.size());
+  int64_t available =
+      options.offset < size ? (size - options.offset) / options.context : 0;
   if (available == 0)
     return Status::error("perplexity: the token file has " +
-                         std::to_string(tokens.size()) +
-                         " bytes, fewer than one window of " +
-                         std::to_string(options.context));
+                         std::to_string(size) + " bytes; after offset " +
+                         std::to_string(options.offset) +
+                         " fewer than one window of " +
+                         std::to_string(options.context) + " remain");
   int64_t windows = options.windows == 0
                         ? available
                         : std::min(options.windows, available);
@@ -83,7 +87,7 @@ scorePerplexity(const Executor &plan, const Executor *reference,
     if (!ids.isOk())
       return ids.status();
     for (int64_t i = 0; i < b * s; ++i) {
-      int64_t token = tokens[size_t(w0 * s + i)];
+      int64_t token = tokens[size_t(options.offset + w0 * s + i)];
       if (idType == DType::I64)
         ids->mutableData<int64_t>()[i] = token;
       else
@@ -121,11 +125,13 @@ scorePerplexity(const Executor &plan, const Executor *reference,
     }
     for (int64_t wi = 0; wi < b; ++wi)
       for (int64_t t = 0; t + 1 < s; ++t) {
-        int64_t next = tokens[size_t((w0 + wi) * s + t + 1)];
+        int64_t next =
+            tokens[size_t(options.offset + (w0 + wi) * s + t + 1)];
         if (next >= v)
           return Status::error("perplexity: token " + std::to_string(next) +
                                " at byte " +
-                               std::to_string((w0 + wi) * s + t + 1) +
+                               std::to_string(options.offset +
+                                              (w0 + wi) * s + t + 1) +
                                " is not below the vocabulary size " +
                                std::to_string(v));
         const float *row = lp + (wi * s + t) * v;

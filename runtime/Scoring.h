@@ -27,6 +27,8 @@ struct ScoreOptions {
   int64_t context = 256; ///< bytes per window (>= 2)
   int64_t windows = 64;  ///< windows scored; 0: every full window of the file
   int64_t batch = 8;     ///< windows per run
+  int64_t offset = 0;    ///< bytes of the file skipped before the first
+                         ///< window (e.g. calibrate on held-out windows)
 };
 
 struct ScoreResult {

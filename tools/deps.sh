@@ -11,6 +11,7 @@ MOE_DEBIAN_PACKAGES=(
   libflatbuffers-dev flatbuffers-compiler                  # plan schema
   libonnx-dev libprotobuf-dev protobuf-compiler            # ONNX
   libgtest-dev                                             # GoogleTest
+  libglpk-dev                                              # MIP solver (moe-assign-precision)
   python3-numpy python3-onnx                               # test references
 )
 

@@ -88,12 +88,17 @@ def Moe_ExpertAttr : Moe_Attr<"Expert", "expert"> {
       none); one of 0, 32, 64, 128.
     - `pruned`: removed by `moe-prune-experts`; rows still routed to a pruned
       expert contribute zeros.
+    - `zero_points`: with bits 8/4/3/2, each group also stores an 8-bit zero
+      point (asymmetric quantisation: 2^bits levels between the group's
+      minimum and maximum instead of 2^bits - 1 symmetric ones; worth most
+      at 2 and 3 bits).
 
     Example:
 
     ```mlir
     #moe.expert<placement = gpu, bits = 4, group_size = 128>
     #moe.expert<pruned = true>
+    #moe.expert<bits = 2, group_size = 64, zero_points = true>
     ```
   }];
   let parameters = (ins
@@ -101,7 +106,8 @@ def Moe_ExpertAttr : Moe_Attr<"Expert", "expert"> {
                            "::mlir::moe::Placement::unassigned">:$placement,
     DefaultValuedParameter<"int64_t", "0">:$bits,
     DefaultValuedParameter<"int64_t", "0">:$group_size,
-    DefaultValuedParameter<"bool", "false">:$pruned);
+    DefaultValuedParameter<"bool", "false">:$pruned,
+    DefaultValuedParameter<"bool", "false">:$zero_points);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -28,7 +28,8 @@ void MoeDialect::initialize() {
 
 LogicalResult ExpertAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                  Placement placement, int64_t bits,
-                                 int64_t groupSize, bool pruned) {
+                                 int64_t groupSize, bool pruned,
+                                 bool zeroPoints) {
   if (!llvm::is_contained({0, 16, 8, 4, 3, 2}, bits))
     return emitError() << "expert bits must be one of 0 (as stored), 16, 8, "
                           "4, 3, 2; got "
@@ -40,5 +41,8 @@ LogicalResult ExpertAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (groupSize != 0 && (bits == 0 || bits == 16))
     return emitError() << "group_size " << groupSize
                        << " needs a quantised precision (bits 8, 4, 3 or 2)";
+  if (zeroPoints && groupSize == 0)
+    return emitError() << "zero_points need a quantised precision (bits 8, "
+                          "4, 3 or 2 with a group_size)";
   return success();
 }

@@ -82,7 +82,8 @@ LogicalResult DispatchOp::inferReturnTypes(MLIRContext *ctx,
 ExpertAttr ExpertsOp::getExpert(int64_t e) {
   if (auto experts = getExperts())
     return cast<ExpertAttr>((*experts)[e]);
-  return ExpertAttr::get(getContext(), Placement::unassigned, 0, 0, false);
+  return ExpertAttr::get(getContext(), Placement::unassigned, 0, 0, false,
+                         false);
 }
 
 /// Checks that `type` has the expected static dims (dynamic ones pass).

@@ -36,6 +36,8 @@ LogicalResult WeightOp::verify() {
   if (getQuantScale() != "f16" && getQuantScale() != "f32")
     return emitOpError("quant_scale must be \"f16\" or \"f32\", got \"")
            << getQuantScale() << "\"";
+  if (!bits && getZeroPoints())
+    return emitOpError("`zero_points` need `bits`");
   if (!bits)
     return success();
   MemRefType type = getType();
@@ -48,8 +50,16 @@ LogicalResult WeightOp::verify() {
     return emitOpError("needs one `bits` and `group_sizes` entry per index "
                        "of dimension 0 (")
            << slices << ")";
+  std::optional<ArrayRef<bool>> zps = getZeroPoints();
+  if (zps && static_cast<int64_t>(zps->size()) != slices)
+    return emitOpError("needs one `zero_points` entry per index of "
+                       "dimension 0 (")
+           << slices << ")";
   for (int64_t i = 0; i < slices; ++i) {
     int64_t b = (*bits)[i], g = (*groups)[i];
+    if (zps && (*zps)[i] && (b == 0 || b == 16))
+      return emitOpError("slice ") << i << ": zero points need bits 8, 4, 3 "
+                                          "or 2";
     if (b == 0 || (b == 16 && g == 0))
       continue;
     if (!llvm::is_contained({8, 4, 3, 2}, b))

@@ -36,7 +36,7 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
     as bf16 when `bits[i]` is 16 (group size 0), else group-wise with
     `bits[i]` bits (0: plain f32) in groups of
     `group_sizes[i]` along the last dimension, with `quant_scale` ("f16" or
-    "f32") scales and, with `zero_points`, 8-bit zero points
+    "f32") scales and, where `zero_points[i]` is true, 8-bit zero points
     (kernels/cpu/Quant.h has the layout).
 
     Example:
@@ -53,7 +53,7 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
                    OptionalAttr<DenseI64ArrayAttr>:$bits,
                    OptionalAttr<DenseI64ArrayAttr>:$group_sizes,
                    DefaultValuedStrAttr<StrAttr, "f16">:$quant_scale,
-                   DefaultValuedAttr<BoolAttr, "false">:$zero_points);
+                   OptionalAttr<DenseBoolArrayAttr>:$zero_points);
   let results = (outs AnyStaticShapeMemRef:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;

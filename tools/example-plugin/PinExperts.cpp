@@ -63,7 +63,8 @@ struct PinExpertsPass
         }
         attrs.push_back(moe::ExpertAttr::get(op.getContext(), where,
                                              old.getBits(), old.getGroupSize(),
-                                             old.getPruned()));
+                                             old.getPruned(),
+                                             old.getZeroPoints()));
       }
       op.setExpertsAttr(ArrayAttr::get(op.getContext(), attrs));
     }
@@ -92,7 +93,8 @@ struct PinExpertsPass
         }
         auto old = cast<moe::ExpertAttr>(attrs[e]);
         attrs[e] = moe::ExpertAttr::get(op.getContext(), *where, old.getBits(),
-                                        old.getGroupSize(), old.getPruned());
+                                        old.getGroupSize(), old.getPruned(),
+                                        old.getZeroPoints());
       }
       op.setExpertsAttr(ArrayAttr::get(op.getContext(), attrs));
       return WalkResult::advance();

@@ -76,8 +76,9 @@ options:
                            the top-1 weight histogram; FILE is written
                            atomically. moe-assign-precision reads it
   --profile-samples N      with --profile: keep N tokens' hidden states per
-                           layer (reservoir sample; default 256, 0 = none)
-                           so passes can measure expert output errors
+                           layer (reservoir sample; 0 = none) so passes can
+                           measure expert output errors; default 1024, or
+                           fewer so that a layer's samples stay under 4 MiB
   --perplexity FILE        score a byte-level token file (bytes = token ids)
                            with a language-model plan (token ids [B, S] ->
                            logits [B, S, V]): the first --windows windows of
@@ -86,6 +87,9 @@ options:
   --context N              bytes per window for --perplexity (default 256)
   --windows N              windows for --perplexity (default 64; 0 = all)
   --batch N                windows per run for --perplexity (default 8)
+  --offset BYTES           start the --perplexity windows BYTES into the file
+                           (default 0); e.g. profile on later windows than
+                           those you score
   --reference PLAN         with --perplexity: also run PLAN (e.g. the fp32
                            plan) on the same windows and report its
                            perplexity, the mean KL(reference || plan), top-1
@@ -124,10 +128,10 @@ struct Options {
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
   std::optional<std::string> profile;
-  int64_t profileSamples = 256;
+  int64_t profileSamples = -1; // -1: the default (see --help)
   std::optional<std::string> perplexity;
   std::optional<std::string> reference;
-  int64_t context = 256, windows = 64, batch = 8;
+  int64_t context = 256, windows = 64, batch = 8, offset = 0;
 };
 
 
@@ -284,6 +288,8 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       MOE_RETURN_IF_ERROR(nextInt(2, o.context));
     } else if (arg == "--windows") {
       MOE_RETURN_IF_ERROR(nextInt(0, o.windows));
+    } else if (arg == "--offset") {
+      MOE_RETURN_IF_ERROR(nextInt(0, o.offset));
     } else if (arg == "--batch") {
       MOE_RETURN_IF_ERROR(nextInt(1, o.batch));
     } else if (arg == "--device") {
@@ -589,6 +595,15 @@ int runTool(int argc, char **argv) {
   if (o.profile) {
     ProfileOptions po;
     po.samples = o.profileSamples;
+    if (po.samples < 0) {
+      int64_t hidden = 1;
+      for (const StepInfo &s : plan.steps())
+        if (s.kind == StepKind::Call && s.kernelName == "moe.dispatch" &&
+            !plan.values()[s.inputs[0]].shape.empty())
+          hidden = std::max(hidden, plan.values()[s.inputs[0]].shape.back());
+      po.samples = std::max<int64_t>(
+          1, std::min<int64_t>(1024, (int64_t(4) << 20) / (4 * hidden)));
+    }
     StatusOr<std::unique_ptr<RoutingProfiler>> p =
         RoutingProfiler::create(plan, po);
     if (!p.isOk())
@@ -640,6 +655,7 @@ int runTool(int argc, char **argv) {
     so.context = o.context;
     so.windows = o.windows;
     so.batch = o.batch;
+    so.offset = o.offset;
     bool tty = ::isatty(STDERR_FILENO);
     auto start = std::chrono::steady_clock::now();
     StatusOr<ScoreResult> r = scorePerplexity(

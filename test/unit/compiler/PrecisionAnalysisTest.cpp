@@ -1,0 +1,234 @@
+//===- PrecisionAnalysisTest.cpp - Error model and profile reader ---------===//
+
+#include "passes/Analysis/ExpertInventory.h"
+#include "passes/Analysis/QuantError.h"
+#include "passes/Analysis/RoutingProfile.h"
+#include "compiler/Registration.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace mlir;
+namespace precision = ::moe::precision;
+
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint64_t seed, float shift = 0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float &x : v)
+    x = d(rng) + shift;
+  return v;
+}
+
+double relError(const std::vector<float> &w, int64_t rows, int64_t cols,
+                precision::Format f) {
+  double norm = 0;
+  for (float x : w)
+    norm += double(x) * x;
+  return precision::squaredError(w.data(), rows, cols, f, true) / norm;
+}
+
+TEST(QuantError, ParsesFormats) {
+  struct Case {
+    const char *text;
+    int bits, group;
+    bool zp;
+  } cases[] = {{"f32", 0, 0, false},        {"bf16", 16, 0, false},
+               {"16", 16, 0, false},        {"int4/g128", 4, 128, false},
+               {"4/g64", 4, 64, false},     {"3g32", 3, 32, false},
+               {"int2/g64/zp", 2, 64, true}, {"8/g128/zp", 8, 128, true}};
+  for (const Case &c : cases) {
+    auto f = precision::parseFormat(c.text);
+    ASSERT_TRUE(f.isOk()) << c.text << ": " << f.status().message();
+    EXPECT_EQ(f->bits, c.bits) << c.text;
+    EXPECT_EQ(f->groupSize, c.group) << c.text;
+    EXPECT_EQ(f->zeroPoints, c.zp) << c.text;
+    // The name parses back to the same format.
+    auto again = precision::parseFormat(precision::formatName(*f));
+    ASSERT_TRUE(again.isOk());
+    EXPECT_TRUE(*again == *f) << precision::formatName(*f);
+  }
+  for (const char *bad : {"", "int5/g32", "int4/g48", "int4", "g128",
+                          "int4/g128/xx", "bf16/zp", "int4/g", "int/g128"}) {
+    auto f = precision::parseFormat(bad);
+    EXPECT_FALSE(f.isOk()) << "'" << bad << "' parsed";
+    if (!f.isOk()) {
+      EXPECT_NE(f.status().message().find("bad format"), std::string::npos);
+    }
+  }
+}
+
+TEST(QuantError, PackedBytesAreThePlanSliceSizes) {
+  // int4/g128 of [512, 128]: 32768 bytes of codes, 512 f16 scales.
+  EXPECT_EQ(precision::packedBytes({4, 128, false}, 512, 128, true),
+            32768 + 1024);
+  EXPECT_EQ(precision::packedBytes({4, 128, false}, 512, 128, false),
+            32768 + 2048);
+  // Zero points add one byte per group (64-byte aligned section).
+  EXPECT_EQ(precision::packedBytes({4, 128, true}, 512, 128, true),
+            32768 + 1024 + 512);
+  EXPECT_EQ(precision::packedBytes({16, 0, false}, 7, 9, true), 7 * 9 * 2);
+  EXPECT_EQ(precision::packedBytes({0, 0, false}, 7, 9, true), 7 * 9 * 4);
+  // Fewer bits, fewer bytes; smaller groups, more bytes.
+  EXPECT_LT(precision::packedBytes({2, 128, false}, 64, 256, true),
+            precision::packedBytes({3, 128, false}, 64, 256, true));
+  EXPECT_LT(precision::packedBytes({3, 128, false}, 64, 256, true),
+            precision::packedBytes({3, 32, false}, 64, 256, true));
+}
+
+TEST(QuantError, ErrorFallsWithBitsAndGroupSize) {
+  int64_t rows = 48, cols = 200; // a tail group of 200 % 64 = 8
+  std::vector<float> w = gaussian(rows * cols, 7);
+  EXPECT_EQ(relError(w, rows, cols, {0, 0, false}), 0.0);
+  double bf16 = relError(w, rows, cols, {16, 0, false});
+  EXPECT_GT(bf16, 0.0);
+  EXPECT_LT(bf16, 1e-5); // 8 mantissa bits: <= 2^-9 relative per element
+  double last = bf16;
+  for (int bits : {8, 4, 3, 2}) {
+    double e = relError(w, rows, cols, {bits, 64, false});
+    EXPECT_GT(e, last) << bits << " bits";
+    last = e;
+    EXPECT_LT(relError(w, rows, cols, {bits, 32, false}),
+              relError(w, rows, cols, {bits, 128, false}))
+        << bits << " bits";
+  }
+  // Round to nearest: at most half a step per element, where the step of a
+  // symmetric group is max|w| / (2^(bits-1) - 1).
+  std::vector<float> back(w.size());
+  precision::roundTrip(w.data(), rows, cols, {4, 64, false}, false,
+                       back.data());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g0 = 0; g0 < cols; g0 += 64) {
+      float m = 0;
+      for (int64_t c = g0; c < std::min<int64_t>(cols, g0 + 64); ++c)
+        m = std::max(m, std::fabs(w[size_t(r * cols + c)]));
+      float step = m / 7;
+      for (int64_t c = g0; c < std::min<int64_t>(cols, g0 + 64); ++c)
+        EXPECT_LE(std::fabs(w[size_t(r * cols + c)] - back[size_t(r * cols + c)]),
+                  0.5f * step * (1 + 1e-5f) + 1e-7f);
+    }
+}
+
+TEST(QuantError, ZeroPointsHelpSkewedWeightsAtTwoBits) {
+  // Weights that are not centred on zero waste half the symmetric grid.
+  std::vector<float> w = gaussian(32 * 128, 3, /*shift=*/1.5f);
+  EXPECT_LT(relError(w, 32, 128, {2, 64, true}),
+            0.5 * relError(w, 32, 128, {2, 64, false}));
+}
+
+TEST(QuantError, RoundTripMayWorkInPlace) {
+  std::vector<float> w = gaussian(16 * 64, 11), copy = w, out(w.size());
+  precision::roundTrip(w.data(), 16, 64, {3, 32, true}, true, out.data());
+  precision::roundTrip(copy.data(), 16, 64, {3, 32, true}, true, copy.data());
+  EXPECT_EQ(out, copy);
+}
+
+const char *kProfile = R"({"format": "moe-profile", "version": 1,
+ "model_id": "abc", "runs": 2,
+ "layers": [{"layer": 0, "num_experts": 3, "top_k": 2, "hidden": 2,
+   "tokens": 10, "slot_weight_mean": [0.7, 0.3],
+   "experts": [{"count": 10, "weight_sum": 7.0, "slot_counts": [7, 3]},
+               {"count": 6, "weight_sum": 2.0},
+               {"count": 4, "weight_sum": 1.0}],
+   "samples": {"rows": 1, "hidden": 2, "ids": [0, 2],
+               "data_f32le_base64": "AACAPwAAAMA="}}]})";
+
+TEST(RoutingProfile, ReadsAProfile) {
+  auto p = mlir::moe::parseRoutingProfile(kProfile, "p.json");
+  ASSERT_TRUE(bool(p)) << llvm::toString(p.takeError());
+  EXPECT_EQ(p->modelId, "abc");
+  EXPECT_EQ(p->runs, 2);
+  ASSERT_EQ(p->layers.size(), 1u);
+  const mlir::moe::LayerRouting &l = p->layers[0];
+  EXPECT_EQ(l.numExperts, 3);
+  EXPECT_EQ(l.topK, 2);
+  EXPECT_DOUBLE_EQ(l.frequency(0), 0.5);
+  EXPECT_DOUBLE_EQ(l.frequency(2), 0.2);
+  EXPECT_DOUBLE_EQ(l.weightShare(0), 0.7);
+  EXPECT_DOUBLE_EQ(l.experts[1].weightMean, 2.0 / 6.0);
+  EXPECT_EQ(l.experts[0].slotCounts, (std::vector<int64_t>{7, 3}));
+  ASSERT_EQ(l.sampleRows, 1);
+  EXPECT_EQ(l.samples, (std::vector<float>{1.0f, -2.0f}));
+  EXPECT_EQ(l.sampleIds, (std::vector<int64_t>{0, 2}));
+}
+
+TEST(RoutingProfile, RejectsBadProfiles) {
+  struct Case {
+    std::string from, to, message;
+  } cases[] = {
+      {"\"moe-profile\"", "\"other\"", "not a routing profile"},
+      {"\"version\": 1", "\"version\": 2", "profile version 2 is not supported"},
+      {"{\"count\": 6,", "{\"count\": -6,", "expert 1: `count` is -6"},
+      {"\"weight_sum\": 2.0", "\"weight_sum\": -2.0", "`weight_sum` is negative"},
+      {"\"num_experts\": 3", "\"num_experts\": 4", "`experts` must list all 4"},
+      {"\"ids\": [0, 2]", "\"ids\": [0, 5]", "expert id 5 is out of range"},
+      {"\"ids\": [0, 2]", "\"ids\": [0]", "`ids` must hold rows * top_k"},
+      {"AACAPwAAAMA=", "AACAPw==", "expected rows * hidden * 4"},
+      {"AACAPwAAAMA=", "!!!", "bad base64"},
+      {"\"layers\": [", "\"layerz\": [", "`layers` is missing"},
+      {"\"runs\": 2,", "\"runs\": 2", "not valid JSON"},
+  };
+  for (const Case &c : cases) {
+    std::string text = kProfile;
+    size_t at = text.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    text.replace(at, c.from.size(), c.to);
+    auto p = mlir::moe::parseRoutingProfile(text, "p.json");
+    ASSERT_FALSE(bool(p)) << "accepted: " << c.to;
+    std::string message = llvm::toString(p.takeError());
+    EXPECT_NE(message.find(c.message), std::string::npos)
+        << "'" << message << "' lacks '" << c.message << "'";
+    EXPECT_EQ(message.rfind("p.json: ", 0), 0u) << message;
+  }
+}
+
+TEST(RoutingProfile, MatchesOnlyItsModel) {
+  MLIRContext context;
+  DialectRegistry registry;
+  ::moe::compiler::registerDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  auto parse = [&](int seed) {
+    std::string src =
+        "func.func @f(%x: tensor<?x2xf32>, %o: tensor<4xi64>) -> "
+        "tensor<?x2xf32> {\n"
+        "  %w1 = nn.weight \"w1\" {seed = " + std::to_string(seed) +
+        " : i64} : tensor<3x4x2xf32>\n"
+        "  %w2 = nn.weight \"w2\" {seed = 9 : i64} : tensor<3x2x4xf32>\n"
+        "  %y = moe.experts %x, %o w1(%w1) w2(%w2) : (tensor<?x2xf32>, "
+        "tensor<4xi64>, tensor<3x4x2xf32>, tensor<3x2x4xf32>) -> "
+        "tensor<?x2xf32>\n"
+        "  return %y : tensor<?x2xf32>\n}\n";
+    return parseSourceString<ModuleOp>(src, &context);
+  };
+  OwningOpRef<ModuleOp> a = parse(1), b = parse(2);
+  ASSERT_TRUE(a && b);
+  std::string idA = mlir::moe::modelFingerprint(*a);
+  EXPECT_EQ(idA.size(), 16u);
+  EXPECT_NE(idA, mlir::moe::modelFingerprint(*b));
+
+  auto p = mlir::moe::parseRoutingProfile(kProfile, "p.json");
+  ASSERT_TRUE(bool(p));
+  p->modelId = idA;
+  EXPECT_FALSE(bool(mlir::moe::checkProfileMatches(*p, *a)));
+  llvm::Error e = mlir::moe::checkProfileMatches(*p, *b);
+  ASSERT_TRUE(bool(e));
+  EXPECT_NE(llvm::toString(std::move(e)).find("a profile of a different model"),
+            std::string::npos);
+  // Same id but another layer shape (a hand-edited profile).
+  p->layers[0].numExperts = 5;
+  llvm::Error e2 = mlir::moe::checkProfileMatches(*p, *a);
+  ASSERT_TRUE(bool(e2));
+  EXPECT_NE(llvm::toString(std::move(e2)).find("layer 0 has 5 experts"),
+            std::string::npos);
+}
+
+} // namespace
