@@ -164,8 +164,7 @@ void AssignPrecisionPass::runOnOperation() {
     (void)fail("the budget must be positive");
     return signalPassFailure();
   }
-  if (!llvm::is_contained({"energy", "mixed", "frequency", "weight", "uniform"},
-                          importance.getValue())) {
+  if (!parseImportanceKind(importance)) {
     (void)fail("importance must be energy, mixed, frequency, weight or "
                "uniform, not '" +
                importance + "'");
@@ -317,22 +316,9 @@ void AssignPrecisionPass::runOnOperation() {
           .setInts("placement", {0});
     }
     // Importance per expert.
-    std::vector<double> imp(static_cast<size_t>(e), 1.0);
-    if (lr && importance != "uniform") {
-      for (int64_t x = 0; x < e; ++x) {
-        double f = lr->frequency(x), w = lr->weightShare(x);
-        imp[size_t(x)] = importance == "frequency" ? f
-                         : importance == "weight"  ? w
-                         : importance == "energy"  ? lr->energyShare(x)
-                                                    : frequencyWeight * f +
-                                                          (1 - frequencyWeight) * w;
-      }
-    }
-    double mean = 0;
-    for (double v : imp)
-      mean += v / double(e);
-    for (double &v : imp)
-      v = std::max(v, importanceFloor * mean);
+    std::vector<double> imp =
+        expertImportance(lr, e, *parseImportanceKind(importance),
+                         frequencyWeight, importanceFloor);
 
     lp.included = true;
     lp.firstGroup = int64_t(groups.size());

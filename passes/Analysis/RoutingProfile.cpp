@@ -36,6 +36,55 @@ double LayerRouting::weightShare(int64_t e) const {
   return total > 0 ? experts[size_t(e)].weightSum / total : 0.0;
 }
 
+std::optional<ImportanceKind>
+mlir::moe::parseImportanceKind(llvm::StringRef name) {
+  if (name == "energy")
+    return ImportanceKind::Energy;
+  if (name == "mixed")
+    return ImportanceKind::Mixed;
+  if (name == "frequency")
+    return ImportanceKind::Frequency;
+  if (name == "weight")
+    return ImportanceKind::Weight;
+  if (name == "uniform")
+    return ImportanceKind::Uniform;
+  return std::nullopt;
+}
+
+std::vector<double> mlir::moe::expertImportance(const LayerRouting *layer,
+                                                int64_t numExperts,
+                                                ImportanceKind kind,
+                                                double frequencyWeight,
+                                                double floor) {
+  std::vector<double> imp(static_cast<size_t>(numExperts), 1.0);
+  if (layer && kind != ImportanceKind::Uniform)
+    for (int64_t x = 0; x < numExperts && x < layer->numExperts; ++x) {
+      double f = layer->frequency(x), w = layer->weightShare(x);
+      switch (kind) {
+      case ImportanceKind::Energy:
+        imp[size_t(x)] = layer->energyShare(x);
+        break;
+      case ImportanceKind::Mixed:
+        imp[size_t(x)] = frequencyWeight * f + (1 - frequencyWeight) * w;
+        break;
+      case ImportanceKind::Frequency:
+        imp[size_t(x)] = f;
+        break;
+      case ImportanceKind::Weight:
+        imp[size_t(x)] = w;
+        break;
+      case ImportanceKind::Uniform:
+        break;
+      }
+    }
+  double mean = 0;
+  for (double v : imp)
+    mean += v / double(numExperts);
+  for (double &v : imp)
+    v = std::max(v, floor * mean);
+  return imp;
+}
+
 namespace {
 /// Collects the first error with its JSON path.
 class Reader {

@@ -16,6 +16,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,25 @@ struct RoutingProfile {
   int64_t runs = 0;
   std::vector<LayerRouting> layers;
 };
+
+/// How an expert's importance is derived from its routing (the weighting
+/// moe-assign-precision offers; docs/mixed-precision.md).
+enum class ImportanceKind {
+  Energy,    ///< share of Σ routing weight²
+  Mixed,     ///< a·frequency + (1-a)·weight share (MC-MoE)
+  Frequency, ///< share of picks
+  Weight,    ///< share of routing weight
+  Uniform,   ///< all alike
+};
+/// "energy", "mixed", "frequency", "weight", "uniform".
+std::optional<ImportanceKind> parseImportanceKind(llvm::StringRef name);
+
+/// The importance of each of a layer's `numExperts` experts: by `kind` from
+/// `layer` (uniform when `layer` is null), then raised to at least `floor`
+/// times the layer's mean. `frequencyWeight` is a of Mixed.
+std::vector<double> expertImportance(const LayerRouting *layer,
+                                     int64_t numExperts, ImportanceKind kind,
+                                     double frequencyWeight, double floor);
 
 /// Reads and validates a profile; errors name the file and what is wrong
 /// ("profile.json: layer 2: expert 5: `count` is negative").

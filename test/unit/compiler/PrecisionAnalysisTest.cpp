@@ -190,6 +190,76 @@ TEST(RoutingProfile, RejectsBadProfiles) {
   }
 }
 
+TEST(RoutingProfile, ImportanceKinds) {
+  auto p = mlir::moe::parseRoutingProfile(kProfile, "p.json");
+  ASSERT_TRUE(bool(p));
+  const mlir::moe::LayerRouting &l = p->layers[0];
+  using mlir::moe::ImportanceKind;
+  // Picks 10/6/4, weights 7/2/1; no weight_sq_sum: weight_mean² · count.
+  auto freq = mlir::moe::expertImportance(&l, 3, ImportanceKind::Frequency,
+                                          0.5, 0.0);
+  EXPECT_DOUBLE_EQ(freq[0], 0.5);
+  EXPECT_DOUBLE_EQ(freq[1], 0.3);
+  auto mixed = mlir::moe::expertImportance(&l, 3, ImportanceKind::Mixed, 0.25,
+                                           0.0);
+  EXPECT_DOUBLE_EQ(mixed[2], 0.25 * 0.2 + 0.75 * 0.1);
+  auto energy = mlir::moe::expertImportance(&l, 3, ImportanceKind::Energy,
+                                            0.5, 0.0);
+  double sq0 = 4.9, sq1 = 4.0 / 6.0, sq2 = 0.25; // (w/c)² · c = w² / c
+  EXPECT_NEAR(energy[0], sq0 / (sq0 + sq1 + sq2), 1e-12);
+  // The floor lifts the rare expert to half the mean (1/3 · 0.5).
+  auto floored = mlir::moe::expertImportance(&l, 3, ImportanceKind::Weight,
+                                             0.5, 0.5);
+  EXPECT_DOUBLE_EQ(floored[0], 0.7);
+  EXPECT_DOUBLE_EQ(floored[2], 0.5 / 3.0);
+  auto uniform = mlir::moe::expertImportance(nullptr, 3,
+                                             ImportanceKind::Energy, 0.5, 0.5);
+  EXPECT_EQ(uniform, (std::vector<double>{1.0, 1.0, 1.0}));
+  EXPECT_FALSE(mlir::moe::parseImportanceKind("hot").has_value());
+}
+
+TEST(RoutingProfile, MutatedProfilesParseOrFailOnOneLine) {
+  // Byte flips, truncations, insertions and deletions: never a crash, and
+  // every error is one line naming the file.
+  std::mt19937_64 rng(5);
+  const std::string base = kProfile;
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string text = base;
+    int edits = 1 + int(rng() % 4);
+    for (int k = 0; k < edits && !text.empty(); ++k) {
+      size_t at = rng() % text.size();
+      switch (rng() % 4) {
+      case 0:
+        text[at] = char(rng() % 256);
+        break;
+      case 1:
+        text.resize(at);
+        break;
+      case 2:
+        text.insert(at, 1, "{}[]\",:0-9e\\"[rng() % 11]);
+        break;
+      default:
+        text.erase(at, 1 + rng() % 8);
+        break;
+      }
+    }
+    auto p = mlir::moe::parseRoutingProfile(text, "p.json");
+    if (p) {
+      ++accepted;
+      for (const mlir::moe::LayerRouting &l : p->layers) {
+        EXPECT_EQ(int64_t(l.experts.size()), l.numExperts);
+        EXPECT_EQ(int64_t(l.sampleIds.size()), l.sampleRows * l.topK);
+      }
+      continue;
+    }
+    std::string message = llvm::toString(p.takeError());
+    EXPECT_EQ(message.rfind("p.json: ", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  EXPECT_LT(accepted, 3000); // the mutations do reach the checks
+}
+
 TEST(RoutingProfile, MatchesOnlyItsModel) {
   MLIRContext context;
   DialectRegistry registry;
