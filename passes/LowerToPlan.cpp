@@ -183,6 +183,20 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("k", o.getK());
         p.s("scoring", stringifyScoring(o.getScoring()));
         p.i("normalize", o.getNormalize());
+        // Pruning parameters only when set: an unpruned plan stays as it was.
+        if (auto ex = o.getExcluded()) {
+          SmallVector<int64_t> flags(ex->begin(), ex->end());
+          p.ints("excluded", flags);
+        }
+        if (o.getSkipThreshold().convertToDouble() > 0) {
+          p.f("skip_threshold", o.getSkipThreshold().convertToDouble());
+          p.f("protect_confidence",
+              o.getProtectConfidence().convertToDouble());
+        }
+        if (static_cast<int64_t>(o.getMaxExperts()) > 0)
+          p.i("max_experts", static_cast<int64_t>(o.getMaxExperts()));
+        if (o.getBatchMass().convertToDouble() > 0)
+          p.f("batch_mass", o.getBatchMass().convertToDouble());
         return success();
       })
       .Case([&](DispatchOp o) -> LogicalResult {

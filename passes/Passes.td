@@ -147,6 +147,62 @@ def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::moe::MoeDialect"];
 }
 
+def PruneExperts : Pass<"moe-prune-experts", "mlir::ModuleOp"> {
+  let summary = "remove rarely used experts and set the router's dynamic pruning";
+  let description = [{
+    Static pruning (needs `profile`, from `moe-exec --profile`): in every
+    MoE layer, experts whose share of the calibration picks is below
+    `min-share`, or beyond the `keep` most picked, are marked
+    `#moe.expert<pruned = true>` and excluded in the layer's `moe.route`:
+    their tokens go to their best remaining experts, with the weights
+    rescaled to the sum the unpruned choice had. At least k experts always
+    remain.
+
+    Dynamic pruning is recorded on every `moe.route` (and can be overridden
+    by `moe-exec --skip-threshold/--protect-confidence/--max-experts/
+    --batch-mass` or turned off with `--no-pruning`):
+    - `skip-threshold` (token level, MC-MoE): a token's non-first expert
+      whose share of its routing weight is below the threshold is skipped,
+      except for tokens whose first expert's share is below
+      `protect-confidence`: their router is unsure, which marks them as
+      important, and they keep every expert;
+    - `max-experts` / `batch-mass` (batch level, Lynx): at most that many
+      distinct experts per layer and batch, or the fewest holding that share
+      of the batch's routing mass; each token re-routes to its best kept
+      experts.
+
+    With `report`, a remark per layer lists what was removed and the share
+    of calibration picks it had.
+
+    Example: `moe-prune-experts{profile=p.json keep=6 skip-threshold=0.15}`.
+  }];
+  let options = [
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "routing profile from moe-exec --profile (static pruning)">,
+    Option<"minShare", "min-share", "double", /*default=*/"0.0",
+           "remove experts with a smaller share of their layer's picks">,
+    Option<"keep", "keep", "int64_t", /*default=*/"0",
+           "keep only this many most-picked experts per layer (0: all)">,
+    Option<"skipThreshold", "skip-threshold", "double", /*default=*/"0.0",
+           "token level: skip a non-first expert below this weight share">,
+    Option<"protectConfidence", "protect-confidence", "double",
+           /*default=*/"0.0",
+           "token level: tokens whose first expert's share is below this "
+           "keep every expert">,
+    Option<"maxExperts", "max-experts", "int64_t", /*default=*/"0",
+           "batch level: most distinct experts per layer and batch (0: off)">,
+    Option<"batchMass", "batch-mass", "double", /*default=*/"0.0",
+           "batch level: keep the fewest experts holding this share of the "
+           "batch's routing mass (0: off)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark per layer with the removed experts">,
+  ];
+  let statistics = [
+    Statistic<"numPruned", "num-pruned", "experts removed">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect"];
+}
+
 def RaiseExperts : Pass<"moe-raise-experts", "mlir::ModuleOp"> {
   let summary = "rewrite decomposed MoE layers into moe.route/dispatch/experts/combine";
   let description = [{

@@ -635,3 +635,40 @@ loadPlanFromMemory(const uint8_t *data, size_t size, const std::string &name,
 }
 
 } // namespace moe::rt
+
+namespace moe::rt {
+
+StatusOr<size_t>
+LoadedPlan::overrideAttrs(std::string_view kernel,
+                          const std::function<void(Attrs &)> &edit) {
+  std::vector<std::pair<size_t, Attrs>> edited;
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const StepInfo &step = steps_[s];
+    if (step.kind != StepKind::Call || step.kernelName != kernel)
+      continue;
+    Attrs attrs = step.attrs;
+    edit(attrs);
+    KernelSignature sig;
+    auto typeOf = [&](uint32_t id) {
+      const ValueInfo &v = values_[id];
+      bool packed = v.kind == ValueKind::Weight && v.weight >= 0 &&
+                    weights_[size_t(v.weight)].packed();
+      return TensorType{v.dtype, v.shape, packed};
+    };
+    for (uint32_t id : step.inputs)
+      sig.inputs.push_back(typeOf(id));
+    for (uint32_t id : step.outputs)
+      sig.outputs.push_back(typeOf(id));
+    sig.attrs = &attrs;
+    Status st = KernelRegistry::verify(*step.kernel, sig);
+    if (!st.isOk())
+      return st.withContext("step " + std::to_string(s) + " `" +
+                            step.kernelName + "`");
+    edited.emplace_back(s, std::move(attrs));
+  }
+  for (auto &[s, attrs] : edited)
+    steps_[s].attrs = std::move(attrs);
+  return edited.size();
+}
+
+} // namespace moe::rt

@@ -13,6 +13,7 @@
 #include "runtime/Kernel.h"
 #include "runtime/PlanFile.h"
 
+#include <functional>
 #include <memory>
 
 namespace moe::rt {
@@ -94,6 +95,13 @@ public:
   /// The zero-copy tensor of weight i.
   const Tensor &weightTensor(size_t i) const { return weightTensors_[i]; }
   const KernelRegistry &registry() const { return *registry_; }
+
+  /// Edits the attributes of every step that calls `kernel` (moe-exec's
+  /// pruning overrides of moe.route) and checks each edited step with the
+  /// kernel's own verifier; returns how many steps were edited. On an error
+  /// nothing is changed.
+  StatusOr<size_t> overrideAttrs(std::string_view kernel,
+                                 const std::function<void(Attrs &)> &edit);
 
   /// A display name for program input i ("x", or "input_0").
   std::string inputName(size_t i) const;

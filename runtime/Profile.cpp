@@ -55,6 +55,7 @@ RoutingProfiler::create(const LoadedPlan &plan, const ProfileOptions &options) {
         " moe.dispatch and " + std::to_string(experts.size()) +
         " moe.experts steps do not pair up into layers");
   p->layerOfStep_.assign(plan.steps().size(), -1);
+  std::vector<ExpertLayerStorage> storage = expertStorage(plan);
   for (size_t l = 0; l < routes.size(); ++l) {
     Layer layer;
     layer.routeStep = routes[l];
@@ -79,6 +80,12 @@ RoutingProfiler::create(const LoadedPlan &plan, const ProfileOptions &options) {
     layer.slotWeightSum.assign(size_t(*k), 0.0);
     layer.top1Histogram.assign(size_t(options.histogramBins), 0);
     layer.rng.seed(options.seed * 0x9E3779B97F4A7C15ull + l);
+    layer.expertBytes.assign(size_t(*e), 0);
+    for (const ExpertLayerStorage &s : storage)
+      if (s.step == experts[l])
+        for (size_t x = 0; x < s.experts.size() && x < layer.expertBytes.size();
+             ++x)
+          layer.expertBytes[x] = s.experts[x].bytes;
     p->layerOfStep_[routes[l]] = int(l);
     p->layerOfStep_[dispatches[l]] = int(l);
     p->layers_.push_back(std::move(layer));
@@ -97,8 +104,11 @@ void RoutingProfiler::observe(size_t step, const std::vector<Tensor> &inputs,
     return;
   std::lock_guard<std::mutex> lock(mutex_);
   Layer &layer = layers_[size_t(layerOfStep_[step])];
-  if (step == layer.routeStep && outputs.size() >= 2)
+  if (step == layer.routeStep && outputs.size() >= 2) {
     observeRoute(layer, outputs[0], outputs[1]);
+    if (!inputs.empty())
+      observePruning(layer, inputs[0], outputs[0]);
+  }
   else if (step == layer.dispatchStep && inputs.size() >= 2)
     observeDispatch(layer, inputs[0], inputs[1]);
 }
@@ -145,6 +155,85 @@ void RoutingProfiler::observeRoute(Layer &layer, const Tensor &ids,
     layer.top1Histogram[size_t(bin)] += 1;
   }
   layer.tokens += tokens;
+}
+
+void RoutingProfiler::observePruning(Layer &layer, const Tensor &logits,
+                                     const Tensor &ids) {
+  int64_t e = layer.numExperts, k = layer.topK;
+  if (logits.dtype() != DType::F32 || logits.shape().size() != 2 ||
+      logits.shape()[1] != e || ids.dtype() != DType::I64 ||
+      ids.shape().size() != 2 || ids.shape()[0] != logits.shape()[0])
+    return;
+  int64_t tokens = logits.shape()[0];
+  const float *lg = logits.data<float>();
+  const int64_t *id = ids.data<int64_t>();
+  std::vector<uint8_t> used(size_t(e), 0), unpruned(size_t(e), 0);
+  std::vector<int64_t> order(static_cast<size_t>(e));
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t r = 0; r < k; ++r) {
+      int64_t x = id[t * k + r];
+      if (x < 0)
+        ++layer.skippedSlots;
+      else if (x < e)
+        used[size_t(x)] = 1;
+    }
+    // The unpruned choice: top-k of the logits (scoring is monotonic), ties
+    // to the lower id, as moe.route picks.
+    const float *row = lg + t * e;
+    for (int64_t x = 0; x < e; ++x)
+      order[size_t(x)] = x;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int64_t a, int64_t b) {
+                        bool na = std::isnan(row[a]), nb = std::isnan(row[b]);
+                        if (na != nb)
+                          return nb;
+                        if (!na && row[a] != row[b])
+                          return row[a] > row[b];
+                        return a < b;
+                      });
+    for (int64_t r = 0; r < k; ++r)
+      unpruned[size_t(order[size_t(r)])] = 1;
+  }
+  layer.calls += 1;
+  for (int64_t x = 0; x < e; ++x) {
+    layer.distinct += used[size_t(x)];
+    layer.unprunedDistinct += unpruned[size_t(x)];
+    layer.bytesRead += used[size_t(x)] * double(layer.expertBytes[size_t(x)]);
+    layer.unprunedBytesRead +=
+        unpruned[size_t(x)] * double(layer.expertBytes[size_t(x)]);
+  }
+}
+
+RoutingProfiler::PruningStats RoutingProfiler::pruningStats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  PruningStats s;
+  for (const Layer &l : layers_) {
+    s.calls += l.calls;
+    s.slots += l.tokens * l.topK;
+    s.skippedSlots += l.skippedSlots;
+    s.distinct += l.distinct;
+    s.unprunedDistinct += l.unprunedDistinct;
+    s.bytesRead += l.bytesRead;
+    s.unprunedBytesRead += l.unprunedBytesRead;
+  }
+  return s;
+}
+
+void RoutingProfiler::reset() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Layer &l : layers_) {
+    std::fill(l.count.begin(), l.count.end(), 0);
+    std::fill(l.weightSum.begin(), l.weightSum.end(), 0.0);
+    std::fill(l.weightSqSum.begin(), l.weightSqSum.end(), 0.0);
+    std::fill(l.slotCount.begin(), l.slotCount.end(), 0);
+    std::fill(l.slotWeightSum.begin(), l.slotWeightSum.end(), 0.0);
+    std::fill(l.top1Histogram.begin(), l.top1Histogram.end(), 0);
+    l.tokens = 0;
+    l.entropySum = 0;
+    l.calls = l.skippedSlots = l.distinct = l.unprunedDistinct = 0;
+    l.bytesRead = l.unprunedBytesRead = 0;
+  }
+  runs_ = 0;
 }
 
 void RoutingProfiler::observeDispatch(Layer &layer, const Tensor &hidden,
@@ -226,6 +315,14 @@ std::string RoutingProfiler::toJson() const {
     s += ",\n     \"top1_weight_histogram\": " + jsonArray(layer.top1Histogram);
     s += ",\n     \"routing_entropy_mean\": " +
          jsonNumber(layer.entropySum / tokens);
+    s += ",\n     \"pruning\": {\"calls\": " + std::to_string(layer.calls) +
+         ", \"skipped_slots\": " + std::to_string(layer.skippedSlots) +
+         ", \"distinct_experts\": " + std::to_string(layer.distinct) +
+         ", \"unpruned_distinct_experts\": " +
+         std::to_string(layer.unprunedDistinct) +
+         ", \"expert_bytes_read\": " + jsonNumber(layer.bytesRead) +
+         ", \"unpruned_expert_bytes_read\": " +
+         jsonNumber(layer.unprunedBytesRead) + "}";
     s += ",\n     \"experts\": [";
     for (int64_t x = 0; x < e; ++x) {
       int64_t c = layer.count[size_t(x)];

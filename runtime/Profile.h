@@ -53,6 +53,16 @@ public:
   /// The profile as JSON (docs/profile-format.md).
   std::string toJson() const;
 
+  /// Totals over layers of what pruning changed.
+  struct PruningStats {
+    int64_t calls = 0, slots = 0, skippedSlots = 0;
+    int64_t distinct = 0, unprunedDistinct = 0;
+    double bytesRead = 0, unprunedBytesRead = 0;
+  };
+  PruningStats pruningStats() const;
+  /// Forgets every observation (e.g. after warm-up runs).
+  void reset();
+
   size_t numLayers() const { return layers_.size(); }
 
 private:
@@ -67,6 +77,12 @@ private:
     std::vector<double> slotWeightSum; // [k]
     std::vector<int64_t> top1Histogram;
     double entropySum = 0; // of each token's k weights (normalised)
+    // What pruning changed, per moe.route call: pairs skipped, distinct
+    // experts run and expert bytes read, against the unpruned top-k.
+    int64_t calls = 0, skippedSlots = 0;
+    int64_t distinct = 0, unprunedDistinct = 0;
+    double bytesRead = 0, unprunedBytesRead = 0;
+    std::vector<int64_t> expertBytes; // per expert, from the plan
     // Reservoir of token rows.
     std::vector<float> sampleRows;   // [n, hidden]
     std::vector<int64_t> sampleIds;  // [n, k]
@@ -77,6 +93,7 @@ private:
       : plan_(plan), options_(options) {}
   void observeRoute(Layer &layer, const Tensor &ids, const Tensor &weights);
   void observeDispatch(Layer &layer, const Tensor &hidden, const Tensor &ids);
+  void observePruning(Layer &layer, const Tensor &logits, const Tensor &ids);
 
   const LoadedPlan &plan_;
   ProfileOptions options_;

@@ -46,6 +46,27 @@ LogicalResult RouteOp::verify() {
   if (!ShapedType::isDynamic(experts) && static_cast<int64_t>(getK()) > experts)
     return emitOpError("k = ")
            << getK() << " exceeds the number of experts " << experts;
+  if (auto ex = getExcluded()) {
+    if (!ShapedType::isDynamic(experts) &&
+        static_cast<int64_t>(ex->size()) != experts)
+      return emitOpError("excluded has ")
+             << ex->size() << " entries for " << experts << " experts";
+    int64_t left = llvm::count(*ex, false);
+    if (left < static_cast<int64_t>(getK()))
+      return emitOpError("excluded leaves ")
+             << left << " experts, fewer than k = " << getK();
+  }
+  double skip = getSkipThreshold().convertToDouble(),
+         protect = getProtectConfidence().convertToDouble(),
+         mass = getBatchMass().convertToDouble();
+  if (!(skip >= 0 && skip < 1))
+    return emitOpError("skip_threshold must be in [0, 1)");
+  if (!(protect >= 0 && protect <= 1))
+    return emitOpError("protect_confidence must be in [0, 1]");
+  if (!(mass >= 0 && mass <= 1))
+    return emitOpError("batch_mass must be in [0, 1]");
+  if (static_cast<int64_t>(getMaxExperts()) < 0)
+    return emitOpError("max_experts must not be negative");
   return success();
 }
 

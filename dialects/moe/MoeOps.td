@@ -26,6 +26,22 @@ def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
     returns their ids `[T, k]` (i64, best first) and scores `[T, k]`; with
     `normalize` the k scores of a token are divided by their sum.
 
+    Pruning (set by `moe-prune-experts`; all off by default, and then the
+    result is exactly the above):
+    - `excluded` (one flag per expert): statically pruned experts are never
+      chosen; a token takes its best k remaining experts.
+    - `max_experts` / `batch_mass` (Lynx, batch-aware): of the experts the
+      batch's tokens choose, only the `max_experts` with the most routing
+      mass run, or the fewest holding `batch_mass` of it (at least k); each
+      token takes its best k of those.
+    - `skip_threshold` (MC-MoE, token-level): a choice other than a token's
+      first is skipped (id -1, weight 0) when its share of the token's
+      weight is below the threshold, unless the token is important: its
+      first choice's share is below `protect_confidence` (the router is
+      unsure between experts, so every choice is kept).
+    After re-routing or skipping, a token's weights are rescaled to the sum
+    its unpruned top-k had (1 with `normalize`).
+
     Example:
 
     ```mlir
@@ -37,8 +53,22 @@ def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
                    ConfinedAttr<I64Attr, [IntPositive]>:$k,
                    DefaultValuedAttr<Moe_ScoringAttr,
                                      "::mlir::moe::Scoring::softmax">:$scoring,
-                   DefaultValuedAttr<BoolAttr, "true">:$normalize);
+                   DefaultValuedAttr<BoolAttr, "true">:$normalize,
+                   DefaultValuedAttr<F64Attr, "0.0">:$skip_threshold,
+                   DefaultValuedAttr<F64Attr, "0.0">:$protect_confidence,
+                   DefaultValuedAttr<I64Attr, "0">:$max_experts,
+                   DefaultValuedAttr<F64Attr, "0.0">:$batch_mass,
+                   OptionalAttr<DenseBoolArrayAttr>:$excluded);
   let results = (outs Moe_IdTensor2D:$ids, Moe_FloatTensor2D:$weights);
+  let builders = [
+    // Without pruning.
+    OpBuilder<(ins "::mlir::Value":$logits, "uint64_t":$k,
+                   "::mlir::moe::Scoring":$scoring, "bool":$normalize), [{
+      build($_builder, $_state, logits, k, scoring, normalize,
+            ::llvm::APFloat(0.0), ::llvm::APFloat(0.0), 0,
+            ::llvm::APFloat(0.0), nullptr);
+    }]>
+  ];
   let assemblyFormat = [{
     $logits attr-dict `:` type($logits) `->` type($ids) `,` type($weights)
   }];

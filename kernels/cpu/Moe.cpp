@@ -65,31 +65,195 @@ rt::Status route(const float *logits, int64_t tokens, int64_t experts,
   return rt::Status::ok();
 }
 
+rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
+                       int64_t k, Scoring scoring, bool normalize,
+                       const RoutePruning &pruning, int64_t *ids,
+                       float *weights) {
+  if (k < 1 || k > experts)
+    return rt::Status::error("k = " + std::to_string(k) + " is outside [1, " +
+                             std::to_string(experts) + "]");
+  int64_t kept = 0;
+  for (int64_t e = 0; e < experts; ++e)
+    kept += !(pruning.excluded && pruning.excluded[e]);
+  if (kept < k)
+    return rt::Status::error("pruning leaves " + std::to_string(kept) +
+                             " experts, fewer than k = " + std::to_string(k));
+  // Scores of every token, as route() computes them.
+  std::vector<float> p(size_t(tokens * experts));
+  std::vector<int64_t> unprunedIds(size_t(tokens * k));
+  std::vector<float> unprunedWeights(size_t(tokens * k));
+  parallelFor(tokens, experts * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float *row = logits + t * experts;
+      float *pr = p.data() + t * experts;
+      if (scoring == Scoring::Softmax) {
+        float mx = -INFINITY;
+        for (int64_t e = 0; e < experts; ++e)
+          mx = std::fmax(mx, row[e]);
+        if (std::isinf(mx) && mx < 0)
+          mx = 0;
+        float sum = 0;
+        for (int64_t e = 0; e < experts; ++e)
+          sum += pr[e] = std::exp(row[e] - mx);
+        for (int64_t e = 0; e < experts; ++e)
+          pr[e] /= sum;
+      } else {
+        for (int64_t e = 0; e < experts; ++e)
+          pr[e] = 1.0f / (1.0f + std::exp(-row[e]));
+      }
+    }
+  });
+  // The unpruned choice fixes each token's total weight.
+  MOE_RETURN_IF_ERROR(route(logits, tokens, experts, k, scoring, normalize,
+                            unprunedIds.data(), unprunedWeights.data()));
+  // Allowed experts: not excluded, and within the batch's kept set.
+  std::vector<uint8_t> allowed(size_t(experts), 1);
+  if (pruning.excluded)
+    for (int64_t e = 0; e < experts; ++e)
+      allowed[size_t(e)] = !pruning.excluded[e];
+  auto before = [](const float *pr) {
+    return [pr](int64_t a, int64_t b) {
+      bool na = std::isnan(pr[a]), nb = std::isnan(pr[b]);
+      if (na != nb)
+        return nb;
+      if (!na && pr[a] != pr[b])
+        return pr[a] > pr[b];
+      return a < b;
+    };
+  };
+  // Batches of the batch-level policy, each with its allowed experts.
+  bool batchLevel = pruning.maxExperts > 0 || pruning.batchMass > 0;
+  int64_t numBatches =
+      batchLevel && pruning.batchStride > 0
+          ? std::max<int64_t>(1, std::min(pruning.batchStride, tokens))
+          : 1;
+  auto batchOf = [&](int64_t t) {
+    return numBatches > 1 ? t % pruning.batchStride : 0;
+  };
+  std::vector<std::vector<uint8_t>> allowedIn(size_t(numBatches), allowed);
+  auto choose = [&](int64_t t, const std::vector<uint8_t> &ok,
+                    std::vector<int64_t> &order) {
+    const float *pr = p.data() + t * experts;
+    order.clear();
+    for (int64_t e = 0; e < experts; ++e)
+      if (ok[size_t(e)])
+        order.push_back(e);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      before(pr));
+  };
+  if (batchLevel) {
+    // Routing mass each allowed expert receives from the batch's choices.
+    std::vector<std::vector<double>> mass(
+        static_cast<size_t>(numBatches),
+        std::vector<double>(static_cast<size_t>(experts), 0.0));
+    std::vector<int64_t> order;
+    for (int64_t t = 0; t < tokens; ++t) {
+      choose(t, allowed, order);
+      for (int64_t s = 0; s < k; ++s) {
+        float v = p[size_t(t * experts + order[size_t(s)])];
+        if (!std::isnan(v))
+          mass[size_t(batchOf(t))][size_t(order[size_t(s)])] += v;
+      }
+    }
+    for (int64_t g = 0; g < numBatches; ++g) {
+      const std::vector<double> &m = mass[size_t(g)];
+      std::vector<int64_t> byMass;
+      double total = 0;
+      for (int64_t e = 0; e < experts; ++e)
+        if (allowed[size_t(e)]) {
+          byMass.push_back(e);
+          total += m[size_t(e)];
+        }
+      std::stable_sort(byMass.begin(), byMass.end(),
+                       [&](int64_t a, int64_t b) {
+                         return m[size_t(a)] > m[size_t(b)];
+                       });
+      int64_t cap = int64_t(byMass.size());
+      if (pruning.maxExperts > 0)
+        cap = std::min(cap, pruning.maxExperts);
+      if (pruning.batchMass > 0) {
+        double acc = 0;
+        int64_t need = 0;
+        while (need < int64_t(byMass.size()) &&
+               acc < double(pruning.batchMass) * total)
+          acc += m[size_t(byMass[size_t(need++)])];
+        cap = std::min(cap, need);
+      }
+      cap = std::max(cap, k);
+      std::vector<uint8_t> &ok = allowedIn[size_t(g)];
+      std::fill(ok.begin(), ok.end(), 0);
+      for (int64_t i = 0; i < cap; ++i)
+        ok[size_t(byMass[size_t(i)])] = 1;
+    }
+  }
+  parallelFor(tokens, experts * 8, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> order;
+    for (int64_t t = begin; t < end; ++t) {
+      const float *pr = p.data() + t * experts;
+      choose(t, allowedIn[size_t(batchOf(t))], order);
+      float target = 0;
+      for (int64_t s = 0; s < k; ++s)
+        target += unprunedWeights[size_t(t * k + s)];
+      float sum = 0;
+      for (int64_t s = 0; s < k; ++s)
+        sum += pr[order[size_t(s)]];
+      float *w = weights + t * k;
+      int64_t *id = ids + t * k;
+      for (int64_t s = 0; s < k; ++s) {
+        id[s] = order[size_t(s)];
+        w[s] = sum > 0 ? pr[order[size_t(s)]] * (target / sum) : 0.0f;
+      }
+      if (pruning.skipThreshold > 0 && target > 0 &&
+          !(w[0] / target < pruning.protectConfidence)) {
+        float keptSum = w[0];
+        for (int64_t s = 1; s < k; ++s) {
+          if (w[s] / target < pruning.skipThreshold) {
+            id[s] = -1;
+            w[s] = 0.0f;
+          }
+          keptSum += w[s];
+        }
+        if (keptSum > 0 && keptSum != target)
+          for (int64_t s = 0; s < k; ++s)
+            w[s] *= target / keptSum;
+      }
+    }
+  });
+  return rt::Status::ok();
+}
+
 rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
                     const int64_t *ids, int64_t k, int64_t experts,
                     float *rows, int64_t *offsets, int64_t *perm) {
   int64_t pairs = tokens * k;
-  std::vector<int64_t> cursor(experts + 1, 0);
+  // cursor[e + 1] counts expert e; skipped pairs (id -1) go to bucket E.
+  std::vector<int64_t> cursor(experts + 2, 0);
   for (int64_t p = 0; p < pairs; ++p) {
-    if (ids[p] < 0 || ids[p] >= experts)
+    if (ids[p] < -1 || ids[p] >= experts)
       return rt::Status::error(
           "expert id " + std::to_string(ids[p]) + " of token " +
           std::to_string(p / k) + " slot " + std::to_string(p % k) +
           " is outside [0, " + std::to_string(experts) + ")");
-    ++cursor[ids[p] + 1];
+    ++cursor[ids[p] < 0 ? experts + 1 : ids[p] + 1];
   }
-  for (int64_t e = 0; e < experts; ++e)
+  for (int64_t e = 0; e <= experts; ++e)
     cursor[e + 1] += cursor[e];
-  std::copy(cursor.begin(), cursor.end(), offsets);
+  std::copy(cursor.begin(), cursor.begin() + experts + 1, offsets);
   // Pairs visited in (token, slot) order: the sort is stable.
   for (int64_t p = 0; p < pairs; ++p)
-    perm[cursor[ids[p]]++] = p;
+    perm[cursor[ids[p] < 0 ? experts : ids[p]]++] = p;
   size_t rowBytes = size_t(hidden_size) * sizeof(float);
+  int64_t used = offsets[experts];
   parallelFor(pairs, hidden_size, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      if (rowBytes)
-        std::memcpy(rows + r * hidden_size, hidden + (perm[r] / k) * hidden_size,
-                    rowBytes);
+    for (int64_t r = begin; r < end; ++r) {
+      if (!rowBytes)
+        continue;
+      if (r < used)
+        std::memcpy(rows + r * hidden_size,
+                    hidden + (perm[r] / k) * hidden_size, rowBytes);
+      else
+        std::memset(rows + r * hidden_size, 0, rowBytes);
+    }
   });
   return rt::Status::ok();
 }
@@ -161,10 +325,15 @@ rt::Status experts(const float *x, int64_t rows, int64_t hidden_size,
                    const int64_t *offsets, int64_t numExperts, int64_t ffn,
                    const ExpertWeights &w, const ExpertActivation &act,
                    const uint8_t *pruned, float *y) {
-  if (offsets[0] != 0 || offsets[numExperts] != rows)
+  // Rows past offsets[E] are pairs skipped by pruning: their outputs are 0.
+  if (offsets[0] != 0 || offsets[numExperts] > rows)
     return rt::Status::error("offsets run from " + std::to_string(offsets[0]) +
                              " to " + std::to_string(offsets[numExperts]) +
-                             ", expected 0 to " + std::to_string(rows));
+                             ", expected 0 to at most " + std::to_string(rows));
+  if (offsets[numExperts] < rows)
+    std::memset(y + offsets[numExperts] * hidden_size, 0,
+                size_t((rows - offsets[numExperts]) * hidden_size) *
+                    sizeof(float));
   for (int64_t e = 0; e < numExperts; ++e)
     if (offsets[e + 1] < offsets[e])
       return rt::Status::error("offsets decrease at expert " +

@@ -25,8 +25,47 @@ rt::Status route(const float *logits, int64_t tokens, int64_t experts,
                  int64_t k, Scoring scoring, bool normalize, int64_t *ids,
                  float *weights);
 
+/// Expert pruning applied by the router (docs/plan-format.md, moe.route).
+/// Every field at its default leaves route() as it is, bit for bit.
+struct RoutePruning {
+  /// E entries or null: 1 marks an expert removed by static pruning; a
+  /// token's choices are then its best remaining experts.
+  const uint8_t *excluded = nullptr;
+  /// Token level (MC-MoE): a choice other than a token's first whose share
+  /// of the token's routing weight is below this is skipped (id -1).
+  float skipThreshold = 0.0f;
+  /// ... unless the token is important: its first choice's share is below
+  /// this (the router is unsure), and it keeps every choice.
+  float protectConfidence = 0.0f;
+  /// Batch level (Lynx): run at most this many distinct experts per call
+  /// (0: no cap; at least k are kept) ...
+  int64_t maxExperts = 0;
+  /// ... or the fewest experts holding this share of the batch's routing
+  /// mass (0: off; with both, the smaller set).
+  float batchMass = 0.0f;
+  /// The batch of the batch-level policy: 0, every token of the call; N,
+  /// tokens t and t' are in one batch when t ≡ t' (mod N). With the tokens
+  /// of [B, S] sequences (N = S), each batch is one position of the B
+  /// sequences: the tokens one decode step of B sequences routes.
+  int64_t batchStride = 0;
+  bool active() const {
+    return excluded || skipThreshold > 0 || maxExperts > 0 || batchMass > 0;
+  }
+};
+
+/// route() with pruning: the choices come from the experts not excluded and,
+/// with a batch cap, kept for the batch (each token takes its best k of
+/// those); their weights are rescaled to the sum the token's unpruned top-k
+/// would have had (1 with `normalize`); then token-level skipping drops weak
+/// secondary choices (id -1, weight 0) and rescales the rest to that sum.
+rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
+                       int64_t k, Scoring scoring, bool normalize,
+                       const RoutePruning &pruning, int64_t *ids,
+                       float *weights);
+
 /// Stable counting sort of the T·k (token, slot) pairs by expert:
-/// perm[r] = t·k + slot, rows[r] = hidden[t], offsets[E+1].
+/// perm[r] = t·k + slot, rows[r] = hidden[t], offsets[E+1]. Pairs with id
+/// -1 (skipped by pruning) come last, after offsets[E], with zero rows.
 rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hidden_size,
                     const int64_t *ids, int64_t k, int64_t experts,
                     float *rows, int64_t *offsets, int64_t *perm);

@@ -21,6 +21,50 @@ StatusOr<kc::Scoring> scoring(const Attrs &attrs) {
                        "', expected 'softmax' or 'sigmoid'");
 }
 
+/// The pruning attributes of moe.route (all optional; defaults: off).
+struct RoutePruningAttrs {
+  std::vector<int64_t> excluded;
+  double skipThreshold = 0, protectConfidence = 0, batchMass = 0;
+  int64_t maxExperts = 0, batchStride = 0;
+};
+
+StatusOr<RoutePruningAttrs> routePruning(const Attrs &attrs, int64_t experts) {
+  RoutePruningAttrs r;
+  MOE_ASSIGN_OR_RETURN(r.excluded, attrs.getInts("excluded", {{}}));
+  MOE_ASSIGN_OR_RETURN(r.skipThreshold, attrs.getFloat("skip_threshold", 0.0));
+  MOE_ASSIGN_OR_RETURN(r.protectConfidence,
+                       attrs.getFloat("protect_confidence", 0.0));
+  MOE_ASSIGN_OR_RETURN(r.maxExperts, attrs.getInt("max_experts", 0));
+  MOE_ASSIGN_OR_RETURN(r.batchMass, attrs.getFloat("batch_mass", 0.0));
+  MOE_ASSIGN_OR_RETURN(r.batchStride, attrs.getInt("batch_stride", 0));
+  if (r.batchStride < 0)
+    return Status::error("attribute `batch_stride` = " + str(r.batchStride) +
+                         " is negative");
+  if (!(r.skipThreshold >= 0 && r.skipThreshold < 1))
+    return Status::error("attribute `skip_threshold` = " +
+                         std::to_string(r.skipThreshold) +
+                         " is outside [0, 1)");
+  if (!(r.protectConfidence >= 0 && r.protectConfidence <= 1))
+    return Status::error("attribute `protect_confidence` = " +
+                         std::to_string(r.protectConfidence) +
+                         " is outside [0, 1]");
+  if (!(r.batchMass >= 0 && r.batchMass <= 1))
+    return Status::error("attribute `batch_mass` = " +
+                         std::to_string(r.batchMass) + " is outside [0, 1]");
+  if (r.maxExperts < 0)
+    return Status::error("attribute `max_experts` = " + str(r.maxExperts) +
+                         " is negative");
+  if (!r.excluded.empty() && experts >= 0 &&
+      int64_t(r.excluded.size()) != experts)
+    return Status::error("attribute `excluded` has " +
+                         str(int64_t(r.excluded.size())) + " entries for " +
+                         str(experts) + " experts");
+  for (int64_t v : r.excluded)
+    if (v != 0 && v != 1)
+      return Status::error("attribute `excluded` must hold 0 or 1");
+  return r;
+}
+
 StatusOr<Types> inferRoute(const Types &in, const Attrs &attrs) {
   MOE_RETURN_IF_ERROR(checkArity(in, 1, 1));
   MOE_RETURN_IF_ERROR(checkDType(in, 0, DType::F32));
@@ -33,6 +77,7 @@ StatusOr<Types> inferRoute(const Types &in, const Attrs &attrs) {
                          (experts >= 0 ? str(experts) : "E") + "]");
   MOE_RETURN_IF_ERROR(scoring(attrs).status());
   MOE_RETURN_IF_ERROR(attrs.getInt("normalize", 0).status());
+  MOE_RETURN_IF_ERROR(routePruning(attrs, experts).status());
   int64_t t = in[0].shape[0];
   return Types{{DType::I64, {t, k}}, {DType::F32, {t, k}}};
 }
@@ -44,6 +89,21 @@ Status runRoute(KernelContext &ctx) {
   MOE_ASSIGN_OR_RETURN(k, ctx.attrs().getInt("k"));
   MOE_ASSIGN_OR_RETURN(normalize, ctx.attrs().getInt("normalize", 0));
   MOE_ASSIGN_OR_RETURN(sc, scoring(ctx.attrs()));
+  RoutePruningAttrs pa;
+  MOE_ASSIGN_OR_RETURN(pa, routePruning(ctx.attrs(), logits.dim(1)));
+  std::vector<uint8_t> excluded(pa.excluded.begin(), pa.excluded.end());
+  kc::RoutePruning pruning;
+  pruning.excluded = excluded.empty() ? nullptr : excluded.data();
+  pruning.skipThreshold = float(pa.skipThreshold);
+  pruning.protectConfidence = float(pa.protectConfidence);
+  pruning.maxExperts = pa.maxExperts;
+  pruning.batchMass = float(pa.batchMass);
+  pruning.batchStride = pa.batchStride;
+  if (pruning.active())
+    return kc::routePruned(logits.data<float>(), logits.dim(0), logits.dim(1),
+                           k, sc, normalize != 0, pruning,
+                           ctx.output(0).mutableData<int64_t>(),
+                           ctx.output(1).mutableData<float>());
   return kc::route(logits.data<float>(), logits.dim(0), logits.dim(1), k, sc,
                    normalize != 0, ctx.output(0).mutableData<int64_t>(),
                    ctx.output(1).mutableData<float>());

@@ -16,6 +16,7 @@
 #include <tbb/global_control.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -94,6 +95,25 @@ options:
                            plan) on the same windows and report its
                            perplexity, the mean KL(reference || plan), top-1
                            agreement and the logits' relative error
+  --skip-threshold X       token-level expert pruning (MC-MoE): skip a token's
+                           non-first expert whose share of its routing weight
+                           is below X; overrides the plan's moe.route steps
+  --protect-confidence C   ... except for tokens whose first expert's share
+                           is below C (unsure router: keep every expert)
+  --max-experts N          batch-aware pruning (Lynx): run at most N distinct
+                           experts per layer and batch; tokens re-route to
+                           their best kept experts (0: off)
+  --batch-mass M           ... or the fewest experts holding a share M of the
+                           batch's routing mass (0: off)
+  --decode-batches         with --perplexity and batch-level pruning: each
+                           position of the --batch windows is one batch, as
+                           in a decode step of that many sequences (the
+                           moe.route steps get batch_stride = --context)
+  --no-pruning             turn the plan's dynamic pruning off (statically
+                           pruned experts stay removed)
+                           With pruning active, --bench also reports the
+                           expert slots skipped and the expert bytes read
+                           against the unpruned routing.
   --threads N              worker threads (default: all cores)
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
@@ -132,8 +152,28 @@ struct Options {
   std::optional<std::string> perplexity;
   std::optional<std::string> reference;
   int64_t context = 256, windows = 64, batch = 8, offset = 0;
+  std::optional<double> skipThreshold, protectConfidence, batchMass;
+  std::optional<int64_t> maxExperts;
+  bool noPruning = false, decodeBatches = false;
 };
 
+
+/// Whether any moe.route step of the plan prunes.
+bool pruningActive(const LoadedPlan &plan) {
+  for (const StepInfo &s : plan.steps()) {
+    if (s.kind != StepKind::Call || s.kernelName != "moe.route")
+      continue;
+    for (const char *name : {"skip_threshold", "max_experts", "batch_mass"})
+      if (const AttrValue *a = s.attrs.find(name))
+        if (a->i != 0 || a->f != 0)
+          return true;
+    if (const AttrValue *a = s.attrs.find("excluded"))
+      for (int64_t v : a->ints)
+        if (v)
+          return true;
+  }
+  return false;
+}
 
 int fail(const std::string &message) {
   std::fprintf(stderr, "moe-exec: error: %s\n", message.c_str());
@@ -174,6 +214,18 @@ void printOpProfile(const LoadedPlan &plan, const std::vector<double> &stepMs,
   for (const auto &[name, v] : rows)
     std::printf("  %-24s %9.3f ms  %5.1f%%  %4d steps\n", name.c_str(), v.first,
                 total > 0 ? 100.0 * v.first / total : 0.0, v.second);
+}
+
+bool parseDouble(const std::string &s, double &out) {
+  if (s.empty())
+    return false;
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || *end != '\0' || !std::isfinite(v))
+    return false;
+  out = v;
+  return true;
 }
 
 bool parseInt(const std::string &s, int64_t &out) {
@@ -288,6 +340,28 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       MOE_RETURN_IF_ERROR(nextInt(2, o.context));
     } else if (arg == "--windows") {
       MOE_RETURN_IF_ERROR(nextInt(0, o.windows));
+    } else if (arg == "--skip-threshold" || arg == "--protect-confidence" ||
+               arg == "--batch-mass") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      double x = 0;
+      bool below1 = arg == "--skip-threshold";
+      if (!parseDouble(v, x) || x < 0 || x > 1 || (below1 && x >= 1))
+        return usage("option " + arg + " needs a number in [0, " +
+                     (below1 ? "1)" : "1]") + ", got '" + v + "'");
+      (arg == "--skip-threshold"       ? o.skipThreshold
+       : arg == "--protect-confidence" ? o.protectConfidence
+                                       : o.batchMass) = x;
+    } else if (arg == "--max-experts") {
+      int64_t x = 0;
+      MOE_RETURN_IF_ERROR(nextInt(0, x));
+      o.maxExperts = x;
+    } else if (arg == "--decode-batches") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.decodeBatches = true;
+    } else if (arg == "--no-pruning") {
+      MOE_RETURN_IF_ERROR(noValue());
+      o.noPruning = true;
     } else if (arg == "--offset") {
       MOE_RETURN_IF_ERROR(nextInt(0, o.offset));
     } else if (arg == "--batch") {
@@ -346,6 +420,11 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
                  "--random-inputs, --bench and --outputs");
   if (o.reference && !o.perplexity)
     return usage("--reference applies to --perplexity");
+  if (o.decodeBatches && !o.perplexity)
+    return usage("--decode-batches applies to --perplexity");
+  if (o.noPruning && (o.skipThreshold || o.protectConfidence || o.maxExperts ||
+                      o.batchMass))
+    return usage("--no-pruning excludes the other pruning options");
   return o;
 }
 
@@ -578,6 +657,29 @@ int runTool(int argc, char **argv) {
   StatusOr<std::unique_ptr<LoadedPlan>> loaded = loadPlan(o.plan, loadOptions);
   if (!loaded.isOk())
     return fail(loaded.status().message());
+  if (o.noPruning || o.skipThreshold || o.protectConfidence || o.maxExperts ||
+      o.batchMass || o.decodeBatches) {
+    StatusOr<size_t> n = (*loaded)->overrideAttrs("moe.route", [&](Attrs &a) {
+      if (o.noPruning) {
+        a.setFloat("skip_threshold", 0).setFloat("protect_confidence", 0);
+        a.setInt("max_experts", 0).setFloat("batch_mass", 0);
+      }
+      if (o.skipThreshold)
+        a.setFloat("skip_threshold", *o.skipThreshold);
+      if (o.protectConfidence)
+        a.setFloat("protect_confidence", *o.protectConfidence);
+      if (o.maxExperts)
+        a.setInt("max_experts", *o.maxExperts);
+      if (o.batchMass)
+        a.setFloat("batch_mass", *o.batchMass);
+      if (o.decodeBatches)
+        a.setInt("batch_stride", o.context);
+    });
+    if (!n.isOk())
+      return fail("pruning options: " + n.status().message());
+    if (*n == 0)
+      return fail("pruning options: the plan has no moe.route step");
+  }
   const LoadedPlan &plan = **loaded;
 
   if (o.describe) {
@@ -739,6 +841,22 @@ int runTool(int argc, char **argv) {
       return fail(r.status().message());
     inputSets.push_back(std::move(*r));
   }
+  // With --bench and pruning in the plan: count what pruning changed.
+  std::unique_ptr<RoutingProfiler> pruneStats;
+  if (o.bench && !profiler && pruningActive(plan)) {
+    ProfileOptions po;
+    po.samples = 0;
+    StatusOr<std::unique_ptr<RoutingProfiler>> p =
+        RoutingProfiler::create(plan, po);
+    if (p.isOk()) {
+      pruneStats = std::move(*p);
+      RoutingProfiler *raw = pruneStats.get();
+      execOptions.observer = [raw](size_t step, const std::vector<Tensor> &in,
+                                   const std::vector<Tensor> &out) {
+        raw->observe(step, in, out);
+      };
+    }
+  }
   StatusOr<std::unique_ptr<Executor>> ex = Executor::create(plan, execOptions);
   if (!ex.isOk())
     return fail(ex.status().message());
@@ -773,6 +891,8 @@ int runTool(int argc, char **argv) {
         return fail(r.status().message());
     }
     (*ex)->resetProfile();
+    if (pruneStats)
+      pruneStats->reset();
     std::vector<double> ms;
     for (int i = 0; i < o.repeat; ++i) {
       const std::vector<Tensor> &in = inputSets[size_t(i) % inputSets.size()];
@@ -791,15 +911,48 @@ int runTool(int argc, char **argv) {
     double mean = 0;
     for (double v : ms)
       mean += v / double(n);
+    std::string pruningJson;
+    std::string pruningText;
+    if (pruneStats) {
+      RoutingProfiler::PruningStats s = pruneStats->pruningStats();
+      double runs = double(o.repeat);
+      pruningJson = ", \"pruning\": {\"skipped_slot_share\": " +
+                    jsonNumber(s.slots ? double(s.skippedSlots) / s.slots : 0) +
+                    ", \"distinct_experts_per_layer\": " +
+                    jsonNumber(s.calls ? double(s.distinct) / s.calls : 0) +
+                    ", \"unpruned_distinct_experts_per_layer\": " +
+                    jsonNumber(s.calls ? double(s.unprunedDistinct) / s.calls
+                                       : 0) +
+                    ", \"expert_bytes_read_per_run\": " +
+                    jsonNumber(s.bytesRead / runs) +
+                    ", \"unpruned_expert_bytes_read_per_run\": " +
+                    jsonNumber(s.unprunedBytesRead / runs) + "}";
+      char buf[320];
+      std::snprintf(
+          buf, sizeof(buf),
+          "pruning: %.1f%% of expert slots skipped; %.2f distinct experts per "
+          "layer call (unpruned %.2f); expert bytes read per run %.0f "
+          "(unpruned %.0f, %+.1f%%)\n",
+          s.slots ? 100.0 * double(s.skippedSlots) / double(s.slots) : 0.0,
+          s.calls ? double(s.distinct) / double(s.calls) : 0.0,
+          s.calls ? double(s.unprunedDistinct) / double(s.calls) : 0.0,
+          s.bytesRead / runs, s.unprunedBytesRead / runs,
+          s.unprunedBytesRead > 0
+              ? 100.0 * (s.bytesRead - s.unprunedBytesRead) /
+                    s.unprunedBytesRead
+              : 0.0);
+      pruningText = buf;
+    }
     if (o.json)
       std::printf("{\"median_ms\": %s, \"min_ms\": %s, \"mean_ms\": %s, "
-                  "\"repeat\": %d, \"warmup\": %d, \"threads\": %d}\n",
+                  "\"repeat\": %d, \"warmup\": %d, \"threads\": %d%s}\n",
                   jsonNumber(median).c_str(), jsonNumber(sorted[0]).c_str(),
                   jsonNumber(mean).c_str(), o.repeat, o.warmup,
-                  (*ex)->numThreads());
+                  (*ex)->numThreads(), pruningJson.c_str());
     else
-      std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n",
-                  median, sorted[0], o.repeat, (*ex)->numThreads());
+      std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n%s",
+                  median, sorted[0], o.repeat, (*ex)->numThreads(),
+                  pruningText.c_str());
     if (o.profileOps)
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }

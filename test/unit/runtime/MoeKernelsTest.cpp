@@ -111,10 +111,18 @@ TEST(MoeKernels, DataDependentErrors) {
   ASSERT_FALSE(c.isOk());
   EXPECT_EQ(c.status().message(), "perm[1] = 2 is outside [0, 2)");
   Tensor w1 = randomF32({2, 4, 3}, rng), w2 = randomF32({2, 3, 4}, rng);
-  auto e = runKernel("moe.experts", {hidden, i64({3}, {0, 2, 1}), w1, w2},
+  // Rows past offsets[E] are pairs skipped by pruning (zero outputs); more
+  // rows than there are is an error.
+  auto e = runKernel("moe.experts", {hidden, i64({3}, {0, 1, 3}), w1, w2},
                      Attrs().setInt("num_experts", 2));
   ASSERT_FALSE(e.isOk());
-  EXPECT_EQ(e.status().message(), "offsets run from 0 to 1, expected 0 to 2");
+  EXPECT_EQ(e.status().message(),
+            "offsets run from 0 to 3, expected 0 to at most 2");
+  auto skipped = runKernel("moe.experts", {hidden, i64({3}, {0, 1, 1}), w1, w2},
+                           Attrs().setInt("num_experts", 2));
+  ASSERT_TRUE(skipped.isOk()) << skipped.status().message();
+  for (int64_t c = 0; c < 3; ++c)
+    EXPECT_EQ((*skipped)[0].data<float>()[3 + c], 0.0f);
   auto dec = runKernel("moe.experts", {hidden, i64({3}, {0, 3, 2}), w1, w2},
                        Attrs().setInt("num_experts", 2));
   ASSERT_FALSE(dec.isOk());
