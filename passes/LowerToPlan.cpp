@@ -197,6 +197,8 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
           p.i("max_experts", static_cast<int64_t>(o.getMaxExperts()));
         if (o.getBatchMass().convertToDouble() > 0)
           p.f("batch_mass", o.getBatchMass().convertToDouble());
+        if (o.getKeepFirst())
+          p.i("keep_first", 1);
         return success();
       })
       .Case([&](DispatchOp o) -> LogicalResult {

@@ -194,6 +194,9 @@ def PruneExperts : Pass<"moe-prune-experts", "mlir::ModuleOp"> {
     Option<"batchMass", "batch-mass", "double", /*default=*/"0.0",
            "batch level: keep the fewest experts holding this share of the "
            "batch's routing mass (0: off)">,
+    Option<"keepFirst", "keep-first", "bool", /*default=*/"false",
+           "batch level: every expert that is some token's first choice "
+           "stays, whatever the cap">,
     Option<"report", "report", "bool", /*default=*/"false",
            "emit a remark per layer with the removed experts">,
   ];

@@ -98,6 +98,7 @@ struct PruneExpertsPass
       route.setProtectConfidenceAttr(b.getF64FloatAttr(protectConfidence));
       route.setMaxExpertsAttr(b.getI64IntegerAttr(maxExperts));
       route.setBatchMassAttr(b.getF64FloatAttr(batchMass));
+      route.setKeepFirst(keepFirst);
       if (!statically)
         continue;
       // Static: experts by calibration picks, most picked first.

@@ -33,7 +33,8 @@ def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
     - `max_experts` / `batch_mass` (Lynx, batch-aware): of the experts the
       batch's tokens choose, only the `max_experts` with the most routing
       mass run, or the fewest holding `batch_mass` of it (at least k); each
-      token takes its best k of those.
+      token takes its best k of those. With `keep_first`, every expert that
+      is some token's first choice stays, whatever the cap.
     - `skip_threshold` (MC-MoE, token-level): a choice other than a token's
       first is skipped (id -1, weight 0) when its share of the token's
       weight is below the threshold, unless the token is important: its
@@ -58,6 +59,7 @@ def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
                    DefaultValuedAttr<F64Attr, "0.0">:$protect_confidence,
                    DefaultValuedAttr<I64Attr, "0">:$max_experts,
                    DefaultValuedAttr<F64Attr, "0.0">:$batch_mass,
+                   DefaultValuedAttr<BoolAttr, "false">:$keep_first,
                    OptionalAttr<DenseBoolArrayAttr>:$excluded);
   let results = (outs Moe_IdTensor2D:$ids, Moe_FloatTensor2D:$weights);
   let builders = [
@@ -66,7 +68,7 @@ def Moe_RouteOp : Moe_Op<"route", [Pure, InferTypeOpAdaptor]> {
                    "::mlir::moe::Scoring":$scoring, "bool":$normalize), [{
       build($_builder, $_state, logits, k, scoring, normalize,
             ::llvm::APFloat(0.0), ::llvm::APFloat(0.0), 0,
-            ::llvm::APFloat(0.0), nullptr);
+            ::llvm::APFloat(0.0), false, nullptr);
     }]>
   ];
   let assemblyFormat = [{

@@ -146,9 +146,16 @@ rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
     std::vector<std::vector<double>> mass(
         static_cast<size_t>(numBatches),
         std::vector<double>(static_cast<size_t>(experts), 0.0));
+    // Experts that are some token's first choice (Lynx: the first choice
+    // carries most of a token's output; later ones can be re-mapped).
+    std::vector<std::vector<uint8_t>> first(
+        static_cast<size_t>(numBatches),
+        std::vector<uint8_t>(static_cast<size_t>(experts), 0));
     std::vector<int64_t> order;
     for (int64_t t = 0; t < tokens; ++t) {
       choose(t, allowed, order);
+      if (pruning.keepFirst)
+        first[size_t(batchOf(t))][size_t(order[0])] = 1;
       for (int64_t s = 0; s < k; ++s) {
         float v = p[size_t(t * experts + order[size_t(s)])];
         if (!std::isnan(v))
@@ -157,15 +164,21 @@ rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
     }
     for (int64_t g = 0; g < numBatches; ++g) {
       const std::vector<double> &m = mass[size_t(g)];
+      const std::vector<uint8_t> &f = first[size_t(g)];
       std::vector<int64_t> byMass;
       double total = 0;
+      int64_t firsts = 0;
       for (int64_t e = 0; e < experts; ++e)
         if (allowed[size_t(e)]) {
           byMass.push_back(e);
           total += m[size_t(e)];
+          firsts += f[size_t(e)];
         }
+      // First choices first, then by mass.
       std::stable_sort(byMass.begin(), byMass.end(),
                        [&](int64_t a, int64_t b) {
+                         if (f[size_t(a)] != f[size_t(b)])
+                           return f[size_t(a)] > f[size_t(b)];
                          return m[size_t(a)] > m[size_t(b)];
                        });
       int64_t cap = int64_t(byMass.size());
@@ -179,7 +192,7 @@ rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
           acc += m[size_t(byMass[size_t(need++)])];
         cap = std::min(cap, need);
       }
-      cap = std::max(cap, k);
+      cap = std::max({cap, k, firsts});
       std::vector<uint8_t> &ok = allowedIn[size_t(g)];
       std::fill(ok.begin(), ok.end(), 0);
       for (int64_t i = 0; i < cap; ++i)

@@ -48,6 +48,10 @@ struct RoutePruning {
   /// of [B, S] sequences (N = S), each batch is one position of the B
   /// sequences: the tokens one decode step of B sequences routes.
   int64_t batchStride = 0;
+  /// Batch level: every expert that is some token's first choice stays,
+  /// whatever the cap (Lynx's observation: a token's first expert matters
+  /// most; its later choices can be re-mapped at little cost).
+  bool keepFirst = false;
   bool active() const {
     return excluded || skipThreshold > 0 || maxExperts > 0 || batchMass > 0;
   }

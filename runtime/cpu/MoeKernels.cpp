@@ -25,7 +25,7 @@ StatusOr<kc::Scoring> scoring(const Attrs &attrs) {
 struct RoutePruningAttrs {
   std::vector<int64_t> excluded;
   double skipThreshold = 0, protectConfidence = 0, batchMass = 0;
-  int64_t maxExperts = 0, batchStride = 0;
+  int64_t maxExperts = 0, batchStride = 0, keepFirst = 0;
 };
 
 StatusOr<RoutePruningAttrs> routePruning(const Attrs &attrs, int64_t experts) {
@@ -37,6 +37,7 @@ StatusOr<RoutePruningAttrs> routePruning(const Attrs &attrs, int64_t experts) {
   MOE_ASSIGN_OR_RETURN(r.maxExperts, attrs.getInt("max_experts", 0));
   MOE_ASSIGN_OR_RETURN(r.batchMass, attrs.getFloat("batch_mass", 0.0));
   MOE_ASSIGN_OR_RETURN(r.batchStride, attrs.getInt("batch_stride", 0));
+  MOE_ASSIGN_OR_RETURN(r.keepFirst, attrs.getInt("keep_first", 0));
   if (r.batchStride < 0)
     return Status::error("attribute `batch_stride` = " + str(r.batchStride) +
                          " is negative");
@@ -99,6 +100,7 @@ Status runRoute(KernelContext &ctx) {
   pruning.maxExperts = pa.maxExperts;
   pruning.batchMass = float(pa.batchMass);
   pruning.batchStride = pa.batchStride;
+  pruning.keepFirst = pa.keepFirst != 0;
   if (pruning.active())
     return kc::routePruned(logits.data<float>(), logits.dim(0), logits.dim(1),
                            k, sc, normalize != 0, pruning,

@@ -105,6 +105,9 @@ options:
                            their best kept experts (0: off)
   --batch-mass M           ... or the fewest experts holding a share M of the
                            batch's routing mass (0: off)
+  --keep-first             with --max-experts/--batch-mass: every expert that
+                           is some token's first choice stays (the cap may
+                           then be exceeded); --keep-first=0 turns it off
   --decode-batches         with --perplexity and batch-level pruning: each
                            position of the --batch windows is one batch, as
                            in a decode step of that many sequences (the
@@ -153,7 +156,7 @@ struct Options {
   std::optional<std::string> reference;
   int64_t context = 256, windows = 64, batch = 8, offset = 0;
   std::optional<double> skipThreshold, protectConfidence, batchMass;
-  std::optional<int64_t> maxExperts;
+  std::optional<int64_t> maxExperts, keepFirst;
   bool noPruning = false, decodeBatches = false;
 };
 
@@ -356,6 +359,10 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       int64_t x = 0;
       MOE_RETURN_IF_ERROR(nextInt(0, x));
       o.maxExperts = x;
+    } else if (arg == "--keep-first") {
+      if (hasValue && value != "0" && value != "1")
+        return usage("--keep-first takes 0 or 1, got '" + value + "'");
+      o.keepFirst = hasValue ? int64_t(value == "1") : 1;
     } else if (arg == "--decode-batches") {
       MOE_RETURN_IF_ERROR(noValue());
       o.decodeBatches = true;
@@ -423,7 +430,7 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
   if (o.decodeBatches && !o.perplexity)
     return usage("--decode-batches applies to --perplexity");
   if (o.noPruning && (o.skipThreshold || o.protectConfidence || o.maxExperts ||
-                      o.batchMass))
+                      o.batchMass || o.keepFirst))
     return usage("--no-pruning excludes the other pruning options");
   return o;
 }
@@ -658,7 +665,7 @@ int runTool(int argc, char **argv) {
   if (!loaded.isOk())
     return fail(loaded.status().message());
   if (o.noPruning || o.skipThreshold || o.protectConfidence || o.maxExperts ||
-      o.batchMass || o.decodeBatches) {
+      o.batchMass || o.decodeBatches || o.keepFirst) {
     StatusOr<size_t> n = (*loaded)->overrideAttrs("moe.route", [&](Attrs &a) {
       if (o.noPruning) {
         a.setFloat("skip_threshold", 0).setFloat("protect_confidence", 0);
@@ -674,6 +681,8 @@ int runTool(int argc, char **argv) {
         a.setFloat("batch_mass", *o.batchMass);
       if (o.decodeBatches)
         a.setInt("batch_stride", o.context);
+      if (o.keepFirst)
+        a.setInt("keep_first", *o.keepFirst);
     });
     if (!n.isOk())
       return fail("pruning options: " + n.status().message());

@@ -153,6 +153,28 @@ TEST(RoutePruning, BatchCapKeepsTheExpertsWithMostMass) {
     EXPECT_GE(id, 0);
 }
 
+TEST(RoutePruning, KeepFirstKeepsEveryFirstChoice) {
+  // k = 2. First choices: expert 0 (tokens 0-2) and expert 3 (token 3);
+  // masses: 0 ~2.1, 1 ~1.05, 3 ~0.5. A cap of 2 keeps {0, 1}: token 3
+  // loses its first expert. With keep_first, {0, 3} and the cap grows to
+  // hold both first choices and k: {0, 3}.
+  std::vector<float> logits = logitsOf({{0.6f, 0.3f, 0.05f, 0.05f},
+                                        {0.6f, 0.3f, 0.05f, 0.05f},
+                                        {0.6f, 0.3f, 0.05f, 0.05f},
+                                        {0.3f, 0.15f, 0.05f, 0.5f}});
+  kc::RoutePruning p;
+  p.maxExperts = 2;
+  Routed r = route(logits, 4, 2, p);
+  EXPECT_EQ(r.ids[6], 0);
+  EXPECT_EQ(r.ids[7], 1);
+  p.keepFirst = true;
+  r = route(logits, 4, 2, p);
+  EXPECT_EQ(r.ids[6], 3); // token 3 keeps its first expert
+  EXPECT_EQ(r.ids[7], 0);
+  EXPECT_EQ(r.ids[0], 0);
+  EXPECT_EQ(r.ids[1], 3); // expert 1 is no longer run
+}
+
 TEST(RoutePruning, BatchStrideMakesEachPositionABatch) {
   // Tokens 0 and 2 (stride 2: one batch) prefer expert 0, tokens 1 and 3
   // prefer expert 3; a cap of 1 keeps a different expert per batch.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# run.sh - expert pruning: time per token and fidelity for a sweep of each policy's knob.
+#
+#   bench/pruning/run.sh                              everything (about 10 minutes)
+#   bench/pruning/run.sh --models olmoe_tiny --repeat 10
+#   MOE_BUILD_DIR=/tmp/b bench/pruning/run.sh
+#
+# Models: the trained fixtures mixtral_tiny (8 experts, top-2) and olmoe_tiny (32, top-4),
+# and two generated ones written with tools/demo/make_model.py (untrained: fidelity against
+# the unpruned logits, not perplexity): mixtral_gen (hidden 512, 8 experts of width 1408,
+# top-2) and olmoe_gen (hidden 512, 64 experts of width 256, top-8). Policies (moe-exec
+# overrides of the plan's moe.route, and moe-prune-experts for static pruning):
+#   token level (MC-MoE): --skip-threshold 0.05 ... 0.3, batch 1 and 32;
+#   batch level (Lynx): --max-experts and --batch-mass, batch 32 (decode batches);
+#   static: keep the E-1 and 3E/4 most used experts (trained models; profile on held-out
+#   windows).
+# For each: time per token of a decode step (input [B, 1] of text bytes, 8 rotating sets,
+# moe-exec --bench, 2 threads), expert bytes read per step against unpruned, and fidelity on
+# eval.bin windows (perplexity, KL(unpruned || pruned), top-1 agreement, logits relative
+# error; batch-level policies with --decode-batches: each position of 32 windows is one
+# batch). Writes bench/results/pruning.json and prints a table.
+set -euo pipefail
+MOE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$MOE_ROOT/tools/deps.sh"
+BUILD="${MOE_BUILD_DIR:-$MOE_ROOT/build}"
+PY=/usr/bin/python3
+say() { if [ -t 2 ]; then echo "pruning: $*" >&2; fi; }
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+  exit 0
+fi
+command_line="bench/pruning/run.sh${*:+ $*}"
+moe_install_deps >/dev/null || exit 1
+if [ ! -f "$BUILD/build.ninja" ]; then
+  say "configuring $BUILD"
+  moe_configure "$BUILD" || exit 1
+fi
+say "building moe-opt and moe-exec"
+ninja -C "$BUILD" -j "${MOE_JOBS:-$(nproc)}" moe-opt moe-exec >"$BUILD/pruning.build.log" 2>&1 ||
+  { tail -20 "$BUILD/pruning.build.log" >&2; exit 1; }
+work="$BUILD/pruning"
+mkdir -p "$work"
+say "writing the generated models"
+"$PY" "$MOE_ROOT/tools/demo/make_model.py" --out "$work/mixtral_gen" >/dev/null
+"$PY" "$MOE_ROOT/tools/demo/make_model.py" --out "$work/olmoe_gen" --experts 64 --top-k 8 \
+  --ffn 256 >/dev/null
+exec "$PY" "$MOE_ROOT/bench/pruning/pruning.py" --bin "$BUILD/bin" --work "$work" \
+  --fixtures "$MOE_ROOT/../shared/fixtures/onnx/trained" --command "$command_line" "$@"
