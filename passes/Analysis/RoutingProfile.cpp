@@ -118,7 +118,7 @@ public:
   }
   llvm::Error getInts(const llvm::json::Object &o, llvm::StringRef key,
                       const std::string &where, std::vector<int64_t> &out,
-                      bool optional) {
+                      bool optional, int64_t min = 0) {
     const llvm::json::Array *a = o.getArray(key);
     if (!a) {
       if (optional)
@@ -127,9 +127,9 @@ public:
     }
     for (const llvm::json::Value &v : *a) {
       std::optional<int64_t> i = v.getAsInteger();
-      if (!i || *i < 0)
-        return error(where, "`" + key.str() +
-                                "` must hold non-negative integers");
+      if (!i || *i < min)
+        return error(where, "`" + key.str() + "` must hold integers >= " +
+                                std::to_string(min));
       out.push_back(*i);
     }
     return llvm::Error::success();
@@ -231,7 +231,8 @@ mlir::moe::parseRoutingProfile(llvm::StringRef json, llvm::StringRef path) {
                                   std::to_string(layer.hidden));
       layer.hidden = hidden;
       if (llvm::Error e =
-              r.getInts(*so, "ids", where + "samples: ", layer.sampleIds, false))
+              r.getInts(*so, "ids", where + "samples: ", layer.sampleIds,
+                        /*optional=*/false, /*min=*/-1))
         return std::move(e);
       if (int64_t(layer.sampleIds.size()) != layer.sampleRows * layer.topK)
         return r.error(where, "samples: `ids` must hold rows * top_k ids");

@@ -158,6 +158,13 @@ TEST(RoutingProfile, ReadsAProfile) {
   ASSERT_EQ(l.sampleRows, 1);
   EXPECT_EQ(l.samples, (std::vector<float>{1.0f, -2.0f}));
   EXPECT_EQ(l.sampleIds, (std::vector<int64_t>{0, 2}));
+  // A slot skipped by token-level pruning is recorded as -1.
+  std::string skipped = kProfile;
+  const std::string from = "\"ids\": [0, 2]";
+  skipped.replace(skipped.find(from), from.size(), "\"ids\": [0, -1]");
+  auto q = mlir::moe::parseRoutingProfile(skipped, "p.json");
+  ASSERT_TRUE(bool(q)) << llvm::toString(q.takeError());
+  EXPECT_EQ(q->layers[0].sampleIds, (std::vector<int64_t>{0, -1}));
 }
 
 TEST(RoutingProfile, RejectsBadProfiles) {
@@ -171,6 +178,7 @@ TEST(RoutingProfile, RejectsBadProfiles) {
       {"\"num_experts\": 3", "\"num_experts\": 4", "`experts` must list all 4"},
       {"\"ids\": [0, 2]", "\"ids\": [0, 5]", "expert id 5 is out of range"},
       {"\"ids\": [0, 2]", "\"ids\": [0]", "`ids` must hold rows * top_k"},
+      {"\"ids\": [0, 2]", "\"ids\": [0, -2]", "`ids` must hold integers >= -1"},
       {"AACAPwAAAMA=", "AACAPw==", "expected rows * hidden * 4"},
       {"AACAPwAAAMA=", "!!!", "bad base64"},
       {"\"layers\": [", "\"layerz\": [", "`layers` is missing"},
