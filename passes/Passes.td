@@ -98,6 +98,15 @@ def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
       (average bits per expert weight, scales included) or `budget-bytes`.
     - `pin` fixes experts: `L:E=FORMAT`, with `*` for every layer or expert.
 
+    With `calibration=gptq`, the input projections (`w1`, `w3`) of every
+    expert stored in 8/4/3/2 bits are calibrated with GPTQ on the profile's
+    sampled tokens routed to it: the quantisation error of each column is
+    spread over the columns not yet quantised through the inverse Hessian of
+    the inputs. The calibrated weights, whose round-to-nearest quantisation
+    is the GPTQ result, are written to `calibration-dir` and the `nn.weight`s
+    point there (the module keeps its `moe.model_id`). `w2` stays round to
+    nearest, and the choice of formats still uses round-to-nearest errors.
+
     Experts whose weights are not f32 `nn.weight`s used only by their op
     keep their stored precision and count neither in the budget nor in the
     objective (a warning names the layer). The module gets `moe.precision`
@@ -138,6 +147,12 @@ def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
            "scale dtype the plan will use (f16 or f32), for the byte count">,
     Option<"timeLimit", "time-limit", "double", /*default=*/"30.0",
            "seconds the solver may spend improving its solution">,
+    Option<"calibration", "calibration", "std::string", /*default=*/"\"rtn\"",
+           "rtn (round to nearest) or gptq (GPTQ on w1/w3 with the profile's "
+           "samples; needs calibration-dir)">,
+    Option<"calibrationDir", "calibration-dir", "std::string",
+           /*default=*/"\"\"",
+           "directory for the GPTQ-calibrated weight files (created)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "emit a remark per layer with the chosen formats">,
   ];

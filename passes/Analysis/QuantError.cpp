@@ -2,7 +2,12 @@
 
 #include "passes/Analysis/QuantError.h"
 
+#include "kernels/cpu/Half.h"
+
+#include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstring>
 #include <cstdlib>
 
 namespace moe::precision {
@@ -113,6 +118,177 @@ double squaredError(const float *w, int64_t rows, int64_t cols,
     e += d * d;
   }
   return e;
+}
+
+namespace {
+/// In-place Cholesky factorisation a = L·Lᵀ of a symmetric [n, n] matrix
+/// (lower triangle); false when not positive definite.
+bool cholesky(std::vector<double> &a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    double d = a[size_t(j * n + j)];
+    for (int64_t k = 0; k < j; ++k)
+      d -= a[size_t(j * n + k)] * a[size_t(j * n + k)];
+    if (!(d > 0))
+      return false;
+    d = std::sqrt(d);
+    a[size_t(j * n + j)] = d;
+    for (int64_t i = j + 1; i < n; ++i) {
+      double s = a[size_t(i * n + j)];
+      for (int64_t k = 0; k < j; ++k)
+        s -= a[size_t(i * n + k)] * a[size_t(j * n + k)];
+      a[size_t(i * n + j)] = s / d;
+    }
+  }
+  return true;
+}
+} // namespace
+
+bool gptqCalibrate(const float *w, int64_t rows, int64_t cols, const float *x,
+                   int64_t n, const Format &f, bool f16Scales, float *out,
+                   double damp) {
+  std::copy(w, w + rows * cols, out);
+  if (f.bits == 0 || f.bits == 16 || f.groupSize <= 0 || n <= 0)
+    return false;
+  // H = XᵀX + damp·mean(diag)·I, then U = the upper Cholesky factor of H⁻¹.
+  std::vector<double> h(size_t(cols * cols), 0.0);
+  for (int64_t r = 0; r < n; ++r) {
+    const float *xr = x + r * cols;
+    for (int64_t i = 0; i < cols; ++i) {
+      double xi = xr[i];
+      if (xi == 0)
+        continue;
+      for (int64_t j = 0; j <= i; ++j)
+        h[size_t(i * cols + j)] += xi * double(xr[j]);
+    }
+  }
+  double mean = 0;
+  for (int64_t i = 0; i < cols; ++i)
+    mean += h[size_t(i * cols + i)] / double(cols);
+  if (!(mean > 0))
+    return false;
+  for (int64_t i = 0; i < cols; ++i) {
+    h[size_t(i * cols + i)] += damp * mean;
+    for (int64_t j = 0; j < i; ++j)
+      h[size_t(j * cols + i)] = h[size_t(i * cols + j)];
+  }
+  // H⁻¹ from the Cholesky factor L (H = L·Lᵀ): H⁻¹ = L⁻ᵀ·L⁻¹.
+  if (!cholesky(h, cols))
+    return false;
+  std::vector<double> linv(size_t(cols * cols), 0.0);
+  for (int64_t j = 0; j < cols; ++j) {
+    linv[size_t(j * cols + j)] = 1.0 / h[size_t(j * cols + j)];
+    for (int64_t i = j + 1; i < cols; ++i) {
+      double s = 0;
+      for (int64_t k = j; k < i; ++k)
+        s -= h[size_t(i * cols + k)] * linv[size_t(k * cols + j)];
+      linv[size_t(i * cols + j)] = s / h[size_t(i * cols + i)];
+    }
+  }
+  std::vector<double> hinv(size_t(cols * cols), 0.0);
+  for (int64_t i = 0; i < cols; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      double s = 0;
+      for (int64_t k = i; k < cols; ++k)
+        s += linv[size_t(k * cols + i)] * linv[size_t(k * cols + j)];
+      hinv[size_t(i * cols + j)] = hinv[size_t(j * cols + i)] = s;
+    }
+  // Upper Cholesky factor of H⁻¹: U = chol(H⁻¹)ᵀ (lower factor, transposed).
+  if (!cholesky(hinv, cols))
+    return false;
+  auto U = [&](int64_t i, int64_t j) { return hinv[size_t(j * cols + i)]; };
+
+  // Each group's grid, from round-to-nearest on the original weights.
+  kernels::cpu::QuantFormat q = kernelFormat(f, f16Scales);
+  kernels::cpu::QuantLayout layout = kernels::cpu::quantLayout(q, rows, cols);
+  std::vector<uint8_t> packed(size_t(layout.totalBytes));
+  kernels::cpu::quantizeMatrix(w, rows, cols, q, packed.data());
+  const int32_t levels = (1 << f.bits) - 1, mid = 1 << (f.bits - 1);
+  auto scaleOf = [&](int64_t gi) {
+    if (f16Scales) {
+      uint16_t hbits;
+      std::memcpy(&hbits, packed.data() + layout.scalesOffset + 2 * gi, 2);
+      return kernels::cpu::halfToFloat(hbits);
+    }
+    float s;
+    std::memcpy(&s, packed.data() + layout.scalesOffset + 4 * gi, 4);
+    return s;
+  };
+  int64_t groups = layout.groupsPerRow;
+  std::vector<float> scale(size_t(rows * groups));
+  std::vector<int32_t> zero(size_t(rows * groups), mid), qlo(scale.size()),
+      qhi(scale.size());
+  std::vector<uint8_t> anchor(size_t(rows * cols), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t gi = r * groups + g, c0 = g * f.groupSize,
+              c1 = std::min(cols, c0 + f.groupSize);
+      scale[size_t(gi)] = scaleOf(gi);
+      if (f.zeroPoints)
+        zero[size_t(gi)] = packed[size_t(layout.zerosOffset + gi)];
+      // The elements that fix the grid keep their values.
+      int64_t amaxAt = c0, loAt = c0, hiAt = c0;
+      for (int64_t c = c0; c < c1; ++c) {
+        float v = w[r * cols + c];
+        if (std::fabs(v) > std::fabs(w[r * cols + amaxAt]))
+          amaxAt = c;
+        if (v < w[r * cols + loAt])
+          loAt = c;
+        if (v > w[r * cols + hiAt])
+          hiAt = c;
+      }
+      float s = scale[size_t(gi)];
+      float inv = s > 0 ? 1.0f / s : 0.0f;
+      if (f.zeroPoints) {
+        anchor[size_t(r * cols + loAt)] = anchor[size_t(r * cols + hiAt)] = 1;
+        // Codes whose values stay inside the group's [min(lo, 0), max(hi, 0)].
+        float lo = std::min(w[r * cols + loAt], 0.0f),
+              hi = std::max(w[r * cols + hiAt], 0.0f);
+        int32_t z = zero[size_t(gi)];
+        int32_t a = z + int32_t(std::ceil(double(lo) * inv - 1e-6));
+        int32_t b = z + int32_t(std::floor(double(hi) * inv + 1e-6));
+        qlo[size_t(gi)] = std::clamp(a, 0, levels);
+        qhi[size_t(gi)] = std::clamp(b, 0, levels);
+      } else {
+        anchor[size_t(r * cols + amaxAt)] = 1;
+        qlo[size_t(gi)] = mid - (mid - 1);
+        qhi[size_t(gi)] = mid + (mid - 1);
+      }
+    }
+
+  // The column sweep: quantise column j, push its error onto later columns.
+  std::vector<double> wd(w, w + rows * cols);
+  for (int64_t j = 0; j < cols; ++j) {
+    int64_t g = j / f.groupSize;
+    double ujj = U(j, j);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t gi = r * groups + g;
+      float s = scale[size_t(gi)];
+      double v = wd[size_t(r * cols + j)];
+      double qv;
+      if (anchor[size_t(r * cols + j)]) {
+        // Its code is round-to-nearest's; its stored value the original.
+        float orig = w[r * cols + j];
+        float inv = s > 0 ? 1.0f / s : 0.0f;
+        int32_t code = std::clamp(int32_t(std::lround(orig * inv)) +
+                                      zero[size_t(gi)],
+                                  0, levels);
+        qv = double(float(code - zero[size_t(gi)]) * s);
+        out[r * cols + j] = orig;
+      } else {
+        float inv = s > 0 ? 1.0f / s : 0.0f;
+        int32_t code = std::clamp(
+            int32_t(std::lround(float(v) * inv)) + zero[size_t(gi)],
+            qlo[size_t(gi)], qhi[size_t(gi)]);
+        qv = double(float(code - zero[size_t(gi)]) * s);
+        out[r * cols + j] = float(qv);
+      }
+      double err = (v - qv) / ujj;
+      if (err != 0)
+        for (int64_t c = j + 1; c < cols; ++c)
+          wd[size_t(r * cols + c)] -= err * U(j, c);
+    }
+  }
+  return true;
 }
 
 } // namespace moe::precision

@@ -59,6 +59,22 @@ void roundTrip(const float *w, int64_t rows, int64_t cols, const Format &f,
 double squaredError(const float *w, int64_t rows, int64_t cols,
                     const Format &f, bool f16Scales);
 
+/// GPTQ (Frantar et al., 2022) for one [rows, cols] matrix multiplied by
+/// inputs x [n, cols]: quantises column by column in format `f`, spreading
+/// each column's error over the columns not yet quantised through the
+/// inverse Hessian of the inputs (XᵀX + damp·mean(diag)·I), so that the
+/// outputs x·Wᵀ move less than round-to-nearest moves them. Each group keeps
+/// the grid round-to-nearest would give it (its scale and zero point come
+/// from the original weights), and the elements that fix that grid (the
+/// largest magnitude, or the minimum and maximum with zero points) keep their
+/// values; so `out` is a matrix whose round-to-nearest quantisation in `f`
+/// (what the plan emitter does) yields exactly the GPTQ codes. Returns false,
+/// leaving `out` = w, for a format without groups or a Hessian that is not
+/// positive definite even after damping.
+bool gptqCalibrate(const float *w, int64_t rows, int64_t cols, const float *x,
+                   int64_t n, const Format &f, bool f16Scales, float *out,
+                   double damp = 0.01);
+
 } // namespace moe::precision
 
 #endif // MOE_PASSES_ANALYSIS_QUANTERROR_H

@@ -131,6 +131,59 @@ TEST(QuantError, RoundTripMayWorkInPlace) {
   EXPECT_EQ(out, copy);
 }
 
+/// ||X (W - Q)ᵀ||² for a [rows, cols] W and its stand-in Q.
+double outputError(const std::vector<float> &x, int64_t n,
+                   const std::vector<float> &w, const std::vector<float> &q,
+                   int64_t rows, int64_t cols) {
+  double e = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < rows; ++r) {
+      double d = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        d += double(x[size_t(i * cols + c)]) *
+             (double(w[size_t(r * cols + c)]) - double(q[size_t(r * cols + c)]));
+      e += d * d;
+    }
+  return e;
+}
+
+TEST(QuantError, GptqBeatsRoundToNearestOnCorrelatedInputs) {
+  int64_t rows = 48, cols = 96, n = 512;
+  std::vector<float> w = gaussian(rows * cols, 21);
+  // Inputs with correlated features (a random mixing of a few factors) and
+  // a few large-magnitude channels, as hidden states have.
+  std::vector<float> z = gaussian(n * 16, 22), mix = gaussian(16 * cols, 23);
+  std::vector<float> x(size_t(n * cols));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < cols; ++c) {
+      double v = 0;
+      for (int64_t k = 0; k < 16; ++k)
+        v += z[size_t(i * 16 + k)] * mix[size_t(k * cols + c)];
+      x[size_t(i * cols + c)] = float(v * (c % 17 == 0 ? 4 : 1));
+    }
+  for (precision::Format f : {precision::Format{4, 32, false},
+                              precision::Format{3, 64, true},
+                              precision::Format{2, 32, true}}) {
+    std::vector<float> rtn(w.size()), cal(w.size()), back(w.size());
+    precision::roundTrip(w.data(), rows, cols, f, true, rtn.data());
+    // Calibrate on the first half, judge on the second.
+    ASSERT_TRUE(precision::gptqCalibrate(w.data(), rows, cols, x.data(), n / 2,
+                                         f, true, cal.data()));
+    // The plan rounds the calibrated weights to nearest: that must give the
+    // GPTQ values (the anchors keep the grid).
+    precision::roundTrip(cal.data(), rows, cols, f, true, back.data());
+    int64_t moved = 0;
+    for (size_t i = 0; i < w.size(); ++i)
+      moved += back[i] != cal[i] && back[i] != rtn[i];
+    EXPECT_EQ(moved, 0) << precision::formatName(f);
+    std::vector<float> held(x.begin() + (n / 2) * cols, x.end());
+    double eRtn = outputError(held, n / 2, w, rtn, rows, cols);
+    double eGptq = outputError(held, n / 2, w, back, rows, cols);
+    EXPECT_LT(eGptq, 0.8 * eRtn) << precision::formatName(f) << ": GPTQ "
+                                 << eGptq << " vs RTN " << eRtn;
+  }
+}
+
 const char *kProfile = R"({"format": "moe-profile", "version": 1,
  "model_id": "abc", "runs": 2,
  "layers": [{"layer": 0, "num_experts": 3, "top_k": 2, "hidden": 2,
