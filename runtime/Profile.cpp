@@ -4,6 +4,8 @@
 
 #include "runtime/Describe.h"
 
+#include "kernels/cpu/Moe.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -184,12 +186,7 @@ void RoutingProfiler::observePruning(Layer &layer, const Tensor &logits,
       order[size_t(x)] = x;
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
                       [&](int64_t a, int64_t b) {
-                        bool na = std::isnan(row[a]), nb = std::isnan(row[b]);
-                        if (na != nb)
-                          return nb;
-                        if (!na && row[a] != row[b])
-                          return row[a] > row[b];
-                        return a < b;
+                        return kernels::cpu::routeBefore(row, a, b);
                       });
     for (int64_t r = 0; r < k; ++r)
       unpruned[size_t(order[size_t(r)])] = 1;

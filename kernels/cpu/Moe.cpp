@@ -15,6 +15,25 @@
 
 namespace moe::kernels::cpu {
 
+void routeScores(const float *row, int64_t experts, Scoring scoring,
+                 float *p) {
+  if (scoring == Scoring::Softmax) {
+    float mx = -INFINITY;
+    for (int64_t e = 0; e < experts; ++e)
+      mx = std::fmax(mx, row[e]);
+    if (std::isinf(mx) && mx < 0)
+      mx = 0;
+    float sum = 0;
+    for (int64_t e = 0; e < experts; ++e)
+      sum += p[e] = std::exp(row[e] - mx);
+    for (int64_t e = 0; e < experts; ++e)
+      p[e] /= sum;
+  } else {
+    for (int64_t e = 0; e < experts; ++e)
+      p[e] = 1.0f / (1.0f + std::exp(-row[e]));
+  }
+}
+
 rt::Status route(const float *logits, int64_t tokens, int64_t experts,
                  int64_t k, Scoring scoring, bool normalize, int64_t *ids,
                  float *weights) {
@@ -25,34 +44,12 @@ rt::Status route(const float *logits, int64_t tokens, int64_t experts,
     std::vector<float> p(experts);
     std::vector<int64_t> order(experts);
     for (int64_t t = begin; t < end; ++t) {
-      const float *row = logits + t * experts;
-      if (scoring == Scoring::Softmax) {
-        float mx = -INFINITY;
-        for (int64_t e = 0; e < experts; ++e)
-          mx = std::fmax(mx, row[e]);
-        if (std::isinf(mx) && mx < 0)
-          mx = 0;
-        float sum = 0;
-        for (int64_t e = 0; e < experts; ++e)
-          sum += p[e] = std::exp(row[e] - mx);
-        for (int64_t e = 0; e < experts; ++e)
-          p[e] /= sum;
-      } else {
-        for (int64_t e = 0; e < experts; ++e)
-          p[e] = 1.0f / (1.0f + std::exp(-row[e]));
-      }
+      routeScores(logits + t * experts, experts, scoring, p.data());
       for (int64_t e = 0; e < experts; ++e)
         order[e] = e;
-      // A strict weak order even with NaN: NaN last, ties to the lower id.
-      auto before = [&](int64_t a, int64_t b) {
-        bool na = std::isnan(p[a]), nb = std::isnan(p[b]);
-        if (na != nb)
-          return nb;
-        if (!na && p[a] != p[b])
-          return p[a] > p[b];
-        return a < b;
-      };
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+      std::partial_sort(
+          order.begin(), order.begin() + k, order.end(),
+          [&](int64_t a, int64_t b) { return routeBefore(p.data(), a, b); });
       float sum = 0;
       for (int64_t s = 0; s < k; ++s)
         sum += p[order[s]];
@@ -83,25 +80,9 @@ rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
   std::vector<int64_t> unprunedIds(size_t(tokens * k));
   std::vector<float> unprunedWeights(size_t(tokens * k));
   parallelFor(tokens, experts * 8, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const float *row = logits + t * experts;
-      float *pr = p.data() + t * experts;
-      if (scoring == Scoring::Softmax) {
-        float mx = -INFINITY;
-        for (int64_t e = 0; e < experts; ++e)
-          mx = std::fmax(mx, row[e]);
-        if (std::isinf(mx) && mx < 0)
-          mx = 0;
-        float sum = 0;
-        for (int64_t e = 0; e < experts; ++e)
-          sum += pr[e] = std::exp(row[e] - mx);
-        for (int64_t e = 0; e < experts; ++e)
-          pr[e] /= sum;
-      } else {
-        for (int64_t e = 0; e < experts; ++e)
-          pr[e] = 1.0f / (1.0f + std::exp(-row[e]));
-      }
-    }
+    for (int64_t t = begin; t < end; ++t)
+      routeScores(logits + t * experts, experts, scoring,
+                  p.data() + t * experts);
   });
   // The unpruned choice fixes each token's total weight.
   MOE_RETURN_IF_ERROR(route(logits, tokens, experts, k, scoring, normalize,
@@ -112,14 +93,7 @@ rt::Status routePruned(const float *logits, int64_t tokens, int64_t experts,
     for (int64_t e = 0; e < experts; ++e)
       allowed[size_t(e)] = !pruning.excluded[e];
   auto before = [](const float *pr) {
-    return [pr](int64_t a, int64_t b) {
-      bool na = std::isnan(pr[a]), nb = std::isnan(pr[b]);
-      if (na != nb)
-        return nb;
-      if (!na && pr[a] != pr[b])
-        return pr[a] > pr[b];
-      return a < b;
-    };
+    return [pr](int64_t a, int64_t b) { return routeBefore(pr, a, b); };
   };
   // Batches of the batch-level policy, each with its allowed experts.
   bool batchLevel = pruning.maxExperts > 0 || pruning.batchMass > 0;

@@ -18,6 +18,20 @@ namespace moe::kernels::cpu {
 
 enum class Scoring { Softmax, Sigmoid };
 
+/// p[E] = scoring(row[E]): softmax over the experts, or a sigmoid each.
+void routeScores(const float *row, int64_t experts, Scoring scoring, float *p);
+
+/// The router's order of experts by score: larger first, NaN last, ties to
+/// the lower id (a strict weak order even with NaN).
+inline bool routeBefore(const float *p, int64_t a, int64_t b) {
+  bool na = std::isnan(p[a]), nb = std::isnan(p[b]);
+  if (na != nb)
+    return nb;
+  if (!na && p[a] != p[b])
+    return p[a] > p[b];
+  return a < b;
+}
+
 /// ids[T, k] = top-k experts of scoring(logits[t]) (larger first, ties to the
 /// lower id; NaN scores last), weights[T, k] = their scores, divided by their
 /// sum when `normalize`. Requires 1 ≤ k ≤ E.
