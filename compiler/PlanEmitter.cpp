@@ -506,6 +506,15 @@ LogicalResult Emitter::run() {
   if (!topK.empty())
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "top_k", moe_plan::AttrKind::Ints, 0, 0, &topK));
+  // moe-place-experts' predictions, for --describe.
+  std::vector<double> predictedUs;
+  if (auto placement = module->getAttrOfType<DictionaryAttr>("moe.placement"))
+    if (auto us = placement.getAs<DenseF64ArrayAttr>("predicted_layer_us"))
+      predictedUs.assign(us.asArrayRef().begin(), us.asArrayRef().end());
+  if (!predictedUs.empty())
+    metadata.push_back(moe_plan::CreateAttrDirect(
+        fbb, "predicted_layer_us", moe_plan::AttrKind::Floats, 0, 0, nullptr,
+        &predictedUs));
   if (auto id = module->getAttrOfType<StringAttr>("moe.model_id"))
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "model_id", moe_plan::AttrKind::String, 0, 0, nullptr, nullptr,

@@ -162,6 +162,52 @@ def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::moe::MoeDialect"];
 }
 
+def PlaceExperts : Pass<"moe-place-experts", "mlir::ModuleOp"> {
+  let summary = "choose per expert: GPU-resident, CPU-computed or GPU on demand (MoNDE)";
+  let description = [{
+    Under a GPU memory budget, places every expert of every `moe.experts`
+    op where the cost model (passes/Analysis/CostModel.h) predicts the
+    least expected step time for its layer, max(GPU side, CPU side), from a
+    device profile (`device-profile`, docs/placement.md), the profile's
+    activation shares (`profile`; without one every expert is picked alike)
+    and the expected tokens per step (`batch`).
+
+    A cache for on-demand experts of `cache-experts` times the largest
+    expert comes off the budget first (none when it does not fit; then no
+    expert is on demand). Every expert starts where it is cheaper off the
+    GPU (CPU or on demand); then, while the budget allows, the expert whose
+    move to the GPU saves the most expected time per byte moves there (a
+    move that saves nothing is still made while memory remains: resident is
+    never slower in the model), ties going to the more used expert, then the
+    lower layer and expert. Finally each expert off the GPU takes the
+    cheaper of CPU and on demand given the others. `pin=L:E=WHERE` fixes
+    experts (`*` for any; gpu, cpu or on_demand).
+
+    The experts' `#moe.expert<placement = ...>` record the choice; the
+    module's `moe.placement` the budget, the bytes on the GPU, the cache and
+    the predicted time per layer (µs), which `moe-exec --describe` prints.
+    `budget 0` puts every expert on the CPU; a budget holding every expert
+    puts them all on the GPU.
+  }];
+  let options = [
+    Option<"deviceProfile", "device-profile", "std::string", /*default=*/"\"\"",
+           "device profile JSON (docs/placement.md)">,
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "routing profile from moe-exec --profile (activation shares)">,
+    Option<"gpuBudgetBytes", "gpu-budget-bytes", "int64_t", /*default=*/"-1",
+           "GPU memory for experts in bytes (-1: the device's memory)">,
+    Option<"batch", "batch", "double", /*default=*/"1.0",
+           "expected tokens per step">,
+    Option<"cacheExperts", "cache-experts", "int64_t", /*default=*/"2",
+           "on-demand cache size, in largest experts (0: no on-demand)">,
+    ListOption<"pins", "pin", "std::string",
+           "experts fixed to a placement: L:E=gpu|cpu|on_demand">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark per layer with the placement and predicted time">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect"];
+}
+
 def PruneExperts : Pass<"moe-prune-experts", "mlir::ModuleOp"> {
   let summary = "remove rarely used experts and set the router's dynamic pruning";
   let description = [{

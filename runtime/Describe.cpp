@@ -203,13 +203,16 @@ std::string expertRunsText(const std::vector<ExpertStorage> &experts) {
   for (size_t i = 0; i < experts.size();) {
     size_t j = i + 1;
     while (j < experts.size() && experts[j].format == experts[i].format &&
-           experts[j].bytes == experts[i].bytes)
+           experts[j].bytes == experts[i].bytes &&
+           experts[j].placement == experts[i].placement)
       ++j;
     s += (i ? "; " : "") + std::to_string(i);
     if (j - i > 1)
       s += "-" + std::to_string(j - 1);
     s += " " + experts[i].format + " (" + std::to_string(experts[i].bytes) +
          " B" + (j - i > 1 ? " each)" : ")");
+    if (!experts[i].placement.empty())
+      s += " @" + experts[i].placement;
     i = j;
   }
   return s;
@@ -270,6 +273,14 @@ std::vector<ExpertLayerStorage> expertStorage(const LoadedPlan &plan) {
         }
       }
     }
+    std::vector<int64_t> placement =
+        step.attrs.getInts("placement", std::vector<int64_t>{}).isOk()
+            ? *step.attrs.getInts("placement", std::vector<int64_t>{})
+            : std::vector<int64_t>{};
+    static const char *const places[] = {"", "gpu", "cpu", "on_demand"};
+    for (int64_t x = 0; x < e && size_t(x) < placement.size(); ++x)
+      if (placement[size_t(x)] >= 0 && placement[size_t(x)] <= 3)
+        layer.experts[size_t(x)].placement = places[placement[size_t(x)]];
     static const char *const names[] = {"w1", "w2", "w3"};
     for (int64_t x = 0; x < e; ++x) {
       const auto &f = formats[size_t(x)];
@@ -350,13 +361,22 @@ std::string describeText(const LoadedPlan &plan) {
     os << "experts: " << experts.size() << " layers, " << count
        << " experts, " << bytes << " bytes of expert weights, " << avg
        << " bits per weight on average\n";
+    std::vector<double> predicted;
+    if (const AttrValue *a = plan.metadata().find("predicted_layer_us"))
+      predicted = a->floats;
     for (size_t l = 0; l < experts.size(); ++l) {
       int64_t lb = 0;
       for (const ExpertStorage &e : experts[l].experts)
         lb += e.bytes;
-      os << "  layer " << l << " (step " << experts[l].step
-         << "): " << lb << " bytes; experts "
-         << expertRunsText(experts[l].experts) << "\n";
+      os << "  layer " << l << " (step " << experts[l].step << "): " << lb
+         << " bytes";
+      if (l < predicted.size()) {
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "; predicted %.1f us per step",
+                      predicted[l]);
+        os << buf;
+      }
+      os << "; experts " << expertRunsText(experts[l].experts) << "\n";
     }
   }
   if (!plan.metadata().all().empty()) {
@@ -443,7 +463,8 @@ std::string describeJson(const LoadedPlan &plan) {
       const ExpertStorage &es = experts[l].experts[x];
       e += std::string(x ? ", " : "") + "{\"format\": " +
            jsonString(es.format) + ", \"bytes\": " + std::to_string(es.bytes) +
-           ", \"elements\": " + std::to_string(es.elements) + "}";
+           ", \"elements\": " + std::to_string(es.elements) +
+           ", \"placement\": " + jsonString(es.placement) + "}";
     }
     elems.push_back(e + "]}");
   }

@@ -23,6 +23,9 @@ struct ExpertStorage {
   std::string format;
   int64_t bytes = 0;    ///< packed bytes of its slices (plain: its share)
   int64_t elements = 0; ///< weights of its matrices
+  /// "gpu", "cpu", "on_demand" or "" (unassigned), from the step's
+  /// `placement`.
+  std::string placement;
 };
 
 /// The experts of one MoE layer (a moe.experts step).

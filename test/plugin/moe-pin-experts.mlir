@@ -4,6 +4,9 @@
 // RUN: not moe-opt %s --load-pass-plugin=%moe_libs/MoePinExpertsPlugin.so --pass-pipeline='builtin.module(moe-pin-experts{experts=4})' 2>&1 | FileCheck %s --check-prefix=RANGE
 // RUN: not moe-opt %s --load-pass-plugin=%moe_libs/MoePinExpertsPlugin.so --pass-pipeline='builtin.module(moe-pin-experts{experts=1 placement=tpu})' 2>&1 | FileCheck %s --check-prefix=PLACE
 // RUN: not moe-opt %s --pass-pipeline='builtin.module(moe-pin-experts)' 2>&1 | FileCheck %s --check-prefix=NOPLUGIN
+// The plugin uses our cost model (passes/Analysis/CostModel.h) too.
+// RUN: moe-opt %s --load-pass-plugin=%moe_libs/MoePinExpertsPlugin.so --pass-pipeline='builtin.module(moe-pin-experts{gpu-budget=0 device-profile=%srcroot/bench/devices/h100-host.json})' 2>&1 | FileCheck %s --check-prefix=COST
+// COST: note: moe-pin-experts: predicted {{[0-9]+\.[0-9]+}} us per step
 
 // Experts 0 and 3 move to the GPU; expert 1 keeps its precision and expert 2
 // stays pruned.
