@@ -83,6 +83,8 @@ struct BlobInfo {
       std::vector<uint8_t> packed;
       for (size_t i = 0; i < roundTripFormats.size(); ++i) {
         const auto &f = roundTripFormats[i];
+        if (f.bits == ::moe::kernels::cpu::kAbsentBits)
+          continue; // pruned: its values are never read
         packed.assign(static_cast<size_t>(
                           ::moe::kernels::cpu::quantLayout(f, sliceRows,
                                                            sliceCols)

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kernels/cpu/Quant.h"
 #include "passes/Analysis/ExpertInventory.h"
 #include "passes/Evaluate.h"
 #include "passes/Passes.h"
@@ -335,9 +336,17 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
                   DenseMap<Operation *, QuantSpec> &specs) {
   WalkResult result = func.walk([&](ExpertsOp op) {
     QuantSpec spec;
-    bool any = false;
+    bool any = false, anyAbsent = false;
     for (int64_t e = 0; e < op.getNumExperts(); ++e) {
       ExpertAttr expert = op.getExpert(e);
+      // A pruned expert stores nothing (its rows give zeros unread).
+      if (expert.getPruned()) {
+        anyAbsent = true;
+        spec.bits.push_back(::moe::kernels::cpu::kAbsentBits);
+        spec.groups.push_back(0);
+        spec.zeroPoints.push_back(false);
+        continue;
+      }
       bool quantised = llvm::is_contained({16, 8, 4, 3, 2}, expert.getBits());
       any |= quantised;
       spec.bits.push_back(quantised ? expert.getBits() : 0);
@@ -351,7 +360,19 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
         return WalkResult::interrupt();
       }
     }
-    if (!any)
+    if (!any && !anyAbsent)
+      return WalkResult::advance();
+    // Dropping pruned experts' bytes needs the same weights quantisation
+    // does; when they are computed, the experts simply stay stored.
+    auto qualifies = [&](Value w) {
+      auto weight = w.getDefiningOp<nn::WeightOp>();
+      return weight && weight.getType().getElementType().isF32() &&
+             llvm::all_of(w.getUsers(),
+                          [&](Operation *u) { return u == op.getOperation(); });
+    };
+    if (!any && !llvm::all_of(SmallVector<Value>{op.getW1(), op.getW2(),
+                                                 op.getW3()},
+                              [&](Value w) { return !w || qualifies(w); }))
       return WalkResult::advance();
     for (Value w : {op.getW1(), op.getW2(), op.getW3()}) {
       if (!w)

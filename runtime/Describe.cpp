@@ -152,6 +152,8 @@ std::string valueList(const std::vector<uint32_t> &ids) {
 /// A slice format in the text form: "f32", "bf16", "int4/g128/f16" (+ "/zp"
 /// with zero points).
 std::string formatText(const kernels::cpu::QuantFormat &f) {
+  if (f.bits == kernels::cpu::kAbsentBits)
+    return "absent";
   if (f.bits == 0)
     return "f32";
   if (f.bits == 16)

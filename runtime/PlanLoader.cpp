@@ -142,6 +142,8 @@ namespace {
 
 /// "int4 g128 f16 scales", "plain f32", "bf16": a slice format in words.
 std::string formatWords(const kernels::cpu::QuantFormat &f) {
+  if (f.bits == kernels::cpu::kAbsentBits)
+    return "absent (pruned)";
   if (f.bits == 0)
     return "plain f32";
   if (f.bits == 16)
@@ -184,10 +186,14 @@ Status readSlices(const moe_plan::Weight &w, WeightInfo &info) {
     si.size = s->size();
     int bits = si.format.bits;
     if (bits != 0 && bits != 16 && bits != 8 && bits != 4 && bits != 3 &&
-        bits != 2)
+        bits != 2 && bits != kernels::cpu::kAbsentBits)
       return Status::error(where + "bits " + std::to_string(bits) +
-                           " is not 0, 16, 8, 4, 3 or 2");
-    if (bits != 0 && bits != 16) {
+                           " is not 0, 16, 8, 4, 3, 2 or 1 (absent)");
+    if (bits == kernels::cpu::kAbsentBits &&
+        (si.format.groupSize != 0 || si.format.zeroPoints))
+      return Status::error(where + "an absent slice has no group size or "
+                                   "zero points");
+    if (bits != 0 && bits != 16 && bits != kernels::cpu::kAbsentBits) {
       int g = si.format.groupSize;
       if (g != 32 && g != 64 && g != 128)
         return Status::error(where + "group size " + std::to_string(g) +

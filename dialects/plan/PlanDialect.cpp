@@ -57,6 +57,8 @@ LogicalResult WeightOp::verify() {
            << slices << ")";
   for (int64_t i = 0; i < slices; ++i) {
     int64_t b = (*bits)[i], g = (*groups)[i];
+    if (b == 1 && g == 0 && !(zps && (*zps)[i]))
+      continue; // absent: a pruned expert, nothing stored
     if (zps && (*zps)[i] && (b == 0 || b == 16))
       return emitOpError("slice ") << i << ": zero points need bits 8, 4, 3 "
                                           "or 2";
@@ -64,7 +66,8 @@ LogicalResult WeightOp::verify() {
       continue;
     if (!llvm::is_contained({8, 4, 3, 2}, b))
       return emitOpError("slice ")
-             << i << ": bits " << b << " is not 0, 16, 8, 4, 3 or 2";
+             << i << ": bits " << b << " is not 0, 16, 8, 4, 3, 2 or 1 "
+                      "(absent)";
     if (!llvm::is_contained({32, 64, 128}, g))
       return emitOpError("slice ")
              << i << ": group size " << g << " is not 32, 64 or 128";

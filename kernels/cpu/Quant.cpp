@@ -94,6 +94,8 @@ bool isValidQuantFormat(const QuantFormat &f) {
 
 QuantLayout quantLayout(const QuantFormat &f, int64_t rows, int64_t cols) {
   QuantLayout l;
+  if (f.bits == kAbsentBits)
+    return l; // nothing stored
   if (f.bits == 0 || f.bits == 16) {
     l.rowBytes = cols * (f.bits == 16 ? 2 : 4);
     l.totalBytes = rows * l.rowBytes;
@@ -113,6 +115,8 @@ void quantizeMatrix(const float *w, int64_t rows, int64_t cols,
                     const QuantFormat &f, uint8_t *dst) {
   QuantLayout l = quantLayout(f, rows, cols);
   std::memset(dst, 0, size_t(l.totalBytes));
+  if (f.bits == kAbsentBits)
+    return;
   if (f.bits == 0) {
     std::memcpy(dst, w, size_t(rows * cols * 4));
     return;
@@ -167,6 +171,10 @@ void quantizeMatrix(const float *w, int64_t rows, int64_t cols,
 void dequantizeRow(const uint8_t *packed, const QuantFormat &f, int64_t rows,
                    int64_t cols, int64_t row, float *out) {
   QuantLayout l = quantLayout(f, rows, cols);
+  if (f.bits == kAbsentBits) {
+    std::fill(out, out + cols, 0.0f);
+    return;
+  }
   if (f.bits == 0) {
     std::memcpy(out, packed + row * cols * 4, size_t(cols * 4));
     return;

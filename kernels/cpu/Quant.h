@@ -27,9 +27,14 @@
 
 namespace moe::kernels::cpu {
 
+/// bits of a slice that stores nothing: a statically pruned expert, whose
+/// weights are never read (0 bytes; no kernel computes with it).
+inline constexpr int kAbsentBits = 1;
+
 /// How one matrix is stored. bits == 0 means plain float32, 16 bfloat16.
 struct QuantFormat {
-  int bits = 0;          ///< 0 (plain f32), 16 (bf16), 8, 4, 3 or 2
+  int bits = 0;          ///< 0 (plain f32), 16 (bf16), 8, 4, 3, 2, or
+                         ///< kAbsentBits (nothing stored)
   int groupSize = 0;     ///< 32, 64 or 128 (ignored for plain)
   bool f16Scales = true; ///< scale dtype: f16 or f32
   bool zeroPoints = false;

@@ -44,7 +44,9 @@ ExpertInventory::ExpertInventory(Operation *root) {
     }
     for (int64_t e = 0; e < layer.numExperts; ++e) {
       ExpertAttr expert = op.getExpert(e);
-      if (expert.getBits() == 0)
+      if (expert.getPruned())
+        layer.expertBytes.push_back(0); // nothing stored (an absent slice)
+      else if (expert.getBits() == 0)
         layer.expertBytes.push_back((storedBits + 7) / 8);
       else
         layer.expertBytes.push_back(

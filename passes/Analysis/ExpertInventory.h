@@ -28,7 +28,8 @@ struct ExpertLayer {
   int64_t numExperts = 0;
   /// Bytes of one expert's weights and biases for each expert, at the
   /// precision its #moe.expert asks for (bits 0: as stored), including one
-  /// 16-bit scale per quantisation group.
+  /// 16-bit scale per quantisation group; 0 for a pruned expert (the plan
+  /// stores nothing for it).
   SmallVector<int64_t> expertBytes;
 
   int64_t totalBytes() const;

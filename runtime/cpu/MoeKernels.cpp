@@ -340,6 +340,14 @@ Status runExperts(KernelContext &ctx) {
     packed.base = static_cast<const uint8_t *>(t.data());
     packed.offsets = p->offsets.data();
     packed.formats = p->formats.data();
+    // An absent slice (a statically pruned expert) is never read: the
+    // expert must be pruned, so that its rows (if any) give zeros.
+    for (int64_t x = 0; x < e; ++x)
+      if (p->formats[size_t(x)].bits == kc::kAbsentBits &&
+          !(size_t(x) < pruned.size() && pruned[size_t(x)]))
+        return Status::error("input " + str(int64_t(i)) + ": expert " +
+                             str(x) + " has no weights (absent slice) but is "
+                             "not pruned");
     return Status::ok();
   };
   MOE_RETURN_IF_ERROR(bank(2, w.w1, w.w1p));

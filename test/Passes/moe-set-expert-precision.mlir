@@ -8,9 +8,10 @@
 // CHECK: experts = [#moe.expert<placement = gpu, bits = 4, group_size = 64>, #moe.expert<bits = 4, group_size = 64, pruned = true>]
 // STORED: experts = [#moe.expert<placement = gpu>, #moe.expert<pruned = true>]
 // BAD: error: moe-set-expert-precision: expert bits must be one of 0 (as stored), 16, 8, 4, 3, 2; got 5
-// The pipeline quantises the expert weights when the plan is written.
-// PIPELINE: plan.weight "w1" {bits = array<i64: 8, 8>, group_sizes = array<i64: 32, 32>, seed = 1 : i64} : memref<2x32x16xf32>
-// PIPELINE: plan.weight "w2" {bits = array<i64: 8, 8>, group_sizes = array<i64: 32, 32>, seed = 2 : i64} : memref<2x16x32xf32>
+// The pipeline quantises the expert weights when the plan is written; the
+// pruned expert stores nothing (bits 1: an absent slice).
+// PIPELINE: plan.weight "w1" {bits = array<i64: 8, 1>, group_sizes = array<i64: 32, 0>, seed = 1 : i64} : memref<2x32x16xf32>
+// PIPELINE: plan.weight "w2" {bits = array<i64: 8, 1>, group_sizes = array<i64: 32, 0>, seed = 2 : i64} : memref<2x16x32xf32>
 func.func @layer(%rows: tensor<?x16xf32>, %off: tensor<3xi64>) -> tensor<?x16xf32> {
   %w1 = nn.weight "w1" {seed = 1 : i64} : tensor<2x32x16xf32>
   %w2 = nn.weight "w2" {seed = 2 : i64} : tensor<2x16x32xf32>

@@ -57,7 +57,7 @@ func.func @weight_bits_count() {
 // -----
 
 func.func @weight_bits_value() {
-  // expected-error @+1 {{slice 1: bits 5 is not 0, 16, 8, 4, 3 or 2}}
+  // expected-error @+1 {{slice 1: bits 5 is not 0, 16, 8, 4, 3, 2 or 1 (absent)}}
   %w = plan.weight "w" {seed = 1 : i64, bits = array<i64: 4, 5>, group_sizes = array<i64: 32, 32>} : memref<2x4x32xf32>
   return
 }

@@ -57,8 +57,8 @@ TEST_F(ExpertInventoryTest, CountsLayersExpertsAndBytes) {
   EXPECT_EQ(first.expertBytes[0], 1536 * 4);                 // as stored: f32
   EXPECT_EQ(first.expertBytes[1], 1536 / 2 + 1536 / 32 * 2); // int4 + scales
   EXPECT_EQ(first.expertBytes[2], 1536);                     // int8, no groups
-  EXPECT_EQ(first.expertBytes[3], 1536 * 2);                 // 16-bit
-  EXPECT_EQ(first.totalBytes(), 6144 + 864 + 1536 + 3072);
+  EXPECT_EQ(first.expertBytes[3], 0); // pruned: the plan stores nothing
+  EXPECT_EQ(first.totalBytes(), 6144 + 864 + 1536);
 
   const mlir::moe::ExpertLayer &second = inventory.layers()[1];
   EXPECT_EQ(second.numExperts, 2);

@@ -350,12 +350,18 @@ TEST(Loader, PackedWeightRules) {
   dtype.weights[0].dtype = DType::F16;
   EXPECT_EQ(loadError(dtype),
             w1 + "is packed but has dtype f16 (packed weights are f32)");
-  for (int bits : {1, 5, 32, 255}) {
+  for (int bits : {5, 32, 255}) {
     PlanBuilder b = packedPlan();
     b.weights[0].slices[1].bits = uint8_t(bits);
     EXPECT_EQ(loadError(b), w1 + "slice 1: bits " + std::to_string(bits) +
-                                " is not 0, 16, 8, 4, 3 or 2");
+                                " is not 0, 16, 8, 4, 3, 2 or 1 (absent)");
   }
+  // bits 1: an absent slice (a pruned expert) stores nothing: no group
+  // size, and a size of 0.
+  PlanBuilder absentGroup = packedPlan();
+  absentGroup.weights[0].slices[1].bits = 1;
+  EXPECT_EQ(loadError(absentGroup),
+            w1 + "slice 1: an absent slice has no group size or zero points");
   for (int g : {0, 16, 48, 256}) {
     PlanBuilder b = packedPlan();
     b.weights[0].slices[0].groupSize = uint16_t(g);
