@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 namespace cost = moe::cost;
 
@@ -101,6 +102,35 @@ TEST(CostModel, ReadsDeviceProfiles) {
     std::string m = llvm::toString(bad.takeError());
     EXPECT_NE(m.find(c.message), std::string::npos) << m;
     EXPECT_EQ(m.rfind("d.json: ", 0), 0u) << m;
+  }
+}
+
+TEST(CostModel, MutatedDeviceProfilesParseOrFailOnOneLine) {
+  const std::string base = R"({"format": "moe-device-profile", "version": 1,
+    "gpu": {"memory_bytes": 8e10, "hbm_read_bytes_per_s": 3e12,
+            "flops_per_s": 5e14, "launch_s": 5e-6},
+    "pcie": {"h2d_bytes_per_s": 5e10, "d2h_bytes_per_s": 5e10,
+             "latency_s": 1e-5},
+    "cpu": {"read_bytes_per_s": 9e10, "flops_per_s": 1e12}})";
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 2000; ++i) {
+    std::string text = base;
+    for (int k = 0; k < 1 + int(rng() % 3) && !text.empty(); ++k) {
+      size_t at = rng() % text.size();
+      if (rng() % 2)
+        text[at] = "{}[]\",:0-9e"[rng() % 11];
+      else
+        text.erase(at, 1 + rng() % 6);
+    }
+    auto d = cost::parseDeviceProfile(text, "d.json");
+    if (d) {
+      EXPECT_GT(d->hbmBytesPerSecond, 0);
+      EXPECT_GT(d->h2dBytesPerSecond, 0);
+      continue;
+    }
+    std::string m = llvm::toString(d.takeError());
+    EXPECT_EQ(m.rfind("d.json: ", 0), 0u) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
   }
 }
 
