@@ -1,0 +1,105 @@
+//===- PartitionSim.cpp - The AllToAll cost model on published topologies -===//
+//
+// moe-partition-sim [--json FILE]: for GPU clusters of 8 GPUs per node over
+// NVLink and 2-16 nodes over InfiniBand, and two MoE layers (Mixtral-like,
+// DeepSeek-V3-like), prints what the traffic model (passes/Analysis/
+// TrafficModel.h) predicts: plain expert-parallel AllToAll, the best
+// hierarchical and pipelined schedules, and the best layout overall. A
+// simulation of the cost model alone (no network is used).
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Analysis/TrafficModel.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace tr = moe::traffic;
+
+int main(int argc, char **argv) {
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
+      json = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: moe-partition-sim [--json FILE]\n");
+      return std::strcmp(argv[i], "--help") ? 2 : 0;
+    }
+  }
+  struct LayerCase {
+    const char *name;
+    tr::LayerShape shape;
+  } layers[] = {
+      {"Mixtral-like (h 4096, f 14336, 8 experts, top-2, bf16)",
+       {0, 4096, 14336, 2, 8, 2.0, 4e14, 3}},
+      {"DeepSeek-V3-like (h 7168, f 2048, 256 experts, top-8, bf16)",
+       {0, 7168, 2048, 8, 256, 2.0, 4e14, 3}},
+  };
+  std::string out = "{\"benchmark\": \"partition-sim\", \"model\": "
+                    "\"passes/Analysis/TrafficModel.h\", \"topology\": "
+                    "\"8 GPUs per node, NVLink 300 GB/s and 3 us per GPU; "
+                    "InfiniBand 25 GB/s and 10 us per GPU\", \"rows\": [";
+  bool first = true;
+  std::printf("%-58s %5s %7s %12s %14s %14s  %s\n", "layer", "nodes", "tokens",
+              "EP direct ms", "EP hier. ms", "EP best ms", "best overall");
+  for (const LayerCase &lc : layers)
+    for (int64_t tokens : {256, 4096})
+      for (int64_t nodes : {2, 4, 8, 16}) {
+        tr::Topology t;
+        t.ranks = 8 * nodes;
+        t.ranksPerNode = 8;
+        t.intraBytesPerSecond = 3e11;
+        t.intraLatencySeconds = 3e-6;
+        t.interBytesPerSecond = 2.5e10;
+        t.interLatencySeconds = 1e-5;
+        tr::LayerShape l = lc.shape;
+        l.tokensPerRank = tokens;
+        auto all = tr::predictAll(t, l);
+        auto pick = [&](tr::Layout lay, int sched, bool anyChunks) {
+          const tr::Prediction *best = nullptr;
+          for (const tr::Prediction &p : all)
+            if (p.layout == lay &&
+                (sched < 0 || int(p.schedule) == sched) &&
+                (anyChunks || p.chunks == 1) && (!best || p.seconds < best->seconds))
+              best = &p;
+          return best;
+        };
+        const tr::Prediction *direct =
+            pick(tr::Layout::ExpertParallel, int(tr::Schedule::Direct), false);
+        const tr::Prediction *hier = pick(tr::Layout::ExpertParallel,
+                                          int(tr::Schedule::Hierarchical), false);
+        const tr::Prediction *ep = pick(tr::Layout::ExpertParallel, -1, true);
+        const tr::Prediction &best = all.front();
+        std::printf("%-58s %5lld %7lld %12.3f %14.3f %14.3f  %s\n", lc.name,
+                    (long long)nodes, (long long)tokens,
+                    direct->seconds * 1e3, hier->seconds * 1e3,
+                    ep->seconds * 1e3, best.describe().c_str());
+        char row[768];
+        std::snprintf(row, sizeof(row),
+                      "%s{\"layer\": \"%s\", \"nodes\": %lld, "
+                      "\"tokens_per_gpu\": %lld, \"ep_direct_ms\": %.6f, "
+                      "\"ep_hierarchical_ms\": %.6f, \"ep_best_ms\": %.6f, "
+                      "\"ep_best\": \"%s\", \"best\": \"%s\", "
+                      "\"speedup_best_vs_ep_direct\": %.4f}",
+                      first ? "" : ",\n  ", lc.name, (long long)nodes,
+                      (long long)tokens, direct->seconds * 1e3,
+                      hier->seconds * 1e3, ep->seconds * 1e3,
+                      ep->describe().c_str(), best.describe().c_str(),
+                      direct->seconds / best.seconds);
+        out += row;
+        first = false;
+      }
+  out += "]}\n";
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << out;
+    if (!f) {
+      std::fprintf(stderr, "moe-partition-sim: error: cannot write %s\n",
+                   json.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}

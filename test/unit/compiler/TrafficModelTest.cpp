@@ -1,0 +1,141 @@
+//===- TrafficModelTest.cpp - The AllToAll model on hand-computed cases ---===//
+
+#include "passes/Analysis/TrafficModel.h"
+
+#include <gtest/gtest.h>
+
+namespace tr = moe::traffic;
+
+namespace {
+
+tr::Topology twoNodes() {
+  tr::Topology t;
+  t.ranks = 4;
+  t.ranksPerNode = 2;
+  t.intraBytesPerSecond = 1e11; // 1 MB: 10 us
+  t.intraLatencySeconds = 1e-6;
+  t.interBytesPerSecond = 1e10; // 1 MB: 100 us
+  t.interLatencySeconds = 5e-6;
+  return t;
+}
+
+tr::LayerShape layer() {
+  tr::LayerShape l;
+  l.tokensPerRank = 1000;
+  l.hidden = 1000;
+  l.ffn = 100;
+  l.topK = 2;
+  l.numExperts = 8;
+  l.activationBytes = 2; // a row is 2000 bytes
+  l.flopsPerSecond = 1e12;
+  return l;
+}
+
+const tr::Prediction *find(const std::vector<tr::Prediction> &all,
+                           tr::Layout l, tr::Schedule s, int64_t chunks) {
+  for (const tr::Prediction &p : all)
+    if (p.layout == l && p.schedule == s && p.chunks == chunks)
+      return &p;
+  return nullptr;
+}
+
+TEST(TrafficModel, ExpertParallelDirectAndHierarchical) {
+  auto all = tr::predictAll(twoNodes(), layer());
+  // EP: 2000 pairs of 2000 bytes; a quarter stays, a quarter goes to the
+  // other rank of the node (1 MB), half to the other node (2 MB).
+  const tr::Prediction *d = find(all, tr::Layout::ExpertParallel,
+                                 tr::Schedule::Direct, 1);
+  ASSERT_NE(d, nullptr);
+  EXPECT_DOUBLE_EQ(d->intraBytes, 2e6);
+  EXPECT_DOUBLE_EQ(d->interBytes, 4e6);
+  // Per direction max(10 us, 200 us) + max(1 x 1 us, 2 x 5 us); twice.
+  EXPECT_NEAR(d->commSeconds, 420e-6, 1e-12);
+  // 2000 pairs x 2 x 3 x 1000 x 100 FLOPs at 1e12/s.
+  EXPECT_NEAR(d->computeSeconds, 1200e-6, 1e-12);
+  EXPECT_NEAR(d->seconds, 1620e-6, 1e-12);
+  // Hierarchical: 2 MB inside the node first (20 us), then 200 us across;
+  // latencies 1 us + 1 remote node x 5 us.
+  const tr::Prediction *h = find(all, tr::Layout::ExpertParallel,
+                                 tr::Schedule::Hierarchical, 1);
+  ASSERT_NE(h, nullptr);
+  EXPECT_NEAR(h->commSeconds, 2 * (220e-6 + 6e-6), 1e-12);
+  // Four chunks: the latencies four times, the exchange hidden behind the
+  // compute but for a quarter of it.
+  const tr::Prediction *p = find(all, tr::Layout::ExpertParallel,
+                                 tr::Schedule::Direct, 4);
+  ASSERT_NE(p, nullptr);
+  EXPECT_NEAR(p->commSeconds, 2 * (200e-6 + 4 * 10e-6), 1e-12);
+  EXPECT_NEAR(p->seconds, 1200e-6 + 480e-6 / 4, 1e-12);
+  // The list is fastest first.
+  for (size_t i = 1; i < all.size(); ++i)
+    EXPECT_LE(all[i - 1].seconds, all[i].seconds);
+}
+
+TEST(TrafficModel, TensorParallelMovesEveryToken) {
+  auto all = tr::predictAll(twoNodes(), layer());
+  const tr::Prediction *tp = find(all, tr::Layout::TensorParallel,
+                                  tr::Schedule::Direct, 1);
+  ASSERT_NE(tp, nullptr);
+  // All-gather and reduce-scatter: 1000 rows to each of 3 peers, both ways.
+  EXPECT_DOUBLE_EQ(tp->intraBytes, 2 * 2e6);
+  EXPECT_DOUBLE_EQ(tp->interBytes, 2 * 4e6);
+  // Not when the experts are narrower than the ranks; no hybrid on one node.
+  tr::LayerShape narrow = layer();
+  narrow.ffn = 2;
+  EXPECT_EQ(find(tr::predictAll(twoNodes(), narrow),
+                 tr::Layout::TensorParallel, tr::Schedule::Direct, 1),
+            nullptr);
+  tr::Topology one = twoNodes();
+  one.ranksPerNode = 4;
+  auto single = tr::predictAll(one, layer());
+  EXPECT_EQ(find(single, tr::Layout::Hybrid, tr::Schedule::Direct, 1), nullptr);
+  EXPECT_EQ(find(single, tr::Layout::ExpertParallel,
+                 tr::Schedule::Hierarchical, 1),
+            nullptr);
+}
+
+TEST(TrafficModel, HierarchicalWinsWhenLatencyDominates) {
+  // 16 nodes of 8 ranks, few tokens: 120 remote messages per direct
+  // exchange against 15 after the intra-node step.
+  tr::Topology t;
+  t.ranks = 128;
+  t.ranksPerNode = 8;
+  t.intraBytesPerSecond = 3e11;
+  t.intraLatencySeconds = 2e-6;
+  t.interBytesPerSecond = 2.5e10;
+  t.interLatencySeconds = 1e-5;
+  tr::LayerShape l = layer();
+  l.tokensPerRank = 8;
+  auto all = tr::predictAll(t, l);
+  const tr::Prediction *d = find(all, tr::Layout::ExpertParallel,
+                                 tr::Schedule::Direct, 1);
+  const tr::Prediction *h = find(all, tr::Layout::ExpertParallel,
+                                 tr::Schedule::Hierarchical, 1);
+  ASSERT_TRUE(d && h);
+  EXPECT_LT(h->commSeconds, 0.5 * d->commSeconds);
+  double fewTokens = h->commSeconds / d->commSeconds;
+  // With many tokens the bandwidth dominates: the gain of the hierarchical
+  // exchange shrinks (its extra intra-node step costs bandwidth too).
+  l.tokensPerRank = 16384;
+  all = tr::predictAll(t, l);
+  d = find(all, tr::Layout::ExpertParallel, tr::Schedule::Direct, 1);
+  h = find(all, tr::Layout::ExpertParallel, tr::Schedule::Hierarchical, 1);
+  EXPECT_GT(h->commSeconds / d->commSeconds, fewTokens);
+}
+
+TEST(TrafficModel, ReadsTopologies) {
+  const char *good = R"({"format": "moe-topology", "version": 1, "ranks": 16,
+    "ranks_per_node": 8, "intra_bytes_per_s": 3e11, "intra_latency_s": 2e-6,
+    "inter_bytes_per_s": 2.5e10, "inter_latency_s": 1e-5})";
+  auto t = tr::parseTopology(good, "t.json");
+  ASSERT_TRUE(bool(t)) << llvm::toString(t.takeError());
+  EXPECT_EQ(t->nodes(), 2);
+  std::string bad = good;
+  bad.replace(bad.find("\"ranks_per_node\": 8"), 19, "\"ranks_per_node\": 5");
+  auto b = tr::parseTopology(bad, "t.json");
+  ASSERT_FALSE(bool(b));
+  EXPECT_NE(llvm::toString(b.takeError()).find("dividing ranks"),
+            std::string::npos);
+}
+
+} // namespace
