@@ -517,6 +517,10 @@ LogicalResult Emitter::run() {
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "predicted_layer_us", moe_plan::AttrKind::Floats, 0, 0, nullptr,
         &predictedUs));
+  if (auto partition = module->getAttrOfType<StringAttr>("moe.partition"))
+    metadata.push_back(moe_plan::CreateAttrDirect(
+        fbb, "partition", moe_plan::AttrKind::String, 0, 0, nullptr, nullptr,
+        partition.getValue().str().c_str()));
   if (auto id = module->getAttrOfType<StringAttr>("moe.model_id"))
     metadata.push_back(moe_plan::CreateAttrDirect(
         fbb, "model_id", moe_plan::AttrKind::String, 0, 0, nullptr, nullptr,

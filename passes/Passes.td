@@ -162,6 +162,52 @@ def AssignPrecision : Pass<"moe-assign-precision", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::moe::MoeDialect"];
 }
 
+def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
+  let summary = "choose each MoE layer's parallel layout and AllToAll schedule (MoNTA)";
+  let description = [{
+    For a topology (`topology`, docs/partitioning.md), picks per MoE layer
+    the candidate the traffic model (passes/Analysis/TrafficModel.h)
+    predicts fastest: expert parallel, tensor parallel inside experts, or
+    TP inside nodes with EP across them; direct or hierarchical AllToAll;
+    optionally chunked into 2-8 pieces pipelined with the expert compute
+    (`layout` / `schedule` override the choice). It then assigns the experts
+    to ranks (or nodes, for the hybrid) balancing the profile's load
+    (`profile`; uniform without one): most loaded first, each to the least
+    loaded rank, and an expert whose load exceeds a rank's fair share by
+    half is replicated on enough ranks to split it. For layouts that route
+    tokens it inserts `moe.all_to_all` (ranks, schedule, chunks) between
+    `moe.dispatch` and `moe.experts`.
+
+    Records on each `moe.experts` op `moe.partition` (layout, schedule,
+    chunks, ranks, predicted µs, and the rejected candidates with their
+    predicted times) and `moe.expert_ranks` (the ranks of each expert), and
+    on the module a one-line summary that the plan keeps (`partition` in
+    `moe-exec --describe`). The
+    multi-rank runtime (MPI/NCCL) is not built yet: a plan with more than
+    one rank says so when run.
+  }];
+  let options = [
+    Option<"topology", "topology", "std::string", /*default=*/"\"\"",
+           "topology JSON (docs/partitioning.md)">,
+    Option<"profile", "profile", "std::string", /*default=*/"\"\"",
+           "routing profile from moe-exec --profile (expert loads)">,
+    Option<"tokens", "tokens", "int64_t", /*default=*/"1024",
+           "tokens per rank and step">,
+    Option<"flopsPerRank", "flops-per-rank", "double", /*default=*/"1e14",
+           "expert compute rate of one rank (FLOP/s)">,
+    Option<"activationBytes", "activation-bytes", "double",
+           /*default=*/"2.0", "bytes per activation element on the wire">,
+    Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
+           "auto, ep, tp or hybrid">,
+    Option<"schedule", "schedule", "std::string", /*default=*/"\"auto\"",
+           "auto, direct or hierarchical">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "emit a remark per layer with the choice and the rejected "
+           "candidates">,
+  ];
+  let dependentDialects = ["mlir::moe::MoeDialect"];
+}
+
 def PlaceExperts : Pass<"moe-place-experts", "mlir::ModuleOp"> {
   let summary = "choose per expert: GPU-resident, CPU-computed or GPU on demand (MoNDE)";
   let description = [{
