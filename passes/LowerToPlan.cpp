@@ -220,6 +220,17 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("has_b1", o.getB1() != nullptr);
         p.i("has_b2", o.getB2() != nullptr);
         p.i("has_b3", o.getB3() != nullptr);
+        // moe-partition's assignment: the rank that computes each expert
+        // (the first of its ranks; the runtime sums the ranks' outputs).
+        if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks")) {
+          SmallVector<int64_t> owners;
+          for (Attribute a : ranks) {
+            auto r = dyn_cast<DenseI64ArrayAttr>(a);
+            owners.push_back(r && !r.empty() ? r[0] : 0);
+          }
+          if (static_cast<int64_t>(owners.size()) == e)
+            p.ints("owners", owners);
+        }
         SmallVector<int64_t> pruned, placement, bits;
         for (int64_t i = 0; i < e; ++i) {
           ExpertAttr expert = o.getExpert(i);

@@ -46,5 +46,15 @@ def has_gpu():
     except OSError:
         return False
 
+# Multi-rank tests: moe-exec built with MPI and mpirun at hand. OpenMPI
+# refuses root without these (CI runs as root); --oversubscribe in the tests
+# lets 4 ranks share 2 cores.
+import shutil
+if config.moe_enable_mpi and shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    config.environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+
 if config.moe_enable_cuda and has_gpu():
     config.available_features.add("cuda")

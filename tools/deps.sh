@@ -12,6 +12,7 @@ MOE_DEBIAN_PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler            # ONNX
   libgtest-dev                                             # GoogleTest
   libglpk-dev                                              # MIP solver (moe-assign-precision)
+  openmpi-bin libopenmpi-dev                               # multi-rank plans (mpirun)
   python3-numpy python3-onnx                               # test references
 )
 

@@ -1,6 +1,7 @@
 //===- MoeKernels.cpp - route, dispatch, experts, combine, all_to_all -----===//
 
 #include "runtime/cpu/KernelUtil.h"
+#include "runtime/Distributed.h"
 #include "runtime/cpu/Registration.h"
 
 #include "kernels/cpu/Moe.h"
@@ -321,6 +322,27 @@ Status runExperts(KernelContext &ctx) {
   MOE_ASSIGN_OR_RETURN(prunedList,
                        ctx.attrs().getInts("pruned", std::vector<int64_t>{}));
   std::vector<uint8_t> pruned(prunedList.begin(), prunedList.end());
+  // A partitioned plan on several ranks: this rank computes the experts it
+  // owns, the others' rows are zeros, and the ranks sum their outputs.
+  std::vector<int64_t> owners;
+  MOE_ASSIGN_OR_RETURN(owners,
+                       ctx.attrs().getInts("owners", std::vector<int64_t>{}));
+  bool distributed = !owners.empty() && dist::size() > 1;
+  if (distributed) {
+    if (int64_t(owners.size()) != e)
+      return Status::error("attribute `owners` has " +
+                           str(int64_t(owners.size())) + " entries for " +
+                           str(e) + " experts");
+    pruned.resize(size_t(e), 0);
+    for (int64_t x = 0; x < e; ++x) {
+      if (owners[size_t(x)] < 0 || owners[size_t(x)] >= dist::size())
+        return Status::error("expert " + str(x) + " is owned by rank " +
+                             str(owners[size_t(x)]) + ", but the run has " +
+                             str(int64_t(dist::size())) + " ranks");
+      if (owners[size_t(x)] != dist::rank())
+        pruned[size_t(x)] = 1;
+    }
+  }
   const Tensor &x = ctx.input(0);
   kc::ExpertWeights w;
   // A packed weight gives a bank of per-expert formats; a dense one a
@@ -362,10 +384,14 @@ Status runExperts(KernelContext &ctx) {
   if (l.b3)
     w.b3 = ctx.input(next++).data<float>();
   // F is w2's last dimension (w1 has 2F rows when swiglu is fused).
-  return kc::experts(x.data<float>(), x.dim(0), x.dim(1),
-                     ctx.input(1).data<int64_t>(), e, ctx.input(3).dim(2), w,
-                     l.act, pruned.empty() ? nullptr : pruned.data(),
-                     ctx.output(0).mutableData<float>());
+  MOE_RETURN_IF_ERROR(kc::experts(
+      x.data<float>(), x.dim(0), x.dim(1), ctx.input(1).data<int64_t>(), e,
+      ctx.input(3).dim(2), w, l.act, pruned.empty() ? nullptr : pruned.data(),
+      ctx.output(0).mutableData<float>()));
+  if (distributed)
+    return dist::allreduceSum(ctx.output(0).mutableData<float>(),
+                              ctx.output(0).numElements());
+  return Status::ok();
 }
 
 StatusOr<Types> inferCombine(const Types &in, const Attrs &) {
@@ -405,11 +431,17 @@ StatusOr<Types> inferAllToAll(const Types &in, const Attrs &attrs) {
 Status runAllToAll(KernelContext &ctx) {
   int64_t ranks;
   MOE_ASSIGN_OR_RETURN(ranks, ctx.attrs().getInt("ranks", 1));
-  if (ranks != 1)
+  if (ranks != 1 && !dist::built())
     return Status::error("ranks = " + str(ranks) +
                          ": a multi-rank all_to_all needs the MPI runtime, "
                          "which is not built");
-  // One rank: the identity. Tensors are immutable, so share the storage.
+  if (ranks != 1 && ranks != dist::size())
+    return Status::error("the plan is partitioned for " + str(ranks) +
+                         " ranks; run it with mpirun -np " + str(ranks) +
+                         " (this run has " + str(int64_t(dist::size())) + ")");
+  // Every rank holds every token (the experts' outputs are summed over the
+  // ranks by moe.experts): the rows stay. Tensors are immutable, so share
+  // the storage.
   ctx.setOutput(0, ctx.input(0));
   ctx.setOutput(1, ctx.input(1));
   return Status::ok();

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/QuantFast.h"
 #include "runtime/Describe.h"
+#include "runtime/Distributed.h"
 #include "runtime/Executor.h"
 #include "runtime/Profile.h"
 #include "runtime/Scoring.h"
@@ -118,6 +119,12 @@ options:
                            expert slots skipped and the expert bytes read
                            against the unpruned routing.
   --threads N              worker threads (default: all cores)
+
+  A plan partitioned by moe-partition over N ranks runs under
+  mpirun -np N moe-exec PLAN ...: every rank runs the program on the same
+  inputs, computes the experts it owns and the ranks sum the experts'
+  outputs, which equal the single-rank ones bit for bit; rank 0 prints and
+  writes the outputs.
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
   --int8-activations       let 8/4-bit expert weights multiply int8-rounded
@@ -179,7 +186,11 @@ bool pruningActive(const LoadedPlan &plan) {
 }
 
 int fail(const std::string &message) {
-  std::fprintf(stderr, "moe-exec: error: %s\n", message.c_str());
+  if (moe::rt::dist::size() > 1)
+    std::fprintf(stderr, "moe-exec: error: [rank %d] %s\n",
+                 moe::rt::dist::rank(), message.c_str());
+  else
+    std::fprintf(stderr, "moe-exec: error: %s\n", message.c_str());
   return 1;
 }
 
@@ -728,6 +739,8 @@ int runTool(int argc, char **argv) {
   }
   auto writeProfile = [&]() -> Status {
     MOE_RETURN_IF_ERROR(profiler->status());
+    if (moe::rt::dist::rank() != 0)
+      return Status::ok(); // rank 0 writes it
     return writeFileAtomically(*o.profile, profiler->toJson());
   };
 
@@ -966,7 +979,7 @@ int runTool(int argc, char **argv) {
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }
 
-  if (o.outputsDir) {
+  if (o.outputsDir && moe::rt::dist::rank() == 0) {
     st = makeDirs(*o.outputsDir);
     if (!st.isOk())
       return fail(st.message());
@@ -986,6 +999,15 @@ int runTool(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+  // Under mpirun every rank runs the plan; rank 0 speaks and writes files.
+  moe::rt::dist::Session session(&argc, &argv);
+  if (!session.status().isOk()) {
+    std::fprintf(stderr, "moe-exec: error: %s\n",
+                 session.status().message().c_str());
+    return 1;
+  }
+  if (moe::rt::dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+    return 1;
   try {
     return runTool(argc, argv);
   } catch (const std::exception &e) {

@@ -3,6 +3,7 @@
 #include "test/unit/runtime/KernelTestUtil.h"
 #include "test/unit/runtime/PlanBuilder.h"
 
+#include "runtime/Distributed.h"
 #include "runtime/Executor.h"
 
 #include <thread>
@@ -247,9 +248,14 @@ TEST(Executor, CopyAndAllToAll) {
   ASSERT_TRUE(mplan);
   auto mr = executor(*mplan)->run({f32({2, 2}, {1, 2, 3, 4}), i64({3}, {0, 1, 2})});
   ASSERT_FALSE(mr.isOk());
+  // A single process cannot run it: built with MPI, it says how to; without,
+  // that it cannot.
   EXPECT_EQ(mr.status().message(),
-            "step 0 `moe.all_to_all`: ranks = 4: a multi-rank all_to_all needs "
-            "the MPI runtime, which is not built");
+            moe::rt::dist::built()
+                ? "step 0 `moe.all_to_all`: the plan is partitioned for 4 "
+                  "ranks; run it with mpirun -np 4 (this run has 1)"
+                : "step 0 `moe.all_to_all`: ranks = 4: a multi-rank "
+                  "all_to_all needs the MPI runtime, which is not built");
 }
 
 /// A whole MoE layer: router linear → route → dispatch → experts → combine.
