@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <vector>
 #include <cstdlib>
 #include <string>
 
@@ -80,6 +82,100 @@ Status allreduceSum(float *data, int64_t n) {
 #else
   return Status::error("this build has no MPI");
 #endif
+}
+
+#ifdef MOE_HAVE_MPI
+namespace {
+/// Seconds per one-way message of `bytes` between rank 0 and `peer`
+/// (ping-pong, `reps` round trips). Ranks other than 0 and peer return 0.
+double pingPong(int peer, int64_t bytes, int reps) {
+  std::vector<char> buf(static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+  int me = rank_;
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = MPI_Wtime();
+  for (int i = 0; i < reps; ++i) {
+    if (me == 0) {
+      MPI_Send(buf.data(), int(bytes), MPI_BYTE, peer, 7, MPI_COMM_WORLD);
+      MPI_Recv(buf.data(), int(bytes), MPI_BYTE, peer, 7, MPI_COMM_WORLD,
+               MPI_STATUS_IGNORE);
+    } else if (me == peer) {
+      MPI_Recv(buf.data(), int(bytes), MPI_BYTE, 0, 7, MPI_COMM_WORLD,
+               MPI_STATUS_IGNORE);
+      MPI_Send(buf.data(), int(bytes), MPI_BYTE, 0, 7, MPI_COMM_WORLD);
+    }
+  }
+  double t = (MPI_Wtime() - t0) / (2.0 * reps);
+  MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  return t;
+}
+} // namespace
+#endif
+
+StatusOr<NetworkProfile> measureNetwork() {
+  NetworkProfile p;
+#ifdef MOE_HAVE_MPI
+  if (size_ < 2)
+    return Status::error("--measure-network needs at least 2 ranks (run it "
+                         "under mpirun -np N)");
+  p.ranks = size_;
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                      &node);
+  int local = 1;
+  MPI_Comm_size(node, &local);
+  MPI_Comm_free(&node);
+  // Ranks per node as rank 0 sees it; they must all agree.
+  int minLocal = local, maxLocal = local;
+  MPI_Allreduce(&local, &minLocal, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(&local, &maxLocal, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (minLocal != maxLocal || size_ % local != 0)
+    return Status::error("the ranks are spread unevenly over the nodes (" +
+                         std::to_string(minLocal) + " to " +
+                         std::to_string(maxLocal) + " per node)");
+  p.ranksPerNode = local;
+  // mpirun places ranks by node: rank 1 shares rank 0's node when there are
+  // two or more per node, rank `local` is on the next node.
+  const int64_t big = int64_t(16) << 20;
+  auto measure = [&](int peer, double &bw, double &lat) {
+    lat = pingPong(peer, 8, 200);
+    double t = pingPong(peer, big, 10);
+    bw = t > lat ? double(big) / (t - lat) : double(big) / t;
+  };
+  if (local >= 2)
+    measure(1, p.intraBytesPerSecond, p.intraLatencySeconds);
+  if (size_ > local) {
+    measure(local, p.interBytesPerSecond, p.interLatencySeconds);
+    p.measuredInter = true;
+  }
+  if (local < 2) { // one rank per node: no intra-node link to measure
+    p.intraBytesPerSecond = p.interBytesPerSecond;
+    p.intraLatencySeconds = p.interLatencySeconds;
+  }
+  if (!p.measuredInter) {
+    p.interBytesPerSecond = p.intraBytesPerSecond;
+    p.interLatencySeconds = p.intraLatencySeconds;
+  }
+  return p;
+#else
+  return Status::error("--measure-network needs a build with MPI");
+#endif
+}
+
+std::string topologyJson(const NetworkProfile &p) {
+  char buf[768];
+  std::snprintf(
+      buf, sizeof(buf),
+      "{\"format\": \"moe-topology\", \"version\": 1,\n"
+      " \"name\": \"measured by moe-exec --measure-network (%d ranks, %d per "
+      "node%s)\",\n"
+      " \"ranks\": %d, \"ranks_per_node\": %d,\n"
+      " \"intra_bytes_per_s\": %.6g, \"intra_latency_s\": %.6g,\n"
+      " \"inter_bytes_per_s\": %.6g, \"inter_latency_s\": %.6g}\n",
+      p.ranks, p.ranksPerNode,
+      p.measuredInter ? "" : "; one node: inter-node figures are intra-node",
+      p.ranks, p.ranksPerNode, p.intraBytesPerSecond, p.intraLatencySeconds,
+      p.interBytesPerSecond, p.interLatencySeconds);
+  return buf;
 }
 
 } // namespace moe::rt::dist

@@ -15,6 +15,7 @@
 #include "runtime/Status.h"
 
 #include <cstdint>
+#include <string>
 
 namespace moe::rt::dist {
 
@@ -29,6 +30,21 @@ int rank();
 int size();
 /// Sums `n` floats over all ranks, in place (a no-op on one rank).
 Status allreduceSum(float *data, int64_t n);
+
+/// What `moe-exec --measure-network` measures between the ranks of this
+/// run: the ranks per node (from shared memory), and per message kind the
+/// bandwidth (16 MiB messages) and latency (8-byte round trips / 2) from
+/// rank 0 to a rank of its node and to one of another node.
+struct NetworkProfile {
+  int ranks = 1, ranksPerNode = 1;
+  double intraBytesPerSecond = 0, intraLatencySeconds = 0;
+  double interBytesPerSecond = 0, interLatencySeconds = 0;
+  bool measuredInter = false; ///< false: one node, inter copied from intra
+};
+/// Collective: every rank must call it. Needs at least 2 ranks.
+StatusOr<NetworkProfile> measureNetwork();
+/// The profile as a topology JSON (docs/partitioning.md).
+std::string topologyJson(const NetworkProfile &p);
 
 /// init() and finalize() for a scope.
 class Session {

@@ -39,6 +39,7 @@ namespace {
 const char *const kHelp = R"(moe-exec - run a compiled Mixture-of-Experts plan
 
 usage: moe-exec PLAN [options]
+       mpirun -np N moe-exec --measure-network FILE
 
 The plan is loaded (memory-mapped) and fully verified before anything runs:
 header, checksums, FlatBuffers verifier, every value, weight and step, and
@@ -118,6 +119,10 @@ options:
                            With pruning active, --bench also reports the
                            expert slots skipped and the expert bytes read
                            against the unpruned routing.
+  --measure-network FILE   under mpirun: measure the ranks' intra- and
+                           inter-node bandwidth and latency (MPI ping-pong
+                           from rank 0) and write the topology JSON that
+                           moe-partition reads (docs/partitioning.md)
   --threads N              worker threads (default: all cores)
 
   A plan partitioned by moe-partition over N ranks runs under
@@ -160,6 +165,7 @@ struct Options {
   std::optional<std::string> profile;
   int64_t profileSamples = -1; // -1: the default (see --help)
   std::optional<std::string> perplexity;
+  std::optional<std::string> measureNetwork;
   std::optional<std::string> reference;
   int64_t context = 256, windows = 64, batch = 8, offset = 0;
   std::optional<double> skipThreshold, protectConfidence, batchMass;
@@ -342,6 +348,10 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       o.profile = v;
     } else if (arg == "--profile-samples") {
       MOE_RETURN_IF_ERROR(nextInt(0, o.profileSamples));
+    } else if (arg == "--measure-network") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.measureNetwork = v;
     } else if (arg == "--perplexity") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -418,6 +428,8 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
                    "')");
     }
   }
+  if (o.measureNetwork)
+    return o; // needs no plan
   if (o.plan.empty())
     return usage("no plan given");
   if (o.inputsDir && o.seed)
@@ -659,6 +671,20 @@ int runTool(int argc, char **argv) {
     return 2;
   }
   const Options &o = *parsed;
+  if (o.measureNetwork) {
+    StatusOr<moe::rt::dist::NetworkProfile> net =
+        moe::rt::dist::measureNetwork();
+    if (!net.isOk())
+      return fail(net.status().message());
+    if (moe::rt::dist::rank() == 0) {
+      Status st =
+          writeFileAtomically(*o.measureNetwork, moe::rt::dist::topologyJson(*net));
+      if (!st.isOk())
+        return fail(st.message());
+      std::printf("%s", moe::rt::dist::topologyJson(*net).c_str());
+    }
+    return 0;
+  }
   if (o.device != "cpu") {
     if (o.device == "cuda" || o.device == "hybrid")
       return fail("device `" + o.device + "` is not available in this build");
