@@ -39,9 +39,8 @@ namespace precision = ::moe::precision;
 
 namespace {
 
-/// `L:E=FORMAT`; -1 for `*`.
-struct Pin {
-  int64_t layer = -1, expert = -1;
+/// A pin: the experts it names and their format.
+struct Pin : ExpertPin {
   precision::Format format;
 };
 
@@ -110,24 +109,15 @@ FailureOr<SmallVector<precision::Format>> AssignPrecisionPass::parseFormats() {
 FailureOr<SmallVector<Pin>> AssignPrecisionPass::parsePins() {
   SmallVector<Pin> out;
   for (const std::string &text : pins) {
-    StringRef s(text);
-    auto [where, fmt] = s.split('=');
-    auto [l, e] = where.split(':');
-    Pin pin;
-    auto index = [](StringRef x, int64_t &v) {
-      if (x.trim() == "*") {
-        v = -1;
-        return true;
-      }
-      return !x.trim().getAsInteger(10, v) && v >= 0;
-    };
-    if (fmt.empty() || e.empty() || !index(l, pin.layer) ||
-        !index(e, pin.expert)) {
+    FailureOr<ExpertPin> parsed = parseExpertPin(text);
+    if (failed(parsed)) {
       (void)fail("pin '" + text + "': expected L:E=FORMAT (L, E an index "
                  "or *)");
       return failure();
     }
-    rt::StatusOr<precision::Format> f = precision::parseFormat(fmt.trim());
+    Pin pin;
+    static_cast<ExpertPin &>(pin) = *parsed;
+    rt::StatusOr<precision::Format> f = precision::parseFormat(parsed->value);
     if (!f.isOk()) {
       (void)fail("pin '" + text + "': " + f.status().message());
       return failure();
@@ -356,19 +346,14 @@ void AssignPrecisionPass::runOnOperation() {
         }
   }
 
-  std::optional<RoutingProfile> routing;
-  if (!profile.empty()) {
-    llvm::Expected<RoutingProfile> p = readRoutingProfile(profile);
-    if (!p) {
-      (void)fail(llvm::toString(p.takeError()));
-      return signalPassFailure();
-    }
-    if (llvm::Error e = checkProfileMatches(*p, module)) {
-      (void)fail(llvm::toString(std::move(e)));
-      return signalPassFailure();
-    }
-    routing = std::move(*p);
-  } else if (importance != "uniform") {
+  llvm::Expected<std::optional<RoutingProfile>> loaded =
+      loadProfileFor(profile, module);
+  if (!loaded) {
+    (void)fail(llvm::toString(loaded.takeError()));
+    return signalPassFailure();
+  }
+  std::optional<RoutingProfile> routing = std::move(*loaded);
+  if (!routing && importance != "uniform") {
     // Without a profile every expert matters the same.
     module.emitWarning("moe-assign-precision: no profile given: every expert "
                        "gets the same importance (record one with moe-exec "
@@ -484,24 +469,9 @@ void AssignPrecisionPass::runOnOperation() {
       rt::Tensor rows, reference;
       double refNorm = 0;
       if (useOutput) {
-        std::vector<int64_t> picked;
-        for (int64_t r = 0; r < lr->sampleRows; ++r)
-          for (int64_t j = 0; j < lr->topK; ++j)
-            if (lr->sampleIds[size_t(r * lr->topK + j)] == x) {
-              picked.push_back(r);
-              break;
-            }
-        if (int64_t(picked.size()) < kMinRoutedSamples) {
-          picked.clear();
-          for (int64_t r = 0; r < lr->sampleRows; ++r)
-            picked.push_back(r);
-        }
-        int64_t h = lr->hidden, n = int64_t(picked.size());
-        rows = *rt::Tensor::allocate(rt::DType::F32, {n, h});
-        for (int64_t i = 0; i < n; ++i)
-          std::memcpy(rows.mutableData<float>() + i * h,
-                      lr->samples.data() + picked[size_t(i)] * h,
-                      size_t(h) * sizeof(float));
+        std::vector<float> picked = samplesOf(*lr, x);
+        int64_t h = lr->hidden, n = int64_t(picked.size()) / h;
+        rows = *rt::Tensor::fromVector<float>(rt::DType::F32, {n, h}, picked);
       }
       auto runExpert = [&](ArrayRef<rt::Tensor> ws) -> FailureOr<rt::Tensor> {
         int64_t n = rows.shape()[0];
@@ -569,8 +539,7 @@ void AssignPrecisionPass::runOnOperation() {
       // Pins: the last matching one wins; a pruned expert takes the
       // cheapest format (its rows give zeros whatever it holds).
       for (const Pin &pin : *pinList)
-        if ((pin.layer < 0 || pin.layer == int64_t(layer.index)) &&
-            (pin.expert < 0 || pin.expert == x)) {
+        if (pin.matches(int64_t(layer.index), x)) {
           const auto *it = llvm::find(*cands, pin.format);
           if (it == cands->end()) {
             // A pinned format need not be a candidate: add it.

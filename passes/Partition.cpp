@@ -112,19 +112,13 @@ void PartitionPass::runOnOperation() {
     (void)fail(llvm::toString(topo.takeError()));
     return signalPassFailure();
   }
-  std::optional<RoutingProfile> routing;
-  if (!profile.empty()) {
-    llvm::Expected<RoutingProfile> p = readRoutingProfile(profile);
-    if (!p) {
-      (void)fail(llvm::toString(p.takeError()));
-      return signalPassFailure();
-    }
-    if (llvm::Error e = checkProfileMatches(*p, module)) {
-      (void)fail(llvm::toString(std::move(e)));
-      return signalPassFailure();
-    }
-    routing = std::move(*p);
+  llvm::Expected<std::optional<RoutingProfile>> loaded =
+      loadProfileFor(profile, module);
+  if (!loaded) {
+    (void)fail(llvm::toString(loaded.takeError()));
+    return signalPassFailure();
   }
+  std::optional<RoutingProfile> routing = std::move(*loaded);
   ExpertInventory inventory(module);
   if (inventory.layers().empty()) {
     (void)fail("the module has no moe.experts op");

@@ -78,19 +78,13 @@ void PlaceExpertsPass::runOnOperation() {
     (void)fail(llvm::toString(dev.takeError()));
     return signalPassFailure();
   }
-  std::optional<RoutingProfile> routing;
-  if (!profile.empty()) {
-    llvm::Expected<RoutingProfile> p = readRoutingProfile(profile);
-    if (!p) {
-      (void)fail(llvm::toString(p.takeError()));
-      return signalPassFailure();
-    }
-    if (llvm::Error e = checkProfileMatches(*p, module)) {
-      (void)fail(llvm::toString(std::move(e)));
-      return signalPassFailure();
-    }
-    routing = std::move(*p);
+  llvm::Expected<std::optional<RoutingProfile>> loaded =
+      loadProfileFor(profile, module);
+  if (!loaded) {
+    (void)fail(llvm::toString(loaded.takeError()));
+    return signalPassFailure();
   }
+  std::optional<RoutingProfile> routing = std::move(*loaded);
   ExpertInventory inventory(module);
   if (inventory.layers().empty()) {
     (void)fail("the module has no moe.experts op");
@@ -145,19 +139,10 @@ void PlaceExpertsPass::runOnOperation() {
 
   // Pins.
   for (const std::string &text : pins) {
-    StringRef s(text);
-    auto [at, what] = s.split('=');
-    auto [ls, es] = at.split(':');
-    std::optional<cost::Where> w = parseWhere(what.trim());
-    auto index = [](StringRef x, int64_t &v) {
-      if (x.trim() == "*") {
-        v = -1;
-        return true;
-      }
-      return !x.trim().getAsInteger(10, v) && v >= 0;
-    };
-    int64_t li = 0, ei = 0;
-    if (!w || es.empty() || !index(ls, li) || !index(es, ei)) {
+    FailureOr<ExpertPin> pin = parseExpertPin(text);
+    std::optional<cost::Where> w =
+        succeeded(pin) ? parseWhere(pin->value) : std::nullopt;
+    if (!w) {
       (void)fail("pin '" + text + "': expected L:E=gpu|cpu|on_demand (L, E "
                  "an index or *)");
       return signalPassFailure();
@@ -165,7 +150,7 @@ void PlaceExpertsPass::runOnOperation() {
     bool any = false;
     for (size_t l = 0; l < layers.size(); ++l)
       for (size_t x = 0; x < layers[l].where.size(); ++x)
-        if ((li < 0 || li == int64_t(l)) && (ei < 0 || ei == int64_t(x))) {
+        if (pin->matches(int64_t(l), int64_t(x))) {
           layers[l].where[x] = *w;
           layers[l].pinned[x] = true;
           any = true;

@@ -2,8 +2,7 @@
 
 #include "passes/Analysis/CostModel.h"
 
-#include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
+#include "passes/Analysis/JsonFile.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,21 +23,12 @@ const char *whereName(Where w) {
 
 llvm::Expected<DeviceProfile> parseDeviceProfile(llvm::StringRef json,
                                                  llvm::StringRef path) {
-  auto fail = [&](const std::string &what) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path.str() + ": " + what);
-  };
-  llvm::Expected<llvm::json::Value> v = llvm::json::parse(json);
+  llvm::Expected<llvm::json::Value> v = analysis::parseVersioned(
+      json, path, "moe-device-profile", kDeviceProfileVersion,
+      "device profile");
   if (!v)
-    return fail("not valid JSON: " + llvm::toString(v.takeError()));
+    return v.takeError();
   const llvm::json::Object *root = v->getAsObject();
-  if (!root || root->getString("format") !=
-                   std::optional<llvm::StringRef>("moe-device-profile"))
-    return fail("not a device profile (\"format\": \"moe-device-profile\" "
-                "missing)");
-  if (root->getInteger("version") != kDeviceProfileVersion)
-    return fail("device profile version is not " +
-                std::to_string(kDeviceProfileVersion));
   DeviceProfile d;
   if (auto n = root->getString("name"))
     d.name = n->str();
@@ -58,28 +48,22 @@ llvm::Expected<DeviceProfile> parseDeviceProfile(llvm::StringRef json,
       {"cpu", "flops_per_s", &d.cpuFlopsPerSecond, true},
   };
   for (const Field &f : fields) {
-    std::string where = std::string(f.section) + "." + f.key;
-    const llvm::json::Object *s = root->getObject(f.section);
-    std::optional<double> x = s ? s->getNumber(f.key) : std::nullopt;
-    if (!x || !std::isfinite(*x))
-      return fail("`" + where + "` is missing or not a number");
-    if (*x < 0 || (f.positive && *x == 0))
-      return fail("`" + where + "` must be " +
-                  (f.positive ? "positive" : "non-negative"));
+    llvm::Expected<double> x = analysis::readNumber(
+        root->getObject(f.section), f.key,
+        std::string(f.section) + "." + f.key, f.positive, path);
+    if (!x)
+      return x.takeError();
     *f.out = *x;
   }
   return d;
 }
 
 llvm::Expected<DeviceProfile> readDeviceProfile(llvm::StringRef path) {
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   path.str() +
-                                       ": cannot read device profile: " +
-                                       buffer.getError().message());
-  return parseDeviceProfile((*buffer)->getBuffer(), path);
+  llvm::Expected<std::string> text =
+      analysis::readFile(path, "device profile");
+  if (!text)
+    return text.takeError();
+  return parseDeviceProfile(*text, path);
 }
 
 ExpertLoad ExpertLoad::fromShare(double share, double batch, int64_t topK) {

@@ -63,6 +63,24 @@ int64_t ExpertInventory::totalExpertBytes() const {
   return total;
 }
 
+FailureOr<ExpertPin> mlir::moe::parseExpertPin(StringRef text) {
+  auto [where, value] = text.split('=');
+  auto [l, e] = where.split(':');
+  auto index = [](StringRef x, int64_t &v) {
+    if (x.trim() == "*") {
+      v = -1;
+      return true;
+    }
+    return !x.trim().getAsInteger(10, v) && v >= 0;
+  };
+  ExpertPin pin;
+  if (value.trim().empty() || e.empty() || !index(l, pin.layer) ||
+      !index(e, pin.expert))
+    return failure();
+  pin.value = value.trim().str();
+  return pin;
+}
+
 std::string mlir::moe::modelFingerprint(Operation *root) {
   // FNV-1a over a textual description: stable across runs and builds.
   std::string text;

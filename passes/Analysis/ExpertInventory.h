@@ -51,6 +51,18 @@ private:
   SmallVector<ExpertLayer> layers_;
 };
 
+/// An option value `L:E=VALUE` naming experts: layer L, expert E (each an
+/// index, or `*` for every one: -1), and what to give them.
+struct ExpertPin {
+  int64_t layer = -1, expert = -1;
+  std::string value;
+  bool matches(int64_t l, int64_t e) const {
+    return (layer < 0 || layer == l) && (expert < 0 || expert == e);
+  }
+};
+/// Parses `L:E=VALUE`; fails on anything else (the caller reports it).
+FailureOr<ExpertPin> parseExpertPin(StringRef text);
+
 /// A stable identity of the model under `root` (16 hex digits): a hash of
 /// every MoE layer's expert count, activation and weight types, and of where
 /// its expert weights come from (each `nn.weight`'s name, file name, offset,

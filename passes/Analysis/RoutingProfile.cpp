@@ -3,11 +3,11 @@
 #include "passes/Analysis/RoutingProfile.h"
 
 #include "passes/Analysis/ExpertInventory.h"
+#include "passes/Analysis/JsonFile.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/Support/Base64.h"
 #include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
 #include <cstring>
@@ -143,22 +143,14 @@ private:
 llvm::Expected<RoutingProfile>
 mlir::moe::parseRoutingProfile(llvm::StringRef json, llvm::StringRef path) {
   Reader r(path.str());
-  llvm::Expected<llvm::json::Value> parsed = llvm::json::parse(json);
+  llvm::Expected<llvm::json::Value> parsed = ::moe::analysis::parseVersioned(
+      json, path, "moe-profile", kRoutingProfileVersion, "routing profile");
   if (!parsed)
-    return r.error("", "not valid JSON: " + llvm::toString(parsed.takeError()));
+    return parsed.takeError();
   const llvm::json::Object *root = parsed->getAsObject();
-  if (!root || root->getString("format") != std::optional<llvm::StringRef>(
-                                                "moe-profile"))
-    return r.error("", "not a routing profile (\"format\": \"moe-profile\" "
-                       "missing; write one with moe-exec --profile)");
   RoutingProfile p;
   p.path = path.str();
-  if (llvm::Error e = r.getInt(*root, "version", "", p.version, 1))
-    return std::move(e);
-  if (p.version != kRoutingProfileVersion)
-    return r.error("", "profile version " + std::to_string(p.version) +
-                           " is not supported (this compiler reads version " +
-                           std::to_string(kRoutingProfileVersion) + ")");
+  p.version = kRoutingProfileVersion;
   if (auto id = root->getString("model_id"))
     p.modelId = id->str();
   if (auto plan = root->getString("plan"))
@@ -265,13 +257,22 @@ mlir::moe::parseRoutingProfile(llvm::StringRef json, llvm::StringRef path) {
 
 llvm::Expected<RoutingProfile>
 mlir::moe::readRoutingProfile(llvm::StringRef path) {
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   path.str() + ": cannot read profile: " +
-                                       buffer.getError().message());
-  return parseRoutingProfile((*buffer)->getBuffer(), path);
+  llvm::Expected<std::string> text = ::moe::analysis::readFile(path, "profile");
+  if (!text)
+    return text.takeError();
+  return parseRoutingProfile(*text, path);
+}
+
+llvm::Expected<std::optional<RoutingProfile>>
+mlir::moe::loadProfileFor(llvm::StringRef path, Operation *root) {
+  if (path.empty())
+    return std::optional<RoutingProfile>();
+  llvm::Expected<RoutingProfile> p = readRoutingProfile(path);
+  if (!p)
+    return p.takeError();
+  if (llvm::Error e = checkProfileMatches(*p, root))
+    return std::move(e);
+  return std::optional<RoutingProfile>(std::move(*p));
 }
 
 llvm::Error mlir::moe::checkProfileMatches(const RoutingProfile &profile,

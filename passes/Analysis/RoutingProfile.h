@@ -91,6 +91,12 @@ llvm::Expected<RoutingProfile> readRoutingProfile(llvm::StringRef path);
 llvm::Expected<RoutingProfile> parseRoutingProfile(llvm::StringRef json,
                                                    llvm::StringRef path);
 
+/// The profile at `path` checked against the model under `root`
+/// (checkProfileMatches); no profile (std::nullopt) when `path` is empty.
+/// What a pass with a `profile` option calls.
+llvm::Expected<std::optional<RoutingProfile>>
+loadProfileFor(llvm::StringRef path, Operation *root);
+
 /// Checks that `profile` was recorded with a plan of the model under `root`:
 /// same model_id (modelFingerprint, or the module's `moe.model_id`), same
 /// number of MoE layers and experts per layer.

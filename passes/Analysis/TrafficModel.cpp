@@ -2,8 +2,7 @@
 
 #include "passes/Analysis/TrafficModel.h"
 
-#include "llvm/Support/JSON.h"
-#include "llvm/Support/MemoryBuffer.h"
+#include "passes/Analysis/JsonFile.h"
 
 #include <algorithm>
 #include <cmath>
@@ -38,28 +37,21 @@ std::string Prediction::describe() const {
 
 llvm::Expected<Topology> parseTopology(llvm::StringRef json,
                                        llvm::StringRef path) {
-  auto fail = [&](const std::string &what) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   path.str() + ": " + what);
-  };
-  llvm::Expected<llvm::json::Value> v = llvm::json::parse(json);
+  llvm::Expected<llvm::json::Value> v =
+      analysis::parseVersioned(json, path, "moe-topology", 1, "topology");
   if (!v)
-    return fail("not valid JSON: " + llvm::toString(v.takeError()));
+    return v.takeError();
   const llvm::json::Object *o = v->getAsObject();
-  if (!o || o->getString("format") !=
-                std::optional<llvm::StringRef>("moe-topology"))
-    return fail("not a topology (\"format\": \"moe-topology\" missing)");
-  if (o->getInteger("version") != 1)
-    return fail("topology version is not 1");
   Topology t;
   if (auto n = o->getString("name"))
     t.name = n->str();
   std::optional<int64_t> ranks = o->getInteger("ranks"),
                          perNode = o->getInteger("ranks_per_node");
   if (!ranks || *ranks < 1)
-    return fail("`ranks` must be a positive integer");
+    return analysis::fileError(path, "`ranks` must be a positive integer");
   if (!perNode || *perNode < 1 || *ranks % *perNode != 0)
-    return fail("`ranks_per_node` must be a positive integer dividing ranks");
+    return analysis::fileError(
+        path, "`ranks_per_node` must be a positive integer dividing ranks");
   t.ranks = *ranks;
   t.ranksPerNode = *perNode;
   struct Field {
@@ -71,25 +63,20 @@ llvm::Expected<Topology> parseTopology(llvm::StringRef json,
                 {"inter_bytes_per_s", &t.interBytesPerSecond, true},
                 {"inter_latency_s", &t.interLatencySeconds, false}};
   for (const Field &f : fields) {
-    std::optional<double> x = o->getNumber(f.key);
-    if (!x || !std::isfinite(*x))
-      return fail(std::string("`") + f.key + "` is missing or not a number");
-    if (*x < 0 || (f.positive && *x == 0))
-      return fail(std::string("`") + f.key + "` must be " +
-                  (f.positive ? "positive" : "non-negative"));
+    llvm::Expected<double> x =
+        analysis::readNumber(o, f.key, f.key, f.positive, path);
+    if (!x)
+      return x.takeError();
     *f.out = *x;
   }
   return t;
 }
 
 llvm::Expected<Topology> readTopology(llvm::StringRef path) {
-  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
-      llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   path.str() + ": cannot read topology: " +
-                                       buffer.getError().message());
-  return parseTopology((*buffer)->getBuffer(), path);
+  llvm::Expected<std::string> text = analysis::readFile(path, "topology");
+  if (!text)
+    return text.takeError();
+  return parseTopology(*text, path);
 }
 
 namespace {

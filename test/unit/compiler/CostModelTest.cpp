@@ -85,7 +85,8 @@ TEST(CostModel, ReadsDeviceProfiles) {
     std::string from, to, message;
   } cases[] = {
       {"moe-device-profile", "other", "not a device profile"},
-      {"\"version\": 1", "\"version\": 2", "version is not 1"},
+      {"\"version\": 1", "\"version\": 2",
+       "device profile version 2 is not supported"},
       {"\"flops_per_s\": 1e12", "\"flops_per_s\": -1",
        "`cpu.flops_per_s` must be positive"},
       {"\"launch_s\": 5e-6", "\"launch_s\": \"fast\"",
