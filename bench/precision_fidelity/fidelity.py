@@ -7,9 +7,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchlib  # noqa: E402
+from benchlib import machine, run, say  # noqa: E402
+
+benchlib.TOOL = "precision-fidelity"
 
 UNIFORM = [  # (label, target bits, moe-compile options)
     ("int8/g128", "8", "expert-bits=8 expert-group-size=128"),
@@ -24,30 +28,6 @@ UNIFORM = [  # (label, target bits, moe-compile options)
 LP_ONLY = [("LP 2.5 bits", "2.5", "expert-avg-bits=2.5"),
            ("LP 2.25 bits", "2.25", "expert-avg-bits=2.25")]
 
-
-def say(msg):
-    if sys.stderr.isatty():
-        sys.stderr.write("\rprecision-fidelity: %s\033[K" % msg)
-        sys.stderr.flush()
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit("precision-fidelity: error: %s failed: %s"
-                         % (" ".join(cmd), (r.stderr or r.stdout).strip()[-2000:]))
-    return r.stdout
-
-
-def machine():
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu": model, "cpus": os.cpu_count(), "system": platform.platform()}
 
 
 def main():
@@ -128,8 +108,7 @@ def main():
                                    "fp32_perplexity": fp32_ppl,
                                    "fp32_plan_bytes": os.path.getsize(fp32),
                                    "rows": rows, "lp_only": lp_only}
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
+    benchlib.done()
 
     fmt = "%-13s %-6s %6s %10s %9s %9s %7s %9s"
     for name, m in results["models"].items():
@@ -145,12 +124,7 @@ def main():
             line(dict(row["lp"], label="  LP same size"), row["lp_vs_uniform"])
         for r in m["lp_only"]:
             line(r, "LP")
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    tmp = a.json + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, a.json)
+    benchlib.write_json(a.json, results)
     print("\nwrote %s" % a.json)
     if failures:
         print("FAIL: " + "; ".join(failures))

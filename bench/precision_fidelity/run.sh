@@ -26,27 +26,9 @@
 # Exit status 1 when a step fails or an LP plan is worse (higher KL) than the uniform plan
 # of its size.
 set -euo pipefail
-MOE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-source "$MOE_ROOT/tools/deps.sh"
-BUILD="${MOE_BUILD_DIR:-$MOE_ROOT/build}"
-PY=/usr/bin/python3
-say() { if [ -t 2 ]; then echo "precision-fidelity: $*" >&2; fi; }
-
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-fi
-command_line="bench/precision_fidelity/run.sh${*:+ $*}"
-moe_install_deps >/dev/null || exit 1
-if [ ! -f "$BUILD/build.ninja" ]; then
-  say "configuring $BUILD"
-  moe_configure "$BUILD" || exit 1
-fi
-say "building moe-opt and moe-exec"
-ninja -C "$BUILD" -j "${MOE_JOBS:-$(nproc)}" moe-opt moe-exec >"$BUILD/precision_fidelity.build.log" 2>&1 ||
-  { tail -20 "$BUILD/precision_fidelity.build.log" >&2; exit 1; }
-work="$BUILD/precision_fidelity"
-mkdir -p "$work"
+BENCH=precision-fidelity
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh" "$@"
+work="$WORK"
 say "writing the generated model"
 "$PY" "$MOE_ROOT/tools/demo/make_model.py" --out "$work/mixtral_gen" >/dev/null
 exec "$PY" "$MOE_ROOT/bench/precision_fidelity/fidelity.py" --bin "$BUILD/bin" --work "$work" \

@@ -4,37 +4,17 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchlib  # noqa: E402
+from benchlib import machine, run, say  # noqa: E402
+
+benchlib.TOOL = "pruning"
 
 import numpy as np
 from onnx import numpy_helper
 
-
-def say(msg):
-    if sys.stderr.isatty():
-        sys.stderr.write("\rpruning: %s\033[K" % msg)
-        sys.stderr.flush()
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit("pruning: error: %s failed: %s"
-                         % (" ".join(cmd), (r.stderr or r.stdout).strip()[-2000:]))
-    return r.stdout
-
-
-def machine():
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu": model, "cpus": os.cpu_count(), "system": platform.platform()}
 
 
 def token_sets(evalbin, d, batch, sets=8):
@@ -169,8 +149,7 @@ def main():
         results["models"][name] = {"onnx": onnx, "eval": evalbin, "trained": trained,
                                    "experts": E, "top_k": k, "windows": windows,
                                    "context": context, "rows": rows}
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
+    benchlib.done()
     fmt = "%-8s %-18s %5s %9s %7s %8s %8s %9s %9s %7s"
     for name, m in results["models"].items():
         print("\n%s (%d experts, top-%d%s)" % (name, m["experts"], m["top_k"],
@@ -185,12 +164,7 @@ def main():
                          "%.1f%%" % (100 * r["eval_skipped_slot_share"]),
                          "%.4f" % r["perplexity"], "%.5f" % r["kl_mean"],
                          "%.4f" % r["top1_agreement"]))
-    os.makedirs(os.path.dirname(a.json), exist_ok=True)
-    tmp = a.json + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, a.json)
+    benchlib.write_json(a.json, results)
     print("\nwrote %s" % a.json)
     return 0
 

@@ -20,26 +20,9 @@
 # error; batch-level policies with --decode-batches: each position of 32 windows is one
 # batch). Writes bench/results/pruning.json and prints a table.
 set -euo pipefail
-MOE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-source "$MOE_ROOT/tools/deps.sh"
-BUILD="${MOE_BUILD_DIR:-$MOE_ROOT/build}"
-PY=/usr/bin/python3
-say() { if [ -t 2 ]; then echo "pruning: $*" >&2; fi; }
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,/^set -e/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-  exit 0
-fi
-command_line="bench/pruning/run.sh${*:+ $*}"
-moe_install_deps >/dev/null || exit 1
-if [ ! -f "$BUILD/build.ninja" ]; then
-  say "configuring $BUILD"
-  moe_configure "$BUILD" || exit 1
-fi
-say "building moe-opt and moe-exec"
-ninja -C "$BUILD" -j "${MOE_JOBS:-$(nproc)}" moe-opt moe-exec >"$BUILD/pruning.build.log" 2>&1 ||
-  { tail -20 "$BUILD/pruning.build.log" >&2; exit 1; }
-work="$BUILD/pruning"
-mkdir -p "$work"
+BENCH=pruning
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh" "$@"
+work="$WORK"
 say "writing the generated models"
 "$PY" "$MOE_ROOT/tools/demo/make_model.py" --out "$work/mixtral_gen" >/dev/null
 "$PY" "$MOE_ROOT/tools/demo/make_model.py" --out "$work/olmoe_gen" --experts 64 --top-k 8 \

@@ -1,0 +1,55 @@
+"""Helpers shared by the Python benchmark drivers (precision_fidelity, pruning).
+
+    sys.path.insert(0, <bench folder>); import benchlib; benchlib.TOOL = "pruning"
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+TOOL = "bench"  # the prefix of progress lines and errors
+
+
+def say(msg):
+    """A progress line on stderr, only when it is a terminal."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r%s: %s\033[K" % (TOOL, msg))
+        sys.stderr.flush()
+
+
+def done():
+    """Clears the progress line."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+
+
+def run(cmd):
+    """Runs cmd; its stdout, or exits with the command and its error."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("%s: error: %s failed: %s"
+                         % (TOOL, " ".join(cmd), (r.stderr or r.stdout).strip()[-2000:]))
+    return r.stdout
+
+
+def machine():
+    """The CPU model, core count and system, for the results file."""
+    model = ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": model, "cpus": os.cpu_count(), "system": platform.platform()}
+
+
+def write_json(path, results):
+    """Writes results to path atomically (path.partial, then renamed)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".partial"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
