@@ -88,6 +88,18 @@ RoutingProfiler::create(const LoadedPlan &plan, const ProfileOptions &options) {
         for (size_t x = 0; x < s.experts.size() && x < layer.expertBytes.size();
              ++x)
           layer.expertBytes[x] = s.experts[x].bytes;
+    {
+      int64_t sum = 0, n = 0;
+      for (int64_t b : layer.expertBytes)
+        if (b > 0) {
+          sum += b;
+          ++n;
+        }
+      layer.unprunedBytes = layer.expertBytes;
+      for (int64_t &b : layer.unprunedBytes)
+        if (b == 0 && n > 0)
+          b = sum / n;
+    }
     p->layerOfStep_[routes[l]] = int(l);
     p->layerOfStep_[dispatches[l]] = int(l);
     p->layers_.push_back(std::move(layer));
@@ -197,7 +209,7 @@ void RoutingProfiler::observePruning(Layer &layer, const Tensor &logits,
     layer.unprunedDistinct += unpruned[size_t(x)];
     layer.bytesRead += used[size_t(x)] * double(layer.expertBytes[size_t(x)]);
     layer.unprunedBytesRead +=
-        unpruned[size_t(x)] * double(layer.expertBytes[size_t(x)]);
+        unpruned[size_t(x)] * double(layer.unprunedBytes[size_t(x)]);
   }
 }
 

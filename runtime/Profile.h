@@ -83,6 +83,9 @@ private:
     int64_t distinct = 0, unprunedDistinct = 0;
     double bytesRead = 0, unprunedBytesRead = 0;
     std::vector<int64_t> expertBytes; // per expert, from the plan
+    /// The same, with a statically pruned (absent, 0-byte) expert counted
+    /// at its layer's mean size: what the unpruned routing would read.
+    std::vector<int64_t> unprunedBytes;
     // Reservoir of token rows.
     std::vector<float> sampleRows;   // [n, hidden]
     std::vector<int64_t> sampleIds;  // [n, k]
