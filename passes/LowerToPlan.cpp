@@ -220,16 +220,44 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("has_b1", o.getB1() != nullptr);
         p.i("has_b2", o.getB2() != nullptr);
         p.i("has_b3", o.getB3() != nullptr);
-        // moe-partition's assignment: the rank that computes each expert
-        // (the first of its ranks; the runtime sums the ranks' outputs).
+        // moe-partition's assignment. Without an exchange every rank holds
+        // every token: `owners` (the first rank of each expert) computes it
+        // and the runtime sums the ranks' outputs. With one, the tokens are
+        // the rank's own and travel to their experts' ranks: `replicas`
+        // lists each expert's ranks, `replica_offsets` [E + 1] where each
+        // expert's start in it (a sender spreads over an expert's replicas).
         if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks")) {
-          SmallVector<int64_t> owners;
+          SmallVector<int64_t> owners, replicas, replicaOffsets{0};
           for (Attribute a : ranks) {
             auto r = dyn_cast<DenseI64ArrayAttr>(a);
-            owners.push_back(r && !r.empty() ? r[0] : 0);
+            if (!r || r.empty())
+              return o.emitOpError("moe.expert_ranks must give every expert "
+                                   "at least one rank");
+            owners.push_back(r[0]);
+            llvm::append_range(replicas, r.asArrayRef());
+            replicaOffsets.push_back(static_cast<int64_t>(replicas.size()));
           }
-          if (static_cast<int64_t>(owners.size()) == e)
-            p.ints("owners", owners);
+          if (static_cast<int64_t>(owners.size()) != e)
+            return o.emitOpError("moe.expert_ranks has ")
+                   << owners.size() << " entries for " << e << " experts";
+          p.ints("owners", owners);
+          if (o->hasAttr("moe.exchange")) {
+            p.ints("replicas", replicas);
+            p.ints("replica_offsets", replicaOffsets);
+          }
+        }
+        if (auto ex = o->getAttrOfType<DictionaryAttr>("moe.exchange")) {
+          auto ranks = ex.getAs<IntegerAttr>("ranks");
+          auto schedule = ex.getAs<StringAttr>("schedule");
+          auto chunks = ex.getAs<IntegerAttr>("chunks");
+          if (!ranks || !schedule || !chunks)
+            return o.emitOpError("moe.exchange needs ranks, schedule and "
+                                 "chunks");
+          if (!o->hasAttr("moe.expert_ranks"))
+            return o.emitOpError("an exchange needs moe.expert_ranks");
+          p.i("exchange_ranks", ranks.getInt());
+          p.s("exchange_schedule", schedule.getValue());
+          p.i("exchange_chunks", chunks.getInt());
         }
         SmallVector<int64_t> pruned, placement, bits;
         for (int64_t i = 0; i < e; ++i) {
@@ -242,12 +270,6 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.ints("pruned", pruned);
         p.ints("placement", placement);
         p.ints("bits", bits);
-        return success();
-      })
-      .Case([&](AllToAllOp o) -> LogicalResult {
-        p.i("ranks", o.getRanks());
-        p.s("schedule", stringifySchedule(o.getSchedule()));
-        p.i("chunks", o.getChunks());
         return success();
       })
       .Case([&](nn::SqueezeOp o) -> LogicalResult {
@@ -414,6 +436,68 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
   return failure(result.wasInterrupted());
 }
 
+/// Folds each expert-parallel exchange (moe.all_to_all, moe.experts,
+/// moe.all_to_all combine) into its moe.experts op, which the runtime runs as
+/// one step: the exchanges of a pipelined schedule overlap the compute. The
+/// exchange goes into `moe.exchange` on the op (ranks, schedule, chunks).
+static LogicalResult foldExchanges(func::FuncOp func) {
+  SmallVector<AllToAllOp> dispatches;
+  WalkResult result = func.walk([&](AllToAllOp op) {
+    if (op.getCombine())
+      return WalkResult::advance();
+    auto fail = [&](const Twine &why) {
+      op.emitOpError("cannot be lowered: ") << why;
+      return WalkResult::interrupt();
+    };
+    if (!op.getResultRows().hasOneUse() || !op.getResultOffsets().hasOneUse())
+      return fail("its results must feed exactly one moe.experts op");
+    auto experts = dyn_cast<ExpertsOp>(*op.getResultRows().user_begin());
+    if (!experts || experts.getInput() != op.getResultRows() ||
+        experts.getOffsets() != op.getResultOffsets())
+      return fail("its results must be the rows and offsets of a moe.experts "
+                  "op");
+    if (!experts.getResult().hasOneUse())
+      return fail("the moe.experts op it feeds must have one use, the "
+                  "combine exchange");
+    auto back = dyn_cast<AllToAllOp>(*experts.getResult().user_begin());
+    if (!back || !back.getCombine() || back.getOffsets() != op.getOffsets() ||
+        back.getRanks() != op.getRanks() ||
+        back.getSchedule() != op.getSchedule() ||
+        back.getChunks() != op.getChunks() ||
+        !back.getResultOffsets().use_empty())
+      return fail("the moe.experts op it feeds must be followed by the "
+                  "matching combine exchange (same offsets, ranks, schedule "
+                  "and chunks)");
+    dispatches.push_back(op);
+    return WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    return failure();
+  for (AllToAllOp op : dispatches) {
+    auto experts = cast<ExpertsOp>(*op.getResultRows().user_begin());
+    auto back = cast<AllToAllOp>(*experts.getResult().user_begin());
+    Builder b(op.getContext());
+    NamedAttrList exchange;
+    exchange.append("ranks", op.getRanksAttr());
+    exchange.append("schedule",
+                    b.getStringAttr(stringifySchedule(op.getSchedule())));
+    exchange.append("chunks", op.getChunksAttr());
+    experts->setAttr("moe.exchange", exchange.getDictionary(op.getContext()));
+    experts->setOperand(0, op.getRows());
+    experts->setOperand(1, op.getOffsets());
+    back.getResultRows().replaceAllUsesWith(experts.getResult());
+    back.erase();
+    op.erase();
+  }
+  // A combine exchange left over has no dispatch exchange.
+  result = func.walk([&](AllToAllOp op) {
+    op.emitOpError("cannot be lowered: a combine exchange must follow a "
+                   "moe.experts op fed by a dispatch exchange");
+    return WalkResult::interrupt();
+  });
+  return failure(result.wasInterrupted());
+}
+
 static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
                                    const QuantOptions &quant) {
   if (func.isExternal())
@@ -432,6 +516,8 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
   if (!func.getBody().hasOneBlock())
     return func.emitOpError("must have a single block to lower to a plan");
 
+  if (failed(foldExchanges(func)))
+    return failure();
   DenseMap<Operation *, QuantSpec> quantSpecs;
   if (failed(collectQuantSpecs(func, quant.zeroPoints, quantSpecs)))
     return failure();

@@ -103,6 +103,11 @@ void PartitionPass::runOnOperation() {
                schedule + "'");
     return signalPassFailure();
   }
+  if (!llvm::is_contained({0, 1, 2, 4, 8}, int64_t(chunks))) {
+    (void)fail("chunks must be 0 (the fastest), 1, 2, 4 or 8, not " +
+               std::to_string(chunks));
+    return signalPassFailure();
+  }
   if (tokens < 1 || !(flopsPerRank > 0) || !(activationBytes > 0)) {
     (void)fail("tokens, flops-per-rank and activation-bytes must be positive");
     return signalPassFailure();
@@ -152,12 +157,15 @@ void PartitionPass::runOnOperation() {
     std::vector<tr::Prediction> allowed;
     for (const tr::Prediction &p : all)
       if ((!onlyLayout || p.layout == *onlyLayout) &&
-          (!onlySchedule || p.schedule == *onlySchedule))
+          (!onlySchedule || p.schedule == *onlySchedule) &&
+          (chunks == 0 || p.chunks == chunks))
         allowed.push_back(p);
     if (allowed.empty()) {
       op.emitError("moe-partition: layer ")
           << layer.index << ": no candidate fits (layout " << layout
-          << ", schedule " << schedule << ", " << topo->ranks << " ranks, "
+          << ", schedule " << schedule << ", chunks " << int64_t(chunks)
+          << ", "
+          << topo->ranks << " ranks, "
           << topo->ranksPerNode << " per node)";
       return signalPassFailure();
     }
@@ -242,6 +250,14 @@ void PartitionPass::runOnOperation() {
           ob.getI64IntegerAttr(best.chunks));
       op->setOperand(0, a2a.getResultRows());
       op->setOperand(1, a2a.getResultOffsets());
+      // ... and the computed rows go back to the ranks that sent them.
+      ob.setInsertionPointAfter(op);
+      auto back = ob.create<AllToAllOp>(
+          op.getLoc(), op.getResult().getType(), op.getOffsets().getType(),
+          op.getResult(), dispatch.getOffsets(),
+          ob.getI64IntegerAttr(topo->ranks), ScheduleAttr::get(ctx, sched),
+          ob.getI64IntegerAttr(best.chunks), ob.getUnitAttr());
+      op.getResult().replaceAllUsesExcept(back.getResultRows(), back);
     }
   }
   module->setAttr("moe.partition", b.getStringAttr(summary));

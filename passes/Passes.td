@@ -176,15 +176,15 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     loaded rank, and an expert whose load exceeds a rank's fair share by
     half is replicated on enough ranks to split it. For layouts that route
     tokens it inserts `moe.all_to_all` (ranks, schedule, chunks) between
-    `moe.dispatch` and `moe.experts`.
+    `moe.dispatch` and `moe.experts`, and its combine twin between
+    `moe.experts` and its users.
 
     Records on each `moe.experts` op `moe.partition` (layout, schedule,
     chunks, ranks, predicted µs, and the rejected candidates with their
     predicted times) and `moe.expert_ranks` (the ranks of each expert), and
     on the module a one-line summary that the plan keeps (`partition` in
-    `moe-exec --describe`). The
-    multi-rank runtime (MPI/NCCL) is not built yet: a plan with more than
-    one rank says so when run.
+    `moe-exec --describe`). `mpirun -np N moe-exec` runs the plan
+    (docs/partitioning.md).
   }];
   let options = [
     Option<"topology", "topology", "std::string", /*default=*/"\"\"",
@@ -196,11 +196,14 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     Option<"flopsPerRank", "flops-per-rank", "double", /*default=*/"1e14",
            "expert compute rate of one rank (FLOP/s)">,
     Option<"activationBytes", "activation-bytes", "double",
-           /*default=*/"2.0", "bytes per activation element on the wire">,
+           /*default=*/"4.0", "bytes per activation element on the wire "
+           "(the CPU runtime sends f32 rows)">,
     Option<"layout", "layout", "std::string", /*default=*/"\"auto\"",
            "auto, ep, tp or hybrid">,
     Option<"schedule", "schedule", "std::string", /*default=*/"\"auto\"",
            "auto, direct or hierarchical">,
+    Option<"chunks", "chunks", "int64_t", /*default=*/"0",
+           "pipeline the exchanges in 1, 2, 4 or 8 chunks (0: the fastest)">,
     Option<"report", "report", "bool", /*default=*/"false",
            "emit a remark per layer with the choice and the rejected "
            "candidates">,

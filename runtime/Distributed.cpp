@@ -10,7 +10,9 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstring>
 #include <cstdio>
 #include <vector>
 #include <cstdlib>
@@ -19,7 +21,7 @@
 namespace moe::rt::dist {
 
 namespace {
-int rank_ = 0, size_ = 1;
+int rank_ = 0, size_ = 1, localSize_ = 1;
 bool started_ = false;
 } // namespace
 
@@ -41,12 +43,23 @@ Status init(int *argc, char ***argv) {
   int already = 0;
   MPI_Initialized(&already);
   if (!already) {
-    if (MPI_Init(argc, argv) != MPI_SUCCESS)
-      return Status::error("MPI_Init failed");
+    // Kernels call MPI from the executor's worker threads, one at a time.
+    int provided = MPI_THREAD_SINGLE;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) !=
+        MPI_SUCCESS)
+      return Status::error("MPI_Init_thread failed");
     started_ = true;
+    if (provided < MPI_THREAD_SERIALIZED)
+      return Status::error("this MPI library does not allow calls from "
+                           "several threads (MPI_THREAD_SERIALIZED)");
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                      &node);
+  MPI_Comm_size(node, &localSize_);
+  MPI_Comm_free(&node);
 #else
   (void)argc;
   (void)argv;
@@ -65,6 +78,7 @@ void finalize() {
 
 int rank() { return rank_; }
 int size() { return size_; }
+int localSize() { return localSize_; }
 
 Status allreduceSum(float *data, int64_t n) {
   if (size_ == 1 || n == 0)
@@ -82,6 +96,289 @@ Status allreduceSum(float *data, int64_t n) {
 #else
   return Status::error("this build has no MPI");
 #endif
+}
+
+Status ExchangeLayout::check(int ranks) const {
+  if (numExperts < 1 || int64_t(replicaOffsets.size()) != numExperts + 1 ||
+      replicaOffsets.front() != 0 ||
+      replicaOffsets.back() != int64_t(replicas.size()))
+    return Status::error("the expert ranks (replicas, replica_offsets) do "
+                         "not describe " + std::to_string(numExperts) +
+                         " experts");
+  for (int64_t x = 0; x < numExperts; ++x)
+    if (replicaOffsets[size_t(x) + 1] <= replicaOffsets[size_t(x)])
+      return Status::error("expert " + std::to_string(x) + " has no rank");
+  for (int64_t r : replicas)
+    if (r < 0 || r >= ranks)
+      return Status::error("an expert is held by rank " + std::to_string(r) +
+                           ", but the run has " + std::to_string(ranks) +
+                           " ranks");
+  if (chunks < 1)
+    return Status::error("exchange chunks = " + std::to_string(chunks) +
+                         " must be at least 1");
+  return Status::ok();
+}
+
+namespace {
+
+/// Rows of (sender, expert) pairs in chunk `c` of `chunks`: an even split,
+/// the first rows first.
+int64_t chunkBegin(int64_t n, int64_t c, int64_t chunks) {
+  return n * c / chunks;
+}
+
+/// One chunk of an exchange, seen from this rank. Counts and displacements
+/// are in floats (MPI counts are ints).
+struct Chunk {
+  // Outgoing: per (destination, expert), destinations in rank order (this
+  // rank's own rows stay out of MPI), experts in order; `at` is the first
+  // row in x.
+  struct Segment {
+    int64_t rank, expert, at, rows;
+    int64_t work = 0; ///< the first row in `work` (rows this rank computes)
+  };
+  std::vector<Segment> out, in; // in: per (sender, expert); `at` unused
+  std::vector<int> sendCounts, sendDispls, recvCounts, recvDispls;
+  std::vector<float> sendBuf, recvBuf, backSend, backRecv;
+  // The rows this rank computes, expert-major: (expert, sender) in order.
+  std::vector<float> work, result;
+  std::vector<Segment> local; // this rank's rows it computes itself
+  // Per expert: [begin, end) rows in work.
+  std::vector<std::pair<int64_t, int64_t>> experts;
+#ifdef MOE_HAVE_MPI
+  MPI_Request dispatch = MPI_REQUEST_NULL, combine = MPI_REQUEST_NULL;
+#endif
+};
+
+Status fitsInt(int64_t floats, const char *what) {
+  if (floats > INT_MAX)
+    return Status::error(std::string("an exchange of ") +
+                         std::to_string(floats) + " floats " + what +
+                         " is larger than MPI counts allow");
+  return Status::ok();
+}
+
+/// Lays out chunk `c` from every rank's counts per expert.
+Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
+                   const int64_t *offsets, int64_t hidden, int64_t c,
+                   Chunk &k) {
+  const int64_t e = l.numExperts, ranks = size_, me = rank_;
+  auto count = [&](int64_t s, int64_t x) {
+    int64_t n = all[size_t(s * e + x)];
+    return chunkBegin(n, c + 1, l.chunks) - chunkBegin(n, c, l.chunks);
+  };
+  k.sendCounts.assign(size_t(ranks), 0);
+  k.recvCounts.assign(size_t(ranks), 0);
+  for (int64_t d = 0; d < ranks; ++d)
+    for (int64_t x = 0; x < e; ++x) {
+      if (l.destination(me, x) != d)
+        continue;
+      int64_t n = offsets[x + 1] - offsets[x];
+      int64_t at = offsets[x] + chunkBegin(n, c, l.chunks);
+      int64_t rows = count(me, x);
+      if (rows == 0)
+        continue;
+      (d == me ? k.local : k.out).push_back({d, x, at, rows});
+      if (d != me)
+        k.sendCounts[size_t(d)] += int(rows * hidden);
+    }
+  // Expert-major positions of the rows this rank computes.
+  k.experts.assign(size_t(e), {0, 0});
+  std::vector<int64_t> position(size_t(ranks * e), -1);
+  int64_t at = 0;
+  for (int64_t x = 0; x < e; ++x) {
+    k.experts[size_t(x)].first = at;
+    for (int64_t s = 0; s < ranks; ++s)
+      if (l.destination(s, x) == me) {
+        position[size_t(s * e + x)] = at;
+        at += count(s, x);
+      }
+    k.experts[size_t(x)].second = at;
+  }
+  for (Chunk::Segment &seg : k.local)
+    seg.work = position[size_t(me * e + seg.expert)];
+  for (int64_t s = 0; s < ranks; ++s)
+    for (int64_t x = 0; x < e; ++x)
+      if (s != me && l.destination(s, x) == me && count(s, x) > 0) {
+        k.in.push_back({s, x, 0, count(s, x), position[size_t(s * e + x)]});
+        k.recvCounts[size_t(s)] += int(count(s, x) * hidden);
+      }
+  int64_t sent = 0, received = 0;
+  for (int64_t r = 0; r < ranks; ++r) {
+    sent += k.sendCounts[size_t(r)];
+    received += k.recvCounts[size_t(r)];
+  }
+  MOE_RETURN_IF_ERROR(fitsInt(sent, "sent"));
+  MOE_RETURN_IF_ERROR(fitsInt(received, "received"));
+  auto displs = [](const std::vector<int> &n) {
+    std::vector<int> d(n.size(), 0);
+    for (size_t i = 1; i < n.size(); ++i)
+      d[i] = d[i - 1] + n[i - 1];
+    return d;
+  };
+  k.sendDispls = displs(k.sendCounts);
+  k.recvDispls = displs(k.recvCounts);
+  k.sendBuf.resize(size_t(sent));
+  k.recvBuf.resize(size_t(received));
+  k.backSend.resize(size_t(received));
+  k.backRecv.resize(size_t(sent));
+  k.work.resize(size_t(at * hidden));
+  k.result.resize(size_t(at * hidden));
+  return Status::ok();
+}
+
+void copyRows(const float *from, float *to, int64_t rows, int64_t hidden) {
+  std::memcpy(to, from, size_t(rows * hidden) * sizeof(float));
+}
+
+} // namespace
+
+Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
+                       int64_t hidden, const int64_t *offsets,
+                       const ExpertCompute &compute, float *y,
+                       ExchangeStats *stats) {
+  MOE_RETURN_IF_ERROR(l.check(size_));
+  const int64_t e = l.numExperts;
+  // Every rank's rows per expert.
+  std::vector<int64_t> mine(static_cast<size_t>(e)),
+      all(static_cast<size_t>(e * size_));
+  for (int64_t i = 0; i < e; ++i)
+    mine[size_t(i)] = offsets[i + 1] - offsets[i];
+#ifdef MOE_HAVE_MPI
+  if (size_ > 1) {
+    if (MPI_Allgather(mine.data(), int(e), MPI_INT64_T, all.data(), int(e),
+                      MPI_INT64_T, MPI_COMM_WORLD) != MPI_SUCCESS)
+      return Status::error("MPI_Allgather of the expert row counts failed");
+  } else {
+    all = mine;
+  }
+#else
+  if (size_ > 1)
+    return Status::error("this build has no MPI");
+  all = mine;
+#endif
+  std::vector<Chunk> chunks(static_cast<size_t>(l.chunks));
+  for (int64_t c = 0; c < l.chunks; ++c)
+    MOE_RETURN_IF_ERROR(layoutChunk(l, all, offsets, hidden, c,
+                                    chunks[size_t(c)]));
+  // Dropped tokens' rows.
+  if (offsets[e] < rows)
+    std::memset(y + offsets[e] * hidden, 0,
+                size_t((rows - offsets[e]) * hidden) * sizeof(float));
+  using Clock = std::chrono::steady_clock;
+  double waited = 0;
+#ifdef MOE_HAVE_MPI
+  auto startDispatch = [&](Chunk &k) -> Status {
+    int64_t at = 0;
+    for (const Chunk::Segment &seg : k.out) {
+      copyRows(x + seg.at * hidden, k.sendBuf.data() + at * hidden, seg.rows,
+               hidden);
+      at += seg.rows;
+    }
+    if (size_ == 1)
+      return Status::ok();
+    if (MPI_Ialltoallv(k.sendBuf.data(), k.sendCounts.data(),
+                       k.sendDispls.data(), MPI_FLOAT, k.recvBuf.data(),
+                       k.recvCounts.data(), k.recvDispls.data(), MPI_FLOAT,
+                       MPI_COMM_WORLD, &k.dispatch) != MPI_SUCCESS)
+      return Status::error("MPI_Ialltoallv (expert dispatch) failed");
+    return Status::ok();
+  };
+  auto wait = [&](MPI_Request &r, const char *what) -> Status {
+    if (r == MPI_REQUEST_NULL)
+      return Status::ok();
+    auto t0 = Clock::now();
+    int rc = MPI_Wait(&r, MPI_STATUS_IGNORE);
+    waited += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (rc != MPI_SUCCESS)
+      return Status::error(std::string("MPI_Wait (") + what + ") failed");
+    return Status::ok();
+  };
+  // Lets the exchanges in flight progress (MPI moves data inside its calls).
+  auto poll = [&]() {
+    for (Chunk &k : chunks)
+      for (MPI_Request *r : {&k.dispatch, &k.combine})
+        if (*r != MPI_REQUEST_NULL) {
+          int done = 0;
+          MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        }
+  };
+#else
+  auto startDispatch = [&](Chunk &) -> Status { return Status::ok(); };
+  auto poll = [&]() {};
+#endif
+  if (!chunks.empty())
+    MOE_RETURN_IF_ERROR(startDispatch(chunks[0]));
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    Chunk &k = chunks[c];
+#ifdef MOE_HAVE_MPI
+    MOE_RETURN_IF_ERROR(wait(k.dispatch, "expert dispatch"));
+#endif
+    if (c + 1 < chunks.size())
+      MOE_RETURN_IF_ERROR(startDispatch(chunks[c + 1]));
+    // The rows to compute, expert-major.
+    for (const Chunk::Segment &seg : k.local)
+      copyRows(x + seg.at * hidden, k.work.data() + seg.work * hidden,
+               seg.rows, hidden);
+    {
+      int64_t at = 0;
+      for (const Chunk::Segment &seg : k.in) {
+        copyRows(k.recvBuf.data() + at * hidden,
+                 k.work.data() + seg.work * hidden, seg.rows, hidden);
+        at += seg.rows;
+      }
+    }
+    for (int64_t i = 0; i < e; ++i) {
+      auto [begin, end] = k.experts[size_t(i)];
+      if (end == begin)
+        continue;
+      MOE_RETURN_IF_ERROR(compute(i, k.work.data() + begin * hidden,
+                                  end - begin,
+                                  k.result.data() + begin * hidden));
+      poll();
+    }
+    // This rank's own rows to y, the others back to their senders (in the
+    // order they sent).
+    for (const Chunk::Segment &seg : k.local)
+      copyRows(k.result.data() + seg.work * hidden, y + seg.at * hidden,
+               seg.rows, hidden);
+    {
+      int64_t at = 0;
+      for (const Chunk::Segment &seg : k.in) {
+        copyRows(k.result.data() + seg.work * hidden,
+                 k.backSend.data() + at * hidden, seg.rows, hidden);
+        at += seg.rows;
+      }
+    }
+#ifdef MOE_HAVE_MPI
+    if (size_ > 1 &&
+        MPI_Ialltoallv(k.backSend.data(), k.recvCounts.data(),
+                       k.recvDispls.data(), MPI_FLOAT, k.backRecv.data(),
+                       k.sendCounts.data(), k.sendDispls.data(), MPI_FLOAT,
+                       MPI_COMM_WORLD, &k.combine) != MPI_SUCCESS)
+      return Status::error("MPI_Ialltoallv (expert combine) failed");
+#endif
+  }
+  (void)poll;
+  for (Chunk &k : chunks) {
+#ifdef MOE_HAVE_MPI
+    MOE_RETURN_IF_ERROR(wait(k.combine, "expert combine"));
+#endif
+    int64_t at = 0;
+    for (const Chunk::Segment &seg : k.out) {
+      copyRows(k.backRecv.data() + at * hidden, y + seg.at * hidden, seg.rows,
+               hidden);
+      at += seg.rows;
+    }
+    if (stats) {
+      stats->rowsSent += at;
+      for (const Chunk::Segment &seg : k.in)
+        stats->rowsReceived += seg.rows;
+    }
+  }
+  if (stats)
+    stats->waitSeconds += waited;
+  return Status::ok();
 }
 
 #ifdef MOE_HAVE_MPI

@@ -206,17 +206,29 @@ def Moe_CombineOp : Moe_Op<"combine", [Pure, InferTypeOpAdaptor]> {
 def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
   let summary = "exchange expert-sorted rows between ranks";
   let description = [{
-    Between `moe.dispatch` and `moe.experts` when experts are partitioned over
-    `ranks` ranks: sends each rank the rows of the experts it holds and
-    returns the received rows and their expert offsets. `schedule` is the
-    AllToAll algorithm chosen by `moe-partition` (`direct`, `hierarchical`:
-    intra-node first, `pipelined`: split into `chunks` overlapped with expert
-    compute). With one rank it is the identity.
+    The exchanges of an expert-parallel layer whose experts are partitioned
+    over `ranks` ranks, each rank holding its own tokens. Between
+    `moe.dispatch` and `moe.experts` (the dispatch exchange) it sends each
+    rank the rows of the experts it holds and returns the received rows and
+    their expert offsets. With `combine`, between `moe.experts` and
+    `moe.combine`, it is the inverse: every computed row goes back to the rank
+    that sent it, and `offsets` are that rank's dispatch offsets (the rows come
+    back in its dispatch order). `schedule` is the AllToAll algorithm chosen
+    by `moe-partition` (`direct`, `hierarchical`: intra-node first,
+    `pipelined`: split into `chunks` overlapped with expert compute). With one
+    rank both are the identity.
+
+    `moe-lower-to-plan` folds a dispatch exchange, the `moe.experts` it feeds
+    and the combine exchange of that op's result into one runtime step (so the
+    exchanges of a pipelined schedule can overlap the compute); any other use
+    of `moe.all_to_all` is an error there.
 
     Example:
 
     ```mlir
     %r, %o = moe.all_to_all %rows, %offsets {ranks = 4 : i64, schedule = #moe.schedule<pipelined>, chunks = 4 : i64} : tensor<?x64xf32>, tensor<9xi64>
+    %y = moe.experts %r, %o ...
+    %b, %bo = moe.all_to_all %y, %offsets {ranks = 4 : i64, schedule = #moe.schedule<pipelined>, chunks = 4 : i64, combine} : tensor<?x64xf32>, tensor<9xi64>
     ```
   }];
   let arguments = (ins Moe_FloatTensor2D:$rows, Moe_IdVector:$offsets,
@@ -224,7 +236,8 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
                    DefaultValuedAttr<Moe_ScheduleAttr,
                                      "::mlir::moe::Schedule::direct">:$schedule,
                    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>,
-                                     "1">:$chunks);
+                                     "1">:$chunks,
+                   UnitAttr:$combine);
   let results = (outs Moe_FloatTensor2D:$result_rows,
                  Moe_IdVector:$result_offsets);
   let assemblyFormat = [{

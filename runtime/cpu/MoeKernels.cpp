@@ -1,4 +1,4 @@
-//===- MoeKernels.cpp - route, dispatch, experts, combine, all_to_all -----===//
+//===- MoeKernels.cpp - route, dispatch, experts, combine -----------------===//
 
 #include "runtime/cpu/KernelUtil.h"
 #include "runtime/Distributed.h"
@@ -322,12 +322,35 @@ Status runExperts(KernelContext &ctx) {
   MOE_ASSIGN_OR_RETURN(prunedList,
                        ctx.attrs().getInts("pruned", std::vector<int64_t>{}));
   std::vector<uint8_t> pruned(prunedList.begin(), prunedList.end());
-  // A partitioned plan on several ranks: this rank computes the experts it
-  // owns, the others' rows are zeros, and the ranks sum their outputs.
+  // An expert-parallel plan: the rows travel to their experts' ranks.
+  int64_t exchangeRanks;
+  MOE_ASSIGN_OR_RETURN(exchangeRanks, ctx.attrs().getInt("exchange_ranks", 0));
+  dist::ExchangeLayout exchange;
+  if (exchangeRanks > 0) {
+    if (exchangeRanks != 1 && !dist::built())
+      return Status::error("the plan is partitioned for " +
+                           str(exchangeRanks) +
+                           " ranks, and this build has no MPI runtime");
+    if (exchangeRanks != dist::size())
+      return Status::error("the plan is partitioned for " +
+                           str(exchangeRanks) + " ranks; run it with mpirun "
+                           "-np " + str(exchangeRanks) + " (this run has " +
+                           str(int64_t(dist::size())) + ")");
+    exchange.numExperts = e;
+    MOE_ASSIGN_OR_RETURN(exchange.replicas, ctx.attrs().getInts("replicas"));
+    MOE_ASSIGN_OR_RETURN(exchange.replicaOffsets,
+                         ctx.attrs().getInts("replica_offsets"));
+    MOE_ASSIGN_OR_RETURN(exchange.chunks,
+                         ctx.attrs().getInt("exchange_chunks", 1));
+    MOE_RETURN_IF_ERROR(exchange.check(dist::size()));
+  }
+  // A partitioned plan without an exchange (every rank holds every token):
+  // this rank computes the experts it owns, the others' rows are zeros, and
+  // the ranks sum their outputs.
   std::vector<int64_t> owners;
   MOE_ASSIGN_OR_RETURN(owners,
                        ctx.attrs().getInts("owners", std::vector<int64_t>{}));
-  bool distributed = !owners.empty() && dist::size() > 1;
+  bool distributed = exchangeRanks == 0 && !owners.empty() && dist::size() > 1;
   if (distributed) {
     if (int64_t(owners.size()) != e)
       return Status::error("attribute `owners` has " +
@@ -384,10 +407,26 @@ Status runExperts(KernelContext &ctx) {
   if (l.b3)
     w.b3 = ctx.input(next++).data<float>();
   // F is w2's last dimension (w1 has 2F rows when swiglu is fused).
-  MOE_RETURN_IF_ERROR(kc::experts(
-      x.data<float>(), x.dim(0), x.dim(1), ctx.input(1).data<int64_t>(), e,
-      ctx.input(3).dim(2), w, l.act, pruned.empty() ? nullptr : pruned.data(),
-      ctx.output(0).mutableData<float>()));
+  const int64_t ffn = ctx.input(3).dim(2);
+  const uint8_t *prunedMask = pruned.empty() ? nullptr : pruned.data();
+  if (exchangeRanks > 0) {
+    // One expert at a time, on the rows this rank receives for it.
+    std::vector<int64_t> one(static_cast<size_t>(e + 1));
+    auto compute = [&](int64_t expert, const float *in, int64_t n,
+                       float *out) -> Status {
+      for (int64_t i = 0; i <= e; ++i)
+        one[size_t(i)] = i <= expert ? 0 : n;
+      return kc::experts(in, n, x.dim(1), one.data(), e, ffn, w, l.act,
+                         prunedMask, out);
+    };
+    return dist::exchangeExperts(exchange, x.data<float>(), x.dim(0),
+                                 x.dim(1), ctx.input(1).data<int64_t>(),
+                                 compute, ctx.output(0).mutableData<float>());
+  }
+  MOE_RETURN_IF_ERROR(kc::experts(x.data<float>(), x.dim(0), x.dim(1),
+                                  ctx.input(1).data<int64_t>(), e, ffn, w,
+                                  l.act, prunedMask,
+                                  ctx.output(0).mutableData<float>()));
   if (distributed)
     return dist::allreduceSum(ctx.output(0).mutableData<float>(),
                               ctx.output(0).numElements());
@@ -413,38 +452,6 @@ Status runCombine(KernelContext &ctx) {
   return kc::combine(y.data<float>(), y.dim(0), y.dim(1), perm.data<int64_t>(),
                      w.data<float>(), w.dim(0), w.dim(1),
                      ctx.output(0).mutableData<float>());
-}
-
-StatusOr<Types> inferAllToAll(const Types &in, const Attrs &attrs) {
-  MOE_RETURN_IF_ERROR(checkArity(in, 2, 2));
-  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
-  MOE_RETURN_IF_ERROR(checkDType(in, 1, DType::I64));
-  MOE_RETURN_IF_ERROR(checkRank(in, 1, 1));
-  int64_t ranks;
-  MOE_ASSIGN_OR_RETURN(ranks, attrs.getInt("ranks", 1));
-  if (ranks < 1)
-    return Status::error("attribute `ranks` = " + str(ranks) +
-                         " must be at least 1");
-  return Types{in[0], in[1]};
-}
-
-Status runAllToAll(KernelContext &ctx) {
-  int64_t ranks;
-  MOE_ASSIGN_OR_RETURN(ranks, ctx.attrs().getInt("ranks", 1));
-  if (ranks != 1 && !dist::built())
-    return Status::error("ranks = " + str(ranks) +
-                         ": a multi-rank all_to_all needs the MPI runtime, "
-                         "which is not built");
-  if (ranks != 1 && ranks != dist::size())
-    return Status::error("the plan is partitioned for " + str(ranks) +
-                         " ranks; run it with mpirun -np " + str(ranks) +
-                         " (this run has " + str(int64_t(dist::size())) + ")");
-  // Every rank holds every token (the experts' outputs are summed over the
-  // ranks by moe.experts): the rows stay. Tensors are immutable, so share
-  // the storage.
-  ctx.setOutput(0, ctx.input(0));
-  ctx.setOutput(1, ctx.input(1));
-  return Status::ok();
 }
 
 void add(KernelRegistry &r, std::string name, InferFn infer, RunFn run,
@@ -474,7 +481,6 @@ void registerMoeKernels(KernelRegistry &r) {
   Status st = r.add(std::move(experts));
   (void)st;
   add(r, "moe.combine", inferCombine, runCombine);
-  add(r, "moe.all_to_all", inferAllToAll, runAllToAll, /*aliasing=*/true);
 }
 
 } // namespace moe::rt::cpu

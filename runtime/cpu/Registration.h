@@ -23,7 +23,7 @@ void registerLayoutKernels(KernelRegistry &registry);
 /// nn.scatter_elements, nn.scatter_nd, nn.nonzero, nn.one_hot, nn.topk,
 /// nn.split.
 void registerIndexKernels(KernelRegistry &registry);
-/// moe.route, moe.dispatch, moe.experts, moe.combine, moe.all_to_all.
+/// moe.route, moe.dispatch, moe.experts, moe.combine.
 void registerMoeKernels(KernelRegistry &registry);
 
 } // namespace cpu

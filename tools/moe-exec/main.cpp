@@ -29,6 +29,7 @@
 #include <string>
 #include <fstream>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -124,12 +125,21 @@ options:
                            from rank 0) and write the topology JSON that
                            moe-partition reads (docs/partitioning.md)
   --threads N              worker threads (default: all cores)
+  --exchange-chunks N      in expert-parallel layers, split the exchanges
+                           into N chunks pipelined with the expert compute
+                           (overrides the plan's moe-partition choice; 1:
+                           one exchange each way)
 
   A plan partitioned by moe-partition over N ranks runs under
-  mpirun -np N moe-exec PLAN ...: every rank runs the program on the same
-  inputs, computes the experts it owns and the ranks sum the experts'
-  outputs, which equal the single-rank ones bit for bit; rank 0 prints and
-  writes the outputs.
+  mpirun -np N moe-exec PLAN ...: each rank runs the program on its own
+  inputs (its tokens); in expert-parallel layers the rows travel to their
+  experts' ranks and back (MPI_Ialltoallv, chunked and overlapped with the
+  expert compute when the plan pipelines), so each rank's outputs are those
+  of a single-rank run on its inputs (within 1e-5 relative). {rank} in a
+  value (--inputs in/{rank}, --outputs out/{rank}, --random-inputs 7{rank},
+  --profile) is the rank's number. Rank 0 prints; it alone writes --outputs
+  unless the path says {rank}. --threads defaults to the node's cores
+  divided among its ranks.
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading
   --int8-activations       let 8/4-bit expert weights multiply int8-rounded
@@ -158,6 +168,7 @@ struct Options {
   std::optional<uint64_t> seed;
   std::vector<std::pair<std::string, Shape>> inputShapes;
   std::optional<std::string> outputsDir;
+  bool outputsPerRank = false; ///< the --outputs path says {rank}
   bool describe = false, json = false, bench = false, verifyWeights = true;
   bool int8Activations = false;
   int warmup = 3, repeat = 20, threads = 0;
@@ -171,6 +182,7 @@ struct Options {
   std::optional<double> skipThreshold, protectConfidence, batchMass;
   std::optional<int64_t> maxExperts, keepFirst;
   bool noPruning = false, decodeBatches = false;
+  std::optional<int64_t> exchangeChunks;
 };
 
 
@@ -275,14 +287,23 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
         hasValue = true;
       }
     }
+    // Under mpirun a value may say {rank}: each rank reads its own.
+    bool perRank = false;
     auto next = [&](std::string &out) -> Status {
       if (hasValue) {
         out = value;
-        return Status::ok();
+      } else {
+        if (i + 1 >= args.size())
+          return usage("option " + arg + " needs a value");
+        out = args[++i];
       }
-      if (i + 1 >= args.size())
-        return usage("option " + arg + " needs a value");
-      out = args[++i];
+      const std::string mark = "{rank}", rank =
+          std::to_string(moe::rt::dist::rank());
+      for (size_t at = out.find(mark); at != std::string::npos;
+           at = out.find(mark, at + rank.size())) {
+        out.replace(at, mark.size(), rank);
+        perRank = true;
+      }
       return Status::ok();
     };
     auto nextInt = [&](int64_t lo, int64_t &out) -> Status {
@@ -330,6 +351,7 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
       o.outputsDir = v;
+      o.outputsPerRank = perRank;
     } else if (arg == "--random-inputs") {
       MOE_RETURN_IF_ERROR(nextInt(0, n));
       o.seed = uint64_t(n);
@@ -387,6 +409,9 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
     } else if (arg == "--decode-batches") {
       MOE_RETURN_IF_ERROR(noValue());
       o.decodeBatches = true;
+    } else if (arg == "--exchange-chunks") {
+      MOE_RETURN_IF_ERROR(nextInt(1, n));
+      o.exchangeChunks = n;
     } else if (arg == "--no-pruning") {
       MOE_RETURN_IF_ERROR(noValue());
       o.noPruning = true;
@@ -670,6 +695,10 @@ int runTool(int argc, char **argv) {
                  parsed.status().message().c_str());
     return 2;
   }
+  // The ranks of one node share its cores.
+  if (parsed->threads == 0 && moe::rt::dist::localSize() > 1)
+    parsed->threads = std::max(1, int(std::thread::hardware_concurrency()) /
+                                      moe::rt::dist::localSize());
   const Options &o = *parsed;
   if (o.measureNetwork) {
     StatusOr<moe::rt::dist::NetworkProfile> net =
@@ -725,6 +754,21 @@ int runTool(int argc, char **argv) {
       return fail("pruning options: " + n.status().message());
     if (*n == 0)
       return fail("pruning options: the plan has no moe.route step");
+  }
+  if (o.exchangeChunks) {
+    bool any = false;
+    StatusOr<size_t> n =
+        (*loaded)->overrideAttrs("moe.experts", [&](Attrs &a) {
+          if (!a.has("exchange_ranks"))
+            return;
+          a.setInt("exchange_chunks", *o.exchangeChunks);
+          any = true;
+        });
+    if (!n.isOk())
+      return fail("--exchange-chunks: " + n.status().message());
+    if (!any)
+      return fail("--exchange-chunks: the plan has no expert-parallel "
+                  "moe.experts step (partition it with moe-partition)");
   }
   const LoadedPlan &plan = **loaded;
 
@@ -1005,7 +1049,7 @@ int runTool(int argc, char **argv) {
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }
 
-  if (o.outputsDir && moe::rt::dist::rank() == 0) {
+  if (o.outputsDir && (moe::rt::dist::rank() == 0 || o.outputsPerRank)) {
     st = makeDirs(*o.outputsDir);
     if (!st.isOk())
       return fail(st.message());

@@ -254,19 +254,67 @@ TEST(MoeKernels, ExpertsVerifierChecksOperands) {
   EXPECT_EQ(kind.status().message(), "attribute `has_w3` is float, expected int");
 }
 
-TEST(MoeKernels, AllToAll) {
+TEST(MoeKernels, ExpertsExchangeOnOneRank) {
+  // An expert-parallel step run as one rank: every row stays, chunked or
+  // not; the outputs are the plain step's, and the dropped rows past
+  // offsets[E] give zeros.
   std::mt19937 rng(25);
-  Tensor x = randomF32({4, 3}, rng), off = i64({3}, {0, 1, 4});
-  auto one = runKernel("moe.all_to_all", {x, off}, Attrs().setInt("ranks", 1));
-  ASSERT_TRUE(one.isOk());
-  EXPECT_EQ((*one)[0].toVector<float>(), x.toVector<float>());
-  EXPECT_EQ((*one)[1].toVector<int64_t>(), off.toVector<int64_t>());
-  auto two = runKernel("moe.all_to_all", {x, off}, Attrs().setInt("ranks", 2));
-  ASSERT_FALSE(two.isOk());
-  EXPECT_NE(two.status().message().find(moe::rt::dist::built()
-                                            ? "run it with mpirun -np 2"
-                                            : "MPI runtime"),
-            std::string::npos);
+  const int64_t E = 3, H = 19, F = 37;
+  std::vector<int64_t> offsets = {0, 40, 40, 70}; // expert 1 empty
+  Tensor x = randomF32({75, H}, rng);
+  std::vector<Tensor> in = {x, i64({E + 1}, offsets), randomF32({E, F, H}, rng),
+                            randomF32({E, H, F}, rng), randomF32({E, F, H}, rng)};
+  Attrs attrs;
+  attrs.setInt("num_experts", E).setInt("has_w3", 1);
+  Tensor plain = run1("moe.experts", in, attrs);
+  for (int64_t chunks : {1, 3, 8}) {
+    Attrs ex = Attrs(attrs)
+                   .setInt("exchange_ranks", 1)
+                   .setInt("exchange_chunks", chunks)
+                   .setString("exchange_schedule", "pipelined")
+                   .setInts("replicas", {0, 0, 0})
+                   .setInts("replica_offsets", {0, 1, 2, 3});
+    Tensor y = run1("moe.experts", in, ex);
+    std::vector<float> got = y.toVector<float>(), want = plain.toVector<float>();
+    ASSERT_EQ(got.size(), want.size());
+    // Unchunked, the kernel sees the same row blocks: bit for bit. Chunks
+    // split an expert's rows into other blocks, whose kernels may sum in
+    // another order: within 1e-5 relative.
+    for (size_t i = 0; i < size_t(70 * H); ++i) {
+      if (chunks == 1)
+        ASSERT_EQ(got[i], want[i]) << "element " << i;
+      else
+        ASSERT_LE(std::fabs(got[i] - want[i]),
+                  1e-5f * std::max(1.0f, std::fabs(want[i])))
+            << "chunks " << chunks << " element " << i;
+    }
+    for (size_t i = size_t(70 * H); i < got.size(); ++i)
+      ASSERT_EQ(got[i], 0.0f);
+  }
+  // The plan's rank count must be the run's; the expert ranks must fit.
+  Attrs two = Attrs(attrs)
+                  .setInt("exchange_ranks", 2)
+                  .setInts("replicas", {0, 1, 0})
+                  .setInts("replica_offsets", {0, 1, 2, 3});
+  auto r2 = runKernel("moe.experts", in, two);
+  ASSERT_FALSE(r2.isOk());
+  EXPECT_NE(r2.status().message().find(moe::rt::dist::built()
+                                           ? "run it with mpirun -np 2"
+                                           : "this build has no MPI runtime"),
+            std::string::npos)
+      << r2.status().message();
+  auto bad = runKernel("moe.experts", in,
+                       Attrs(attrs)
+                           .setInt("exchange_ranks", 1)
+                           .setInts("replicas", {0, 1, 0})
+                           .setInts("replica_offsets", {0, 1, 2, 3}));
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.status().message(),
+            "an expert is held by rank 1, but the run has 1 ranks");
+  auto missing = runKernel("moe.experts", in,
+                           Attrs(attrs).setInt("exchange_ranks", 1));
+  ASSERT_FALSE(missing.isOk());
+  EXPECT_NE(missing.status().message().find("replicas"), std::string::npos);
 }
 
 } // namespace#include "runtime/Distributed.h"
