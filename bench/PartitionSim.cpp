@@ -7,26 +7,108 @@
 // hierarchical and pipelined schedules, and the best layout overall. A
 // simulation of the cost model alone (no network is used).
 //
+// moe-partition-sim --topology FILE --layer H,F,E,K --tokens T ...: every
+// candidate for one layer on one topology (bench/expert_parallel uses it for
+// the predictions it prints next to its measurements).
+//
 //===----------------------------------------------------------------------===//
 
 #include "passes/Analysis/TrafficModel.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 
 namespace tr = moe::traffic;
 
+namespace {
+
+const char *const kUsage =
+    "usage: moe-partition-sim [--json FILE]\n"
+    "       moe-partition-sim --topology FILE --layer H,F,E,K --tokens T\n"
+    "                         [--flops-per-rank X] [--memory-bytes-per-s Y\n"
+    "                          --expert-bytes B] [--activation-bytes A]\n"
+    "The first form prints the published-topology table; the second prints\n"
+    "every candidate the traffic model predicts for one layer (hidden H,\n"
+    "expert width F, E experts, top-K, T tokens per rank) on a topology, one\n"
+    "JSON object per line, fastest first.\n";
+
+/// The second form: every candidate for one layer, as JSON lines.
+int candidates(const std::string &topology, const std::string &layer,
+               const tr::LayerShape &base) {
+  llvm::Expected<tr::Topology> t = tr::readTopology(topology);
+  if (!t) {
+    std::fprintf(stderr, "moe-partition-sim: error: %s\n",
+                 llvm::toString(t.takeError()).c_str());
+    return 1;
+  }
+  tr::LayerShape l = base;
+  long long h, f, e, k;
+  if (std::sscanf(layer.c_str(), "%lld,%lld,%lld,%lld", &h, &f, &e, &k) != 4 ||
+      h < 1 || f < 1 || e < 1 || k < 1 || k > e) {
+    std::fprintf(stderr, "moe-partition-sim: error: --layer wants H,F,E,K "
+                         "(positive, K <= E), not '%s'\n", layer.c_str());
+    return 2;
+  }
+  l.hidden = h;
+  l.ffn = f;
+  l.numExperts = e;
+  l.topK = k;
+  for (const tr::Prediction &p : tr::predictAll(*t, l))
+    std::printf("{\"layout\": \"%s\", \"schedule\": \"%s\", \"chunks\": "
+                "%lld, \"comm_ms\": %.6g, \"compute_ms\": %.6g, \"ms\": "
+                "%.6g}\n",
+                tr::layoutName(p.layout), tr::scheduleName(p.schedule),
+                (long long)p.chunks, p.commSeconds * 1e3,
+                p.computeSeconds * 1e3, p.seconds * 1e3);
+  return 0;
+}
+
+} // namespace
+
 int main(int argc, char **argv) {
-  std::string json;
+  std::string json, topology, layer;
+  tr::LayerShape one;
+  one.activationBytes = 4;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) {
+    auto number = [&](double &out) {
+      if (i + 1 >= argc)
+        return false;
+      char *end = nullptr;
+      out = std::strtod(argv[++i], &end);
+      return *end == '\0' && out >= 0;
+    };
+    double v = 0;
+    std::string a = argv[i];
+    if (a == "--json" && i + 1 < argc) {
       json = argv[++i];
+    } else if (a == "--topology" && i + 1 < argc) {
+      topology = argv[++i];
+    } else if (a == "--layer" && i + 1 < argc) {
+      layer = argv[++i];
+    } else if (a == "--tokens" && number(v) && v >= 1) {
+      one.tokensPerRank = int64_t(v);
+    } else if (a == "--flops-per-rank" && number(v) && v > 0) {
+      one.flopsPerSecond = v;
+    } else if (a == "--memory-bytes-per-s" && number(v)) {
+      one.memoryBytesPerSecond = v;
+    } else if (a == "--expert-bytes" && number(v)) {
+      one.expertBytes = v;
+    } else if (a == "--activation-bytes" && number(v) && v > 0) {
+      one.activationBytes = v;
     } else {
-      std::fprintf(stderr, "usage: moe-partition-sim [--json FILE]\n");
-      return std::strcmp(argv[i], "--help") ? 2 : 0;
+      std::fprintf(a == "--help" ? stdout : stderr, "%s", kUsage);
+      return a == "--help" ? 0 : 2;
     }
+  }
+  if (!topology.empty() || !layer.empty()) {
+    if (topology.empty() || layer.empty()) {
+      std::fprintf(stderr, "%s", kUsage);
+      return 2;
+    }
+    return candidates(topology, layer, one);
   }
   struct LayerCase {
     const char *name;

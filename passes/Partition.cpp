@@ -108,6 +108,10 @@ void PartitionPass::runOnOperation() {
                std::to_string(chunks));
     return signalPassFailure();
   }
+  if (!(memoryBytesPerRank >= 0)) {
+    (void)fail("memory-bytes-per-s must not be negative");
+    return signalPassFailure();
+  }
   if (tokens < 1 || !(flopsPerRank > 0) || !(activationBytes > 0)) {
     (void)fail("tokens, flops-per-rank and activation-bytes must be positive");
     return signalPassFailure();
@@ -153,6 +157,10 @@ void PartitionPass::runOnOperation() {
     shape.activationBytes = activationBytes;
     shape.flopsPerSecond = flopsPerRank;
     shape.matricesPerExpert = op.getW3() ? 3 : 2;
+    shape.memoryBytesPerSecond = memoryBytesPerRank;
+    if (!layer.expertBytes.empty())
+      shape.expertBytes = double(layer.totalBytes()) /
+                          double(layer.expertBytes.size());
     std::vector<tr::Prediction> all = tr::predictAll(*topo, shape);
     std::vector<tr::Prediction> allowed;
     for (const tr::Prediction &p : all)

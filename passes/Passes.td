@@ -195,6 +195,10 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
            "tokens per rank and step">,
     Option<"flopsPerRank", "flops-per-rank", "double", /*default=*/"1e14",
            "expert compute rate of one rank (FLOP/s)">,
+    Option<"memoryBytesPerRank", "memory-bytes-per-s", "double",
+           /*default=*/"0", "expert weight read rate of one rank (B/s); "
+           "with it the expert compute is a roofline of FLOPs and weight "
+           "bytes (0: FLOPs only)">,
     Option<"activationBytes", "activation-bytes", "double",
            /*default=*/"4.0", "bytes per activation element on the wire "
            "(the CPU runtime sends f32 rows)">,

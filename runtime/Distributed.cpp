@@ -121,10 +121,28 @@ Status ExchangeLayout::check(int ranks) const {
 
 namespace {
 
-/// Rows of (sender, expert) pairs in chunk `c` of `chunks`: an even split,
-/// the first rows first.
-int64_t chunkBegin(int64_t n, int64_t c, int64_t chunks) {
-  return n * c / chunks;
+/// The chunk of each (computing rank, expert): a rank's experts, in order,
+/// split into `chunks` runs of about equal length. A chunk carries whole
+/// experts, so every expert is computed once, on all its rows (its weights
+/// are read once, and the results do not depend on the chunk count).
+std::vector<int64_t> chunkOfExperts(const ExchangeLayout &l, int64_t ranks) {
+  const int64_t e = l.numExperts;
+  std::vector<int64_t> held(static_cast<size_t>(ranks), 0),
+      chunk(static_cast<size_t>(ranks * e), -1);
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t i = l.replicaOffsets[size_t(x)];
+         i < l.replicaOffsets[size_t(x) + 1]; ++i)
+      ++held[size_t(l.replicas[size_t(i)])];
+  std::vector<int64_t> seen(static_cast<size_t>(ranks), 0);
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t i = l.replicaOffsets[size_t(x)];
+         i < l.replicaOffsets[size_t(x) + 1]; ++i) {
+      int64_t d = l.replicas[size_t(i)];
+      if (chunk[size_t(d * e + x)] >= 0)
+        continue; // listed twice
+      chunk[size_t(d * e + x)] = seen[size_t(d)]++ * l.chunks / held[size_t(d)];
+    }
+  return chunk;
 }
 
 /// One chunk of an exchange, seen from this rank. Counts and displacements
@@ -160,12 +178,13 @@ Status fitsInt(int64_t floats, const char *what) {
 
 /// Lays out chunk `c` from every rank's counts per expert.
 Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
+                   const std::vector<int64_t> &chunkOf,
                    const int64_t *offsets, int64_t hidden, int64_t c,
                    Chunk &k) {
   const int64_t e = l.numExperts, ranks = size_, me = rank_;
-  auto count = [&](int64_t s, int64_t x) {
-    int64_t n = all[size_t(s * e + x)];
-    return chunkBegin(n, c + 1, l.chunks) - chunkBegin(n, c, l.chunks);
+  auto count = [&](int64_t s, int64_t x) -> int64_t {
+    int64_t d = l.destination(s, x);
+    return chunkOf[size_t(d * e + x)] == c ? all[size_t(s * e + x)] : 0;
   };
   k.sendCounts.assign(size_t(ranks), 0);
   k.recvCounts.assign(size_t(ranks), 0);
@@ -173,8 +192,7 @@ Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
     for (int64_t x = 0; x < e; ++x) {
       if (l.destination(me, x) != d)
         continue;
-      int64_t n = offsets[x + 1] - offsets[x];
-      int64_t at = offsets[x] + chunkBegin(n, c, l.chunks);
+      int64_t at = offsets[x];
       int64_t rows = count(me, x);
       if (rows == 0)
         continue;
@@ -258,8 +276,9 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
   all = mine;
 #endif
   std::vector<Chunk> chunks(static_cast<size_t>(l.chunks));
+  std::vector<int64_t> chunkOf = chunkOfExperts(l, size_);
   for (int64_t c = 0; c < l.chunks; ++c)
-    MOE_RETURN_IF_ERROR(layoutChunk(l, all, offsets, hidden, c,
+    MOE_RETURN_IF_ERROR(layoutChunk(l, all, chunkOf, offsets, hidden, c,
                                     chunks[size_t(c)]));
   // Dropped tokens' rows.
   if (offsets[e] < rows)

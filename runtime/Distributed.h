@@ -41,8 +41,10 @@ int localSize();
 
 /// How the rows of an expert-parallel layer travel between ranks: expert x
 /// is held by ranks replicas[replicaOffsets[x] .. replicaOffsets[x + 1]);
-/// rank s sends its rows of x to the (s mod n)-th of those n ranks. The
-/// rows of every (rank, expert) pair are split into `chunks` pieces.
+/// rank s sends its rows of x to the (s mod n)-th of those n ranks. Each
+/// rank's experts are split into `chunks` runs; chunk i moves the rows of
+/// every rank's i-th run (so an expert is computed once, on all its rows,
+/// and its weights are read once, whatever the chunk count).
 struct ExchangeLayout {
   int64_t numExperts = 0;
   std::vector<int64_t> replicas, replicaOffsets;

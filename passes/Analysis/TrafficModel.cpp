@@ -120,15 +120,29 @@ Cost exchangeCost(const Topology &t, const Exchange &x, Schedule s) {
 
 } // namespace
 
+double computeSeconds(const Topology &t, const LayerShape &l) {
+  const double T = double(l.tokensPerRank), k = double(l.topK);
+  // The FLOPs of a rank per step: its T·k (token, expert) pairs' worth.
+  double flops = T * k * 2.0 * double(l.matricesPerExpert) *
+                 double(l.hidden) * double(l.ffn) / l.flopsPerSecond;
+  if (!(l.expertBytes > 0) || !(l.memoryBytesPerSecond > 0))
+    return flops;
+  // The weights: every layout spreads the experts' bytes evenly over the
+  // ranks, and an expert is read when one of the step's T·R tokens picks
+  // it, each picking k of E uniformly. Chunks carry whole experts (the
+  // runtime's pipelined exchange): each is still read once.
+  const double E = double(l.numExperts);
+  double untouched = std::pow(1.0 - std::min(k / E, 1.0), T * double(t.ranks));
+  double bytes = E * (1.0 - untouched) * l.expertBytes / double(t.ranks);
+  return std::max(flops, bytes / l.memoryBytesPerSecond);
+}
+
 std::vector<Prediction> predictAll(const Topology &t, const LayerShape &l) {
   std::vector<Prediction> out;
   const double R = double(t.ranks), P = double(t.ranksPerNode),
                N = double(t.nodes());
   const double row = double(l.hidden) * l.activationBytes;
   const double T = double(l.tokensPerRank), k = double(l.topK);
-  // Expert FLOPs of a rank per step: its T·k (token, expert) pairs.
-  const double compute = T * k * 2.0 * double(l.matricesPerExpert) *
-                         double(l.hidden) * double(l.ffn) / l.flopsPerSecond;
   for (Layout layout :
        {Layout::ExpertParallel, Layout::TensorParallel, Layout::Hybrid}) {
     Exchange x; // one direction (dispatch); combine is the same back
@@ -165,6 +179,7 @@ std::vector<Prediction> predictAll(const Topology &t, const LayerShape &l) {
         p.interBytes = 2 * x.inter;
         // Dispatch and combine; each chunk pays the latencies again.
         p.commSeconds = 2 * (one.bandwidth + double(c) * one.latency);
+        double compute = computeSeconds(t, l);
         p.computeSeconds = compute;
         // Pipelined: chunk i's exchange overlaps chunk i-1's compute; the
         // first exchange and the last compute are not hidden.

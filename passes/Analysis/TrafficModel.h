@@ -58,7 +58,17 @@ struct LayerShape {
   double activationBytes = 2;  ///< per element on the wire (bf16: 2)
   double flopsPerSecond = 1e12; ///< expert compute rate of one rank
   int64_t matricesPerExpert = 3; ///< gate, up, down
+  /// Bytes of one expert's weights and the rate a rank reads them; with
+  /// both set the expert compute of a rank is the larger of its FLOPs over
+  /// flopsPerSecond and the bytes of the experts its rows touch over
+  /// memoryBytesPerSecond (a roofline; chunks carry whole experts, so
+  /// pipelining reads them once too). 0: FLOPs only.
+  double expertBytes = 0;
+  double memoryBytesPerSecond = 0;
 };
+
+/// Seconds of one rank's expert compute in a step.
+double computeSeconds(const Topology &t, const LayerShape &l);
 
 enum class Layout { ExpertParallel, TensorParallel, Hybrid };
 enum class Schedule { Direct, Hierarchical };

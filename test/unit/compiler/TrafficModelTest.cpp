@@ -138,4 +138,35 @@ TEST(TrafficModel, ReadsTopologies) {
             std::string::npos);
 }
 
+TEST(TrafficModel, ComputeIsARooflineOfFlopsAndWeightBytes) {
+  // 2 ranks, 4 experts, top-2, 1 token per rank: an expert stays unread
+  // with probability (1 - 2/4)^2 = 1/4, so a rank reads 4 * 3/4 / 2 = 1.5
+  // experts' bytes.
+  tr::Topology t;
+  t.ranks = 2;
+  t.ranksPerNode = 2;
+  t.intraBytesPerSecond = t.interBytesPerSecond = 1e10;
+  tr::LayerShape l;
+  l.tokensPerRank = 1;
+  l.hidden = 10;
+  l.ffn = 10;
+  l.topK = 2;
+  l.numExperts = 4;
+  l.flopsPerSecond = 1e12;
+  double flops = 1 * 2 * 2.0 * 3 * 10 * 10 / 1e12;
+  EXPECT_DOUBLE_EQ(tr::computeSeconds(t, l), flops); // no bytes: FLOPs
+  l.expertBytes = 1e9;
+  l.memoryBytesPerSecond = 1e9;
+  EXPECT_DOUBLE_EQ(tr::computeSeconds(t, l), 1.5);
+  // Many tokens touch every expert: 4 / 2 experts' bytes.
+  l.tokensPerRank = 100;
+  EXPECT_NEAR(tr::computeSeconds(t, l), 2.0, 1e-12);
+  // Every candidate carries that compute, chunked or not.
+  for (const tr::Prediction &p : tr::predictAll(t, l))
+    EXPECT_NEAR(p.computeSeconds, 2.0, 1e-12);
+  // FLOP-bound (fast memory): the FLOPs again.
+  l.memoryBytesPerSecond = 1e30;
+  EXPECT_DOUBLE_EQ(tr::computeSeconds(t, l), 100 * flops);
+}
+
 } // namespace
