@@ -5,12 +5,15 @@
 // For an OLMoE-like layer (hidden 2048, top-8 of 64 experts, bf16 rows on
 // the wire, experts spread evenly over the ranks, tokens routed uniformly at
 // random), times on the ranks of this run:
-//   - plain: MPI_Alltoallv of the dispatched rows, the expert compute (a
-//     busy wait as long as the model's compute time), MPI_Alltoallv back;
+//   - plain: MPI_Alltoallv of the dispatched rows, the expert compute (as
+//     on an accelerator: the rank polls the exchange, yielding its core
+//     between polls when the ranks outnumber the cores, as long as the
+//     model's compute time), MPI_Alltoallv back;
 //   - chunked c = 2, 4, 8: the rows in c pieces, each piece's exchange
 //     (MPI_Ialltoallv) overlapped with the previous piece's compute;
 // and prints each next to the traffic model's prediction for the measured
-// topology (moe-exec --measure-network) or the one given. Rank 0 prints.
+// topology (moe-exec --measure-network) or the one given, and the chunk
+// count moe-partition would choose (tr::choose). Rank 0 prints.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,6 +24,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -34,13 +39,22 @@ namespace {
 
 int rank_ = 0, size_ = 1;
 
-/// Busy-waits `seconds`, polling `req` (if any) so the exchange progresses.
+/// Whether the ranks outnumber the cores (set in main).
+bool oversubscribed = false;
+
+/// The expert compute of an accelerator: `seconds` of polling `req` (if
+/// any) so that the exchange progresses. When the ranks outnumber the cores
+/// the rank yields its core between polls to the ranks that exchange.
 void compute(double seconds, MPI_Request *req) {
   double end = MPI_Wtime() + seconds;
   int done = 0;
-  while (MPI_Wtime() < end)
+  while (MPI_Wtime() < end) {
     if (req && *req != MPI_REQUEST_NULL && !done)
       MPI_Test(req, &done, MPI_STATUS_IGNORE);
+    double left = end - MPI_Wtime();
+    if (oversubscribed && left > 0)
+      std::this_thread::yield();
+  }
 }
 
 /// One layer step with the rows split into `chunks`; returns seconds.
@@ -148,6 +162,15 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return 1;
   }
+  {
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
+                        MPI_INFO_NULL, &node);
+    int local = 1;
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    oversubscribed = unsigned(local) > std::thread::hardware_concurrency();
+  }
   const int64_t hidden = 2048, topK = 8, experts = 64;
   // A rate that makes the expert compute about as long as the exchange on a
   // loopback run, where pipelining has something to hide.
@@ -202,6 +225,13 @@ int main(int argc, char **argv) {
         first = false;
       }
     }
+    std::vector<tr::Prediction> ep;
+    for (const tr::Prediction &q : all)
+      if (q.layout == tr::Layout::ExpertParallel &&
+          q.schedule == tr::Schedule::Direct)
+        ep.push_back(q);
+    const int64_t chosen = ep[tr::choose(ep, 0.05)].chunks;
+    double plainMs = 0, chosenMs = 0;
     for (int chunks : {1, 2, 4, 8}) {
       const tr::Prediction *p = nullptr;
       for (const tr::Prediction &q : all)
@@ -213,20 +243,30 @@ int main(int argc, char **argv) {
         times.push_back(step(counts, hidden * 2, chunks, p->computeSeconds));
       std::sort(times.begin(), times.end());
       double median = times[times.size() / 2];
+      if (chunks == 1)
+        plainMs = median * 1e3;
+      if (chunks == chosen)
+        chosenMs = median * 1e3;
       if (rank_ == 0) {
-        std::printf("%6lld %6d %12.3f %12.3f %8.2f\n", (long long)tokens,
+        std::printf("%6lld %6d %12.3f %12.3f %8.2f%s\n", (long long)tokens,
                     chunks, median * 1e3, p->seconds * 1e3,
-                    median / p->seconds);
+                    median / p->seconds, chunks == chosen ? "  (chosen)" : "");
         char row[256];
         std::snprintf(row, sizeof(row),
                       "%s{\"tokens\": %lld, \"chunks\": %d, \"measured_ms\": "
-                      "%.6f, \"predicted_ms\": %.6f, \"ratio\": %.4f}",
+                      "%.6f, \"predicted_ms\": %.6f, \"ratio\": %.4f, "
+                      "\"chosen\": %s}",
                       first ? "" : ",\n  ", (long long)tokens, chunks,
-                      median * 1e3, p->seconds * 1e3, median / p->seconds);
+                      median * 1e3, p->seconds * 1e3, median / p->seconds,
+                      chunks == chosen ? "true" : "false");
         out += row;
         first = false;
       }
     }
+    if (rank_ == 0)
+      std::printf("%6lld: the model's choice, %lld chunks, measures %.3f ms; "
+                  "plain %.3f ms\n",
+                  (long long)tokens, (long long)chosen, chosenMs, plainMs);
   }
   out += "]}\n";
   if (rank_ == 0 && !json.empty())

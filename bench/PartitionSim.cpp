@@ -30,14 +30,18 @@ const char *const kUsage =
     "       moe-partition-sim --topology FILE --layer H,F,E,K --tokens T\n"
     "                         [--flops-per-rank X] [--memory-bytes-per-s Y\n"
     "                          --expert-bytes B] [--activation-bytes A]\n"
+    "                         [--layout EP|TP|hybrid] [--min-pipeline-gain G]\n"
     "The first form prints the published-topology table; the second prints\n"
     "every candidate the traffic model predicts for one layer (hidden H,\n"
     "expert width F, E experts, top-K, T tokens per rank) on a topology, one\n"
-    "JSON object per line, fastest first.\n";
+    "JSON object per line, fastest first; \"chosen\" marks the one\n"
+    "moe-partition would pick (min-pipeline-gain G, default 0.05) among those\n"
+    "of --layout (default: all).\n";
 
 /// The second form: every candidate for one layer, as JSON lines.
 int candidates(const std::string &topology, const std::string &layer,
-               const tr::LayerShape &base) {
+               const tr::LayerShape &base, const std::string &layout,
+               double minGain) {
   llvm::Expected<tr::Topology> t = tr::readTopology(topology);
   if (!t) {
     std::fprintf(stderr, "moe-partition-sim: error: %s\n",
@@ -56,20 +60,29 @@ int candidates(const std::string &topology, const std::string &layer,
   l.ffn = f;
   l.numExperts = e;
   l.topK = k;
+  std::vector<tr::Prediction> all;
   for (const tr::Prediction &p : tr::predictAll(*t, l))
+    if (layout.empty() || layout == tr::layoutName(p.layout))
+      all.push_back(p);
+  size_t chosen = tr::choose(all, minGain);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const tr::Prediction &p = all[i];
     std::printf("{\"layout\": \"%s\", \"schedule\": \"%s\", \"chunks\": "
                 "%lld, \"comm_ms\": %.6g, \"compute_ms\": %.6g, \"ms\": "
-                "%.6g}\n",
+                "%.6g, \"chosen\": %s}\n",
                 tr::layoutName(p.layout), tr::scheduleName(p.schedule),
                 (long long)p.chunks, p.commSeconds * 1e3,
-                p.computeSeconds * 1e3, p.seconds * 1e3);
+                p.computeSeconds * 1e3, p.seconds * 1e3,
+                i == chosen ? "true" : "false");
+  }
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  std::string json, topology, layer;
+  std::string json, topology, layer, layout;
+  double minGain = 0.05;
   tr::LayerShape one;
   one.activationBytes = 4;
   for (int i = 1; i < argc; ++i) {
@@ -88,6 +101,10 @@ int main(int argc, char **argv) {
       topology = argv[++i];
     } else if (a == "--layer" && i + 1 < argc) {
       layer = argv[++i];
+    } else if (a == "--layout" && i + 1 < argc) {
+      layout = argv[++i];
+    } else if (a == "--min-pipeline-gain" && number(v) && v < 1) {
+      minGain = v;
     } else if (a == "--tokens" && number(v) && v >= 1) {
       one.tokensPerRank = int64_t(v);
     } else if (a == "--flops-per-rank" && number(v) && v > 0) {
@@ -108,7 +125,7 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "%s", kUsage);
       return 2;
     }
-    return candidates(topology, layer, one);
+    return candidates(topology, layer, one, layout, minGain);
   }
   struct LayerCase {
     const char *name;

@@ -108,6 +108,10 @@ void PartitionPass::runOnOperation() {
                std::to_string(chunks));
     return signalPassFailure();
   }
+  if (!(minPipelineGain >= 0 && minPipelineGain < 1)) {
+    (void)fail("min-pipeline-gain must be in [0, 1)");
+    return signalPassFailure();
+  }
   if (!(memoryBytesPerRank >= 0)) {
     (void)fail("memory-bytes-per-s must not be negative");
     return signalPassFailure();
@@ -177,7 +181,7 @@ void PartitionPass::runOnOperation() {
           << topo->ranksPerNode << " per node)";
       return signalPassFailure();
     }
-    const tr::Prediction &best = allowed.front();
+    const tr::Prediction &best = allowed[tr::choose(allowed, minPipelineGain)];
     // Expert loads: calibration picks, else alike.
     std::vector<double> load(static_cast<size_t>(layer.numExperts), 1.0);
     if (routing)

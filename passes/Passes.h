@@ -59,6 +59,24 @@ struct CompilePipelineOptions
       *this, "quant-zero-points",
       llvm::cl::desc("store 8-bit zero points with quantised expert weights"),
       llvm::cl::init(false)};
+  Option<std::string> partitionTopology{
+      *this, "partition-topology",
+      llvm::cl::desc("partition the experts over the ranks of this topology "
+                     "(moe-partition; run with mpirun -np RANKS)"),
+      llvm::cl::init("")};
+  Option<std::string> partitionLayout{
+      *this, "partition-layout",
+      llvm::cl::desc("with partition-topology: auto, ep, tp or hybrid"),
+      llvm::cl::init("auto")};
+  Option<int64_t> partitionTokens{
+      *this, "partition-tokens",
+      llvm::cl::desc("with partition-topology: tokens per rank and step"),
+      llvm::cl::init(1024)};
+  Option<std::string> partitionProfile{
+      *this, "partition-profile",
+      llvm::cl::desc("with partition-topology: routing profile for the "
+                     "experts' loads"),
+      llvm::cl::init("")};
 };
 
 /// Builds the default flow: cleanup, then lowering to the plan dialect.

@@ -206,6 +206,9 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
            "auto, ep, tp or hybrid">,
     Option<"schedule", "schedule", "std::string", /*default=*/"\"auto\"",
            "auto, direct or hierarchical">,
+    Option<"minPipelineGain", "min-pipeline-gain", "double",
+           /*default=*/"0.05", "pipeline only when the model predicts at "
+           "least this share of the layer time saved">,
     Option<"chunks", "chunks", "int64_t", /*default=*/"0",
            "pipeline the exchanges in 1, 2, 4 or 8 chunks (0: the fastest)">,
     Option<"report", "report", "bool", /*default=*/"false",

@@ -28,6 +28,14 @@ void moe::buildCompilePipeline(OpPassManager &pm,
     precision.groupSize = options.expertGroupSize;
     pm.addPass(createSetExpertPrecision(precision));
   }
+  if (!options.partitionTopology.empty()) {
+    PartitionOptions partition;
+    partition.topology = options.partitionTopology;
+    partition.layout = options.partitionLayout;
+    partition.tokens = options.partitionTokens;
+    partition.profile = options.partitionProfile;
+    pm.addPass(createPartition(partition));
+  }
   LowerToPlanOptions lower;
   lower.device = options.device;
   lower.quantScale = options.quantScale;

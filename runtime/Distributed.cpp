@@ -23,6 +23,7 @@ namespace moe::rt::dist {
 namespace {
 int rank_ = 0, size_ = 1, localSize_ = 1;
 bool started_ = false;
+ExchangeStats totals_; // exchangeExperts runs one call at a time
 } // namespace
 
 bool built() {
@@ -79,6 +80,8 @@ void finalize() {
 int rank() { return rank_; }
 int size() { return size_; }
 int localSize() { return localSize_; }
+ExchangeStats exchangeTotals() { return totals_; }
+void resetExchangeTotals() { totals_ = ExchangeStats(); }
 
 Status allreduceSum(float *data, int64_t n) {
   if (size_ == 1 || n == 0)
@@ -253,8 +256,7 @@ void copyRows(const float *from, float *to, int64_t rows, int64_t hidden) {
 
 Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
                        int64_t hidden, const int64_t *offsets,
-                       const ExpertCompute &compute, float *y,
-                       ExchangeStats *stats) {
+                       const ExpertCompute &compute, float *y) {
   MOE_RETURN_IF_ERROR(l.check(size_));
   const int64_t e = l.numExperts;
   // Every rank's rows per expert.
@@ -389,14 +391,12 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
                hidden);
       at += seg.rows;
     }
-    if (stats) {
-      stats->rowsSent += at;
-      for (const Chunk::Segment &seg : k.in)
-        stats->rowsReceived += seg.rows;
-    }
+    totals_.rowsSent += at;
+    for (const Chunk::Segment &seg : k.in)
+      totals_.rowsReceived += seg.rows;
   }
-  if (stats)
-    stats->waitSeconds += waited;
+  totals_.waitSeconds += waited;
+  ++totals_.calls;
   return Status::ok();
 }
 
@@ -423,6 +423,47 @@ double pingPong(int peer, int64_t bytes, int reps) {
   double t = (MPI_Wtime() - t0) / (2.0 * reps);
   MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
   return t;
+}
+} // namespace
+#endif
+
+#ifdef MOE_HAVE_MPI
+namespace {
+/// The links inside a node as an AllToAll uses them: every rank of the node
+/// exchanging with every other at once (ranks may share cores and memory
+/// bandwidth). Latency: an all-to-all of 8 bytes per peer over the peers;
+/// bandwidth: the bytes a rank sends in an all-to-all of 8 MiB per rank
+/// over its time less the latencies. The slowest rank's times count.
+void nodeAllToAll(double &bandwidth, double &latency) {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                      &node);
+  int n = 1;
+  MPI_Comm_size(node, &n);
+  auto timed = [&](int64_t perPeer, int reps) {
+    std::vector<char> send(size_t(perPeer) * size_t(n), 1),
+        recv(size_t(perPeer) * size_t(n));
+    MPI_Alltoall(send.data(), int(perPeer), MPI_BYTE, recv.data(),
+                 int(perPeer), MPI_BYTE, node); // warm-up
+    MPI_Barrier(node);
+    double t0 = MPI_Wtime();
+    for (int i = 0; i < reps; ++i)
+      MPI_Alltoall(send.data(), int(perPeer), MPI_BYTE, recv.data(),
+                   int(perPeer), MPI_BYTE, node);
+    double t = (MPI_Wtime() - t0) / reps, worst = t;
+    MPI_Allreduce(&t, &worst, 1, MPI_DOUBLE, MPI_MAX, node);
+    return worst;
+  };
+  const double peers = double(n - 1);
+  latency = timed(8, 200) / peers;
+  const int64_t perPeer = (int64_t(8) << 20) / (n - 1);
+  double t = timed(perPeer, 10);
+  double sent = double(perPeer) * peers;
+  bandwidth = t > latency * peers ? sent / (t - latency * peers) : sent / t;
+  MPI_Comm_free(&node);
+  // Every rank reports rank 0's figures.
+  MPI_Bcast(&bandwidth, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  MPI_Bcast(&latency, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 }
 } // namespace
 #endif
@@ -458,7 +499,7 @@ StatusOr<NetworkProfile> measureNetwork() {
     bw = t > lat ? double(big) / (t - lat) : double(big) / t;
   };
   if (local >= 2)
-    measure(1, p.intraBytesPerSecond, p.intraLatencySeconds);
+    nodeAllToAll(p.intraBytesPerSecond, p.intraLatencySeconds);
   if (size_ > local) {
     measure(local, p.interBytesPerSecond, p.interLatencySeconds);
     p.measuredInter = true;

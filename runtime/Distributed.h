@@ -63,11 +63,15 @@ struct ExchangeLayout {
 using ExpertCompute = std::function<Status(int64_t expert, const float *in,
                                            int64_t n, float *out)>;
 
-/// What one exchange moved, for --bench.
+/// What the exchanges of this process moved, for --bench.
 struct ExchangeStats {
+  int64_t calls = 0;
   int64_t rowsSent = 0, rowsReceived = 0; ///< dispatch direction, other ranks
-  double waitSeconds = 0; ///< blocked on the exchange (not overlapped)
+  double waitSeconds = 0; ///< blocked on the exchanges (not overlapped)
 };
+/// The totals of every exchangeExperts call since the last reset.
+ExchangeStats exchangeTotals();
+void resetExchangeTotals();
 
 /// Collective over the ranks: every rank calls it with its own tokens' rows
 /// x [rows, H], sorted by expert with offsets [E + 1] (rows past
@@ -79,13 +83,14 @@ struct ExchangeStats {
 /// rank it only computes.
 Status exchangeExperts(const ExchangeLayout &layout, const float *x,
                        int64_t rows, int64_t hidden, const int64_t *offsets,
-                       const ExpertCompute &compute, float *y,
-                       ExchangeStats *stats = nullptr);
+                       const ExpertCompute &compute, float *y);
 
 /// What `moe-exec --measure-network` measures between the ranks of this
-/// run: the ranks per node (from shared memory), and per message kind the
-/// bandwidth (16 MiB messages) and latency (8-byte round trips / 2) from
-/// rank 0 to a rank of its node and to one of another node.
+/// run: the ranks per node (from shared memory); inside a node, the
+/// bandwidth and per-message latency of a rank in all-to-alls of all the
+/// node's ranks at once (8 MiB and 8 bytes per rank), as an expert
+/// exchange loads the links; across nodes, rank 0's ping-pong with the
+/// first rank of the next node (16 MiB messages; 8-byte round trips / 2).
 struct NetworkProfile {
   int ranks = 1, ranksPerNode = 1;
   double intraBytesPerSecond = 0, intraLatencySeconds = 0;

@@ -197,4 +197,24 @@ std::vector<Prediction> predictAll(const Topology &t, const LayerShape &l) {
   return out;
 }
 
+size_t choose(const std::vector<Prediction> &candidates,
+              double minPipelineGain) {
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const Prediction &p = candidates[i];
+    if (p.chunks == 1)
+      return i;
+    // A pipelined candidate must clearly beat its unchunked twin (when
+    // that is a candidate too).
+    auto plain = std::find_if(
+        candidates.begin(), candidates.end(), [&](const Prediction &q) {
+          return q.chunks == 1 && q.layout == p.layout &&
+                 q.schedule == p.schedule;
+        });
+    if (plain == candidates.end() ||
+        p.seconds <= (1.0 - minPipelineGain) * plain->seconds)
+      return i;
+  }
+  return 0;
+}
+
 } // namespace moe::traffic

@@ -92,6 +92,14 @@ struct Prediction {
 /// with fewer ffn columns than ranks) is left out.
 std::vector<Prediction> predictAll(const Topology &t, const LayerShape &l);
 
+/// The index of the candidate to run among `candidates` (fastest first, as
+/// predictAll returns them): the fastest, except that a pipelined one must
+/// beat its layout and schedule unchunked by the share `minPipelineGain` of
+/// that time. Smaller predicted gains are within what the model leaves out
+/// (the calls and the load imbalance of every chunk). Empty: 0.
+size_t choose(const std::vector<Prediction> &candidates,
+              double minPipelineGain);
+
 } // namespace moe::traffic
 
 #endif // MOE_PASSES_ANALYSIS_TRAFFICMODEL_H

@@ -985,6 +985,7 @@ int runTool(int argc, char **argv) {
     (*ex)->resetProfile();
     if (pruneStats)
       pruneStats->reset();
+    moe::rt::dist::resetExchangeTotals();
     std::vector<double> ms;
     for (int i = 0; i < o.repeat; ++i) {
       const std::vector<Tensor> &in = inputSets[size_t(i) % inputSets.size()];
@@ -1035,16 +1036,39 @@ int runTool(int argc, char **argv) {
               : 0.0);
       pruningText = buf;
     }
+    // Expert-parallel exchanges (this rank's view, per run).
+    moe::rt::dist::ExchangeStats xs = moe::rt::dist::exchangeTotals();
+    std::string exchangeJson, exchangeText;
+    if (xs.calls > 0) {
+      double runs = double(o.repeat);
+      exchangeJson = ", \"exchange\": {\"ranks\": " +
+                     std::to_string(moe::rt::dist::size()) +
+                     ", \"rows_sent_per_run\": " +
+                     jsonNumber(double(xs.rowsSent) / runs) +
+                     ", \"rows_received_per_run\": " +
+                     jsonNumber(double(xs.rowsReceived) / runs) +
+                     ", \"wait_ms_per_run\": " +
+                     jsonNumber(1e3 * xs.waitSeconds / runs) + "}";
+      char buf[256];
+      std::snprintf(buf, sizeof(buf),
+                    "exchange (rank 0 of %d): %.0f rows sent and %.0f "
+                    "received per run, %.3f ms waiting on them\n",
+                    moe::rt::dist::size(), double(xs.rowsSent) / runs,
+                    double(xs.rowsReceived) / runs,
+                    1e3 * xs.waitSeconds / runs);
+      exchangeText = buf;
+    }
     if (o.json)
       std::printf("{\"median_ms\": %s, \"min_ms\": %s, \"mean_ms\": %s, "
-                  "\"repeat\": %d, \"warmup\": %d, \"threads\": %d%s}\n",
+                  "\"repeat\": %d, \"warmup\": %d, \"threads\": %d%s%s}\n",
                   jsonNumber(median).c_str(), jsonNumber(sorted[0]).c_str(),
                   jsonNumber(mean).c_str(), o.repeat, o.warmup,
-                  (*ex)->numThreads(), pruningJson.c_str());
+                  (*ex)->numThreads(), pruningJson.c_str(),
+                  exchangeJson.c_str());
     else
-      std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n%s",
+      std::printf("median %.3f ms, min %.3f ms over %d runs (%d threads)\n%s%s",
                   median, sorted[0], o.repeat, (*ex)->numThreads(),
-                  pruningText.c_str());
+                  pruningText.c_str(), exchangeText.c_str());
     if (o.profileOps)
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }

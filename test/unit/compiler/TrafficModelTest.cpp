@@ -169,4 +169,24 @@ TEST(TrafficModel, ComputeIsARooflineOfFlopsAndWeightBytes) {
   EXPECT_DOUBLE_EQ(tr::computeSeconds(t, l), 100 * flops);
 }
 
+TEST(TrafficModel, ChoosesPipeliningOnlyForAClearGain) {
+  auto make = [](int64_t chunks, double ms) {
+    tr::Prediction p;
+    p.chunks = chunks;
+    p.seconds = ms * 1e-3;
+    return p;
+  };
+  // 1% faster pipelined: within the model's blind spots, keep it plain.
+  std::vector<tr::Prediction> small = {make(4, 99), make(1, 100)};
+  EXPECT_EQ(tr::choose(small, 0.05), 1u);
+  EXPECT_EQ(tr::choose(small, 0.0), 0u);
+  // 20% faster: pipeline.
+  std::vector<tr::Prediction> big = {make(4, 80), make(2, 85), make(1, 100)};
+  EXPECT_EQ(tr::choose(big, 0.05), 0u);
+  // Only pipelined candidates (chunks=N asked for): the fastest.
+  std::vector<tr::Prediction> only = {make(4, 99)};
+  EXPECT_EQ(tr::choose(only, 0.05), 0u);
+  EXPECT_EQ(tr::choose({}, 0.05), 0u);
+}
+
 } // namespace

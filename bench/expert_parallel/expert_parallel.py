@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""The expert-parallel runtime on loopback MPI against the traffic model (run it through
+bench/expert_parallel/run.sh, which builds the tools and writes the layer).
+
+    expert_parallel.py --bin BUILD/bin --work DIR [--ranks 2,4] [--tokens 16,64,256]
+                       [--chunks 1,2,4,8] [--repeat 10] [--warmup 2]
+                       [--out bench/results/expert-parallel.json] [--command TEXT]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import benchlib  # noqa: E402
+
+benchlib.TOOL = "expert-parallel"
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def ints(text):
+    return [int(v) for v in text.split(",") if v]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bin", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--ranks", type=ints, default=[2, 4])
+    p.add_argument("--tokens", type=ints, default=[16, 64, 256])
+    p.add_argument("--chunks", type=ints, default=[1, 2, 4, 8])
+    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "expert-parallel.json"))
+    p.add_argument("--command", default="bench/expert_parallel/run.sh")
+    a = p.parse_args(argv)
+    for name in ("ranks", "tokens", "chunks"):
+        if not getattr(a, name) or min(getattr(a, name)) < 1:
+            p.error("--%s needs positive integers" % name)
+    if max(a.chunks) > 8 or any(c not in (1, 2, 4, 8) for c in a.chunks):
+        p.error("--chunks takes 1, 2, 4 and 8 (the counts the model predicts)")
+    return a
+
+
+def mpirun(ranks):
+    return ["mpirun", "-np", str(ranks), "--oversubscribe", "--bind-to", "none"]
+
+
+def bench(cmd):
+    """The JSON line of moe-exec --bench --json."""
+    out = benchlib.run(cmd)
+    for line in out.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    raise SystemExit("expert-parallel: error: no JSON from %s" % " ".join(cmd))
+
+
+def main(argv):
+    a = parse_args(argv)
+    if os.geteuid() == 0:  # OpenMPI refuses root unless told
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    models = os.path.join(a.work, "models")
+    with open(os.path.join(models, "manifest.json")) as f:
+        wl = json.load(f)["workloads"]["B"]
+    H, F, E, K = wl["hidden"], wl["ffn"], wl["experts"], wl["k"]
+    expert_bytes = wl["models"]["moe"]["bytes_per_expert"]
+    onnx = os.path.join(models, wl["models"]["moe"]["file"])
+    for t in a.tokens:
+        if str(t) not in wl["inputs"] or len(wl["inputs"][str(t)]) < max(a.ranks):
+            raise SystemExit("expert-parallel: error: the layer has no %d input sets of %d "
+                             "tokens (make_models.py --tokens ... --sets ...)" % (max(a.ranks), t))
+    opt, exe = os.path.join(a.bin, "moe-opt"), os.path.join(a.bin, "moe-exec")
+    sim = os.path.join(a.bin, "moe-partition-sim")
+    timing = ["--bench", "--json", "--warmup", str(a.warmup), "--repeat", str(a.repeat),
+              "--no-verify-weights"]
+    inputs = lambda t, s: os.path.join(models, "B", "inputs", "T%d" % t, s)  # noqa: E731
+
+    # 1. One rank, one thread: the rates a rank's model uses.
+    base = os.path.join(a.work, "one.moeplan")
+    benchlib.say("compiling the layer")
+    benchlib.run([opt, onnx, "--moe-compile", "--emit-plan", base])
+    tmin, tmax = min(a.tokens), max(a.tokens)
+    benchlib.say("calibrating one rank at %d and %d tokens" % (tmin, tmax))
+    t_small = bench([exe, base, "--threads", "1", "--inputs", inputs(tmin, "set_0")] + timing)
+    t_large = bench([exe, base, "--threads", "1", "--inputs", inputs(tmax, "set_0")] + timing)
+    touched = len(wl["inputs"][str(tmin)][0]["experts_hit"])
+    memory_rate = touched * expert_bytes / (t_small["median_ms"] * 1e-3)
+    flop_rate = tmax * K * 2.0 * 3 * H * F / (t_large["median_ms"] * 1e-3)
+    cores = os.cpu_count() or 1
+    single = {}
+    for t in a.tokens:
+        single[t] = bench([exe, base, "--inputs", inputs(t, "set_0")] + timing)["median_ms"]
+    # The node's rates with every core (one rank, all threads): R ranks share them.
+    node_memory_rate = touched * expert_bytes / (single[tmin] * 1e-3)
+    node_flop_rate = tmax * K * 2.0 * 3 * H * F / (single[tmax] * 1e-3)
+
+    rows, topologies = [], {}
+    for r in a.ranks:
+        # A rank runs one core's worth, or its share of the node when the ranks
+        # outnumber the cores or the memory saturates.
+        rank_memory = min(memory_rate, node_memory_rate / r)
+        rank_flops = min(flop_rate, node_flop_rate / r)
+        topo = os.path.join(a.work, "topology-%d.json" % r)
+        benchlib.say("measuring the links of %d ranks" % r)
+        benchlib.run(mpirun(r) + [exe, "--measure-network", topo])
+        with open(topo) as f:
+            topologies[str(r)] = json.load(f)
+        plan = os.path.join(a.work, "ep-%d.moeplan" % r)
+        benchlib.say("partitioning the layer over %d ranks" % r)
+        benchlib.run([opt, onnx, "--pass-pipeline",
+                      "builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,"
+                      "moe-partition{topology=%s layout=ep tokens=%d flops-per-rank=%g "
+                      "memory-bytes-per-s=%g},moe-lower-to-plan)"
+                      % (topo, tmax, rank_flops, rank_memory),
+                      "--emit-plan", plan])
+        for t in a.tokens:
+            preds = [json.loads(line) for line in benchlib.run(
+                [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
+                 "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
+                 "--memory-bytes-per-s", "%g" % rank_memory,
+                 "--expert-bytes", str(expert_bytes), "--layout", "EP"]).splitlines()
+                if line.startswith("{")]
+            ep = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
+            choice = [p["chunks"] for p in preds if p["chosen"]][0]
+            for c in a.chunks:
+                benchlib.say("%d ranks, %d tokens per rank, %d chunks" % (r, t, c))
+                m = bench(mpirun(r) + [exe, plan, "--inputs", inputs(t, "set_{rank}"),
+                                       "--exchange-chunks", str(c)] + timing)
+                rows.append({
+                    "ranks": r, "tokens_per_rank": t, "chunks": c, "model_choice": c == choice,
+                    "measured_ms": m["median_ms"], "predicted_ms": ep[c]["ms"],
+                    "ratio": m["median_ms"] / ep[c]["ms"],
+                    "predicted_comm_ms": ep[c]["comm_ms"],
+                    "predicted_compute_ms": ep[c]["compute_ms"],
+                    "exchange_wait_ms": m.get("exchange", {}).get("wait_ms_per_run"),
+                    "rows_sent_per_run": m.get("exchange", {}).get("rows_sent_per_run"),
+                    "threads_per_rank": m["threads"],
+                    "one_rank_all_cores_ms": single[t],
+                    "rank_memory_bytes_per_s": rank_memory, "rank_flops_per_s": rank_flops,
+                })
+        os.remove(plan)  # 1.5 GiB each
+    benchlib.done()
+
+    print("%5s %7s %6s %12s %13s %6s %10s %12s %8s" % (
+        "ranks", "tokens", "chunks", "measured ms", "predicted ms", "ratio", "wait ms",
+        "rows sent", "choice"))
+    for row in rows:
+        print("%5d %7d %6d %12.2f %13.2f %6.2f %10.2f %12.0f %8s" % (
+            row["ranks"], row["tokens_per_rank"], row["chunks"], row["measured_ms"],
+            row["predicted_ms"], row["ratio"], row["exchange_wait_ms"] or 0,
+            row["rows_sent_per_run"] or 0, "model" if row["model_choice"] else ""))
+    within = sum(1 for row in rows if 0.7 <= row["ratio"] <= 1.3)
+    print("%d of %d predictions within 30%% of the measurement" % (within, len(rows)))
+    for r in a.ranks:
+        for t in a.tokens:
+            case = [row for row in rows if row["ranks"] == r and row["tokens_per_rank"] == t]
+            plain = [row for row in case if row["chunks"] == 1]
+            chosen = [row for row in case if row["model_choice"]]
+            if plain and chosen:
+                print("%d ranks, %d tokens: the model's choice (%d chunks) measures %.2f ms, "
+                      "plain %.2f ms" % (r, t, chosen[0]["chunks"], chosen[0]["measured_ms"],
+                                         plain[0]["measured_ms"]))
+    benchlib.write_json(a.out, {
+        "benchmark": "expert-parallel", "command": a.command,
+        "date": time.strftime("%Y-%m-%d"), "machine": benchlib.machine(),
+        "layer": {"name": wl["name"], "hidden": H, "ffn": F, "experts": E, "top_k": K,
+                  "weights": "float32", "bytes_per_expert": expert_bytes},
+        "calibration": {
+            "threads": 1, "memory_bytes_per_s": memory_rate, "flops_per_s": flop_rate,
+            "from": "one rank, one thread, unpartitioned plan: %d experts touched by %d tokens "
+                    "in %.2f ms; %d tokens in %.2f ms" % (touched, tmin, t_small["median_ms"],
+                                                          tmax, t_large["median_ms"]),
+            "node_memory_bytes_per_s": node_memory_rate, "node_flops_per_s": node_flop_rate,
+            "node_from": "one rank, %d threads: %d tokens in %.2f ms, %d tokens in %.2f ms"
+                         % (cores, tmin, single[tmin], tmax, single[tmax]),
+            "per_rank": "min(one thread's rate, the node's rate / ranks)"},
+        "topologies": topologies,
+        "predictions": "moe-partition-sim --topology (measured) --layer: EP, direct exchange",
+        "rows": rows,
+        "within_30_percent": within, "cases": len(rows)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
