@@ -31,6 +31,7 @@ const char *const kUsage =
     "                         [--flops-per-rank X] [--memory-bytes-per-s Y\n"
     "                          --expert-bytes B] [--activation-bytes A]\n"
     "                         [--layout EP|TP|hybrid] [--min-pipeline-gain G]\n"
+    "                         [--compute-model roofline|serial]\n"
     "The first form prints the published-topology table; the second prints\n"
     "every candidate the traffic model predicts for one layer (hidden H,\n"
     "expert width F, E experts, top-K, T tokens per rank) on a topology, one\n"
@@ -101,6 +102,10 @@ int main(int argc, char **argv) {
       topology = argv[++i];
     } else if (a == "--layer" && i + 1 < argc) {
       layer = argv[++i];
+    } else if (a == "--compute-model" && i + 1 < argc &&
+               (!std::strcmp(argv[i + 1], "roofline") ||
+                !std::strcmp(argv[i + 1], "serial"))) {
+      one.serialCompute = !std::strcmp(argv[++i], "serial");
     } else if (a == "--layout" && i + 1 < argc) {
       layout = argv[++i];
     } else if (a == "--min-pipeline-gain" && number(v) && v < 1) {

@@ -108,6 +108,11 @@ void PartitionPass::runOnOperation() {
                std::to_string(chunks));
     return signalPassFailure();
   }
+  if (computeModel != "roofline" && computeModel != "serial") {
+    (void)fail("compute-model must be roofline or serial, not '" +
+               computeModel + "'");
+    return signalPassFailure();
+  }
   if (!(minPipelineGain >= 0 && minPipelineGain < 1)) {
     (void)fail("min-pipeline-gain must be in [0, 1)");
     return signalPassFailure();
@@ -162,6 +167,7 @@ void PartitionPass::runOnOperation() {
     shape.flopsPerSecond = flopsPerRank;
     shape.matricesPerExpert = op.getW3() ? 3 : 2;
     shape.memoryBytesPerSecond = memoryBytesPerRank;
+    shape.serialCompute = computeModel == "serial";
     if (!layer.expertBytes.empty())
       shape.expertBytes = double(layer.totalBytes()) /
                           double(layer.expertBytes.size());

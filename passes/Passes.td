@@ -199,6 +199,10 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
            /*default=*/"0", "expert weight read rate of one rank (B/s); "
            "with it the expert compute is a roofline of FLOPs and weight "
            "bytes (0: FLOPs only)">,
+    Option<"computeModel", "compute-model", "std::string",
+           /*default=*/"\"roofline\"", "with memory-bytes-per-s: roofline "
+           "(the larger of FLOP and weight-read time) or serial (their sum: "
+           "kernels that do not overlap them, like the CPU ones)">,
     Option<"activationBytes", "activation-bytes", "double",
            /*default=*/"4.0", "bytes per activation element on the wire "
            "(the CPU runtime sends f32 rows)">,

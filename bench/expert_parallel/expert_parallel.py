@@ -33,6 +33,9 @@ def parse_args(argv):
     p.add_argument("--chunks", type=ints, default=[1, 2, 4, 8])
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--compute-model", choices=["serial", "roofline"], default="serial",
+                   help="how weight reads and FLOPs combine (default serial: the CPU "
+                        "kernels do not overlap them)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "expert-parallel.json"))
     p.add_argument("--command", default="bench/expert_parallel/run.sh")
     a = p.parse_args(argv)
@@ -86,16 +89,33 @@ def main(argv):
     benchlib.say("calibrating one rank at %d and %d tokens" % (tmin, tmax))
     t_small = bench([exe, base, "--threads", "1", "--inputs", inputs(tmin, "set_0")] + timing)
     t_large = bench([exe, base, "--threads", "1", "--inputs", inputs(tmax, "set_0")] + timing)
-    touched = len(wl["inputs"][str(tmin)][0]["experts_hit"])
-    memory_rate = touched * expert_bytes / (t_small["median_ms"] * 1e-3)
-    flop_rate = tmax * K * 2.0 * 3 * H * F / (t_large["median_ms"] * 1e-3)
     cores = os.cpu_count() or 1
     single = {}
     for t in a.tokens:
         single[t] = bench([exe, base, "--inputs", inputs(t, "set_0")] + timing)["median_ms"]
+    # Bytes of the experts set_0's tokens touch, and their FLOPs.
+    touched = {t: len(wl["inputs"][str(t)][0]["experts_hit"]) * expert_bytes for t in (tmin, tmax)}
+    flops = {t: t * K * 2.0 * 3 * H * F for t in (tmin, tmax)}
+
+    def rates(ms_small, ms_large):
+        """(bytes/s, FLOP/s) from the two runs. serial: t = bytes/M + FLOPs/F at both
+        token counts (two equations); roofline: the small run is all reads, the large
+        one all FLOPs."""
+        t0, t1 = ms_small * 1e-3, ms_large * 1e-3
+        if a.compute_model == "roofline":
+            return touched[tmin] / t0, flops[tmax] / t1
+        det = touched[tmin] * flops[tmax] - touched[tmax] * flops[tmin]
+        inv_m = (t0 * flops[tmax] - t1 * flops[tmin]) / det
+        inv_f = (touched[tmin] * t1 - touched[tmax] * t0) / det
+        if inv_m <= 0 or inv_f <= 0:
+            raise SystemExit("expert-parallel: error: the serial model does not fit the "
+                             "calibration runs (%.2f ms, %.2f ms); try --compute-model "
+                             "roofline" % (ms_small, ms_large))
+        return 1 / inv_m, 1 / inv_f
+
+    memory_rate, flop_rate = rates(t_small["median_ms"], t_large["median_ms"])
     # The node's rates with every core (one rank, all threads): R ranks share them.
-    node_memory_rate = touched * expert_bytes / (single[tmin] * 1e-3)
-    node_flop_rate = tmax * K * 2.0 * 3 * H * F / (single[tmax] * 1e-3)
+    node_memory_rate, node_flop_rate = rates(single[tmin], single[tmax])
 
     rows, topologies = [], {}
     for r in a.ranks:
@@ -113,15 +133,16 @@ def main(argv):
         benchlib.run([opt, onnx, "--pass-pipeline",
                       "builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,"
                       "moe-partition{topology=%s layout=ep tokens=%d flops-per-rank=%g "
-                      "memory-bytes-per-s=%g},moe-lower-to-plan)"
-                      % (topo, tmax, rank_flops, rank_memory),
+                      "memory-bytes-per-s=%g compute-model=%s},moe-lower-to-plan)"
+                      % (topo, tmax, rank_flops, rank_memory, a.compute_model),
                       "--emit-plan", plan])
         for t in a.tokens:
             preds = [json.loads(line) for line in benchlib.run(
                 [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
                  "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
                  "--memory-bytes-per-s", "%g" % rank_memory,
-                 "--expert-bytes", str(expert_bytes), "--layout", "EP"]).splitlines()
+                 "--expert-bytes", str(expert_bytes), "--layout", "EP",
+                 "--compute-model", a.compute_model]).splitlines()
                 if line.startswith("{")]
             ep = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
             choice = [p["chunks"] for p in preds if p["chosen"]][0]
@@ -169,10 +190,12 @@ def main(argv):
         "layer": {"name": wl["name"], "hidden": H, "ffn": F, "experts": E, "top_k": K,
                   "weights": "float32", "bytes_per_expert": expert_bytes},
         "calibration": {
+            "compute_model": a.compute_model,
             "threads": 1, "memory_bytes_per_s": memory_rate, "flops_per_s": flop_rate,
-            "from": "one rank, one thread, unpartitioned plan: %d experts touched by %d tokens "
-                    "in %.2f ms; %d tokens in %.2f ms" % (touched, tmin, t_small["median_ms"],
-                                                          tmax, t_large["median_ms"]),
+            "from": "one rank, one thread, unpartitioned plan: %d tokens (%d experts "
+                    "touched) in %.2f ms; %d tokens in %.2f ms"
+                    % (tmin, touched[tmin] // expert_bytes, t_small["median_ms"], tmax,
+                       t_large["median_ms"]),
             "node_memory_bytes_per_s": node_memory_rate, "node_flops_per_s": node_flop_rate,
             "node_from": "one rank, %d threads: %d tokens in %.2f ms, %d tokens in %.2f ms"
                          % (cores, tmin, single[tmin], tmax, single[tmax]),

@@ -2,16 +2,18 @@
 # run.sh - the expert-parallel runtime on loopback MPI: plain and pipelined exchanges of an
 # OLMoE-like layer, measured next to the traffic model's predictions.
 #
-#   bench/expert_parallel/run.sh                          2 and 4 ranks (about 10 minutes)
+#   bench/expert_parallel/run.sh                          2 and 4 ranks (about 5 minutes)
 #   bench/expert_parallel/run.sh --ranks 2 --tokens 64 --repeat 5
 #   MOE_BUILD_DIR=/tmp/b bench/expert_parallel/run.sh
 #
 # The layer is bench/moe_vs_ort's workload B (hidden 2048, 64 SwiGLU experts of width 1024,
 # top-8, f32 weights: 24 MiB per expert, 1.5 GiB in all), with 4 input sets of T tokens
 # (uniform routing). Steps:
-#   1. calibrate one rank with one thread (the unpartitioned plan): the expert weight read
-#      rate from the smallest T (bytes of the experts its tokens touch / time) and the FLOP
-#      rate from the largest; a rank of an R-rank run gets min(1, cores / R) of each;
+#   1. calibrate the unpartitioned plan at the smallest and the largest T, with one thread
+#      and with every core: the expert weight read rate M and FLOP rate F that fit
+#      t = bytes of the experts touched / M + FLOPs / F at both (the CPU kernels do not
+#      overlap reads and FLOPs; --compute-model roofline takes the larger instead); a rank
+#      of an R-rank run gets min(one thread's rate, the node's rate / R);
 #   2. per rank count R: measure the links (mpirun -np R moe-exec --measure-network),
 #      partition the layer expert-parallel (moe-partition with that topology and those
 #      rates) and, for each T and each chunk count c in 1, 2, 4, 8, run mpirun -np R moe-exec

@@ -134,7 +134,8 @@ double computeSeconds(const Topology &t, const LayerShape &l) {
   const double E = double(l.numExperts);
   double untouched = std::pow(1.0 - std::min(k / E, 1.0), T * double(t.ranks));
   double bytes = E * (1.0 - untouched) * l.expertBytes / double(t.ranks);
-  return std::max(flops, bytes / l.memoryBytesPerSecond);
+  double reads = bytes / l.memoryBytesPerSecond;
+  return l.serialCompute ? flops + reads : std::max(flops, reads);
 }
 
 std::vector<Prediction> predictAll(const Topology &t, const LayerShape &l) {

@@ -65,6 +65,10 @@ struct LayerShape {
   /// pipelining reads them once too). 0: FLOPs only.
   double expertBytes = 0;
   double memoryBytesPerSecond = 0;
+  /// The weight reads and the FLOPs take their sum rather than the larger
+  /// of the two: a kernel that does not overlap them (measured: the CPU
+  /// expert kernels with one thread per rank, bench/expert_parallel).
+  bool serialCompute = false;
 };
 
 /// Seconds of one rank's expert compute in a step.

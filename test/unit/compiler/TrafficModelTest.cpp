@@ -164,6 +164,10 @@ TEST(TrafficModel, ComputeIsARooflineOfFlopsAndWeightBytes) {
   // Every candidate carries that compute, chunked or not.
   for (const tr::Prediction &p : tr::predictAll(t, l))
     EXPECT_NEAR(p.computeSeconds, 2.0, 1e-12);
+  // A kernel that does not overlap reads and FLOPs: their sum.
+  l.serialCompute = true;
+  EXPECT_NEAR(tr::computeSeconds(t, l), 2.0 + 100 * flops, 1e-12);
+  l.serialCompute = false;
   // FLOP-bound (fast memory): the FLOPs again.
   l.memoryBytesPerSecond = 1e30;
   EXPECT_DOUBLE_EQ(tr::computeSeconds(t, l), 100 * flops);
