@@ -326,6 +326,9 @@ Status runExperts(KernelContext &ctx) {
   int64_t exchangeRanks;
   MOE_ASSIGN_OR_RETURN(exchangeRanks, ctx.attrs().getInt("exchange_ranks", 0));
   dist::ExchangeLayout exchange;
+  if (exchangeRanks < 0)
+    return Status::error("attribute `exchange_ranks` = " +
+                         str(exchangeRanks) + " must not be negative");
   if (exchangeRanks > 0) {
     if (exchangeRanks != 1 && !dist::built())
       return Status::error("the plan is partitioned for " +
