@@ -250,9 +250,12 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
           auto ranks = ex.getAs<IntegerAttr>("ranks");
           auto schedule = ex.getAs<StringAttr>("schedule");
           auto chunks = ex.getAs<IntegerAttr>("chunks");
+          auto perNode = ex.getAs<IntegerAttr>("ranks_per_node");
           if (!ranks || !schedule || !chunks)
             return o.emitOpError("moe.exchange needs ranks, schedule and "
                                  "chunks");
+          if (perNode && perNode.getInt() > 0)
+            p.i("exchange_ranks_per_node", perNode.getInt());
           if (!o->hasAttr("moe.expert_ranks"))
             return o.emitOpError("an exchange needs moe.expert_ranks");
           p.i("exchange_ranks", ranks.getInt());
@@ -464,10 +467,11 @@ static LogicalResult foldExchanges(func::FuncOp func) {
         back.getRanks() != op.getRanks() ||
         back.getSchedule() != op.getSchedule() ||
         back.getChunks() != op.getChunks() ||
+        back.getRanksPerNode() != op.getRanksPerNode() ||
         !back.getResultOffsets().use_empty())
       return fail("the moe.experts op it feeds must be followed by the "
-                  "matching combine exchange (same offsets, ranks, schedule "
-                  "and chunks)");
+                  "matching combine exchange (same offsets, ranks, schedule, "
+                  "chunks and ranks per node)");
     dispatches.push_back(op);
     return WalkResult::advance();
   });
@@ -482,6 +486,7 @@ static LogicalResult foldExchanges(func::FuncOp func) {
     exchange.append("schedule",
                     b.getStringAttr(stringifySchedule(op.getSchedule())));
     exchange.append("chunks", op.getChunksAttr());
+    exchange.append("ranks_per_node", op.getRanksPerNodeAttr());
     experts->setAttr("moe.exchange", exchange.getDictionary(op.getContext()));
     experts->setOperand(0, op.getRows());
     experts->setOperand(1, op.getOffsets());

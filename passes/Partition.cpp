@@ -256,16 +256,17 @@ void PartitionPass::runOnOperation() {
     // Routing layouts exchange the dispatched rows.
     if (best.layout != tr::Layout::TensorParallel && topo->ranks > 1) {
       OpBuilder ob(op);
-      Schedule sched = best.chunks > 1 ? Schedule::pipelined
-                       : best.schedule == tr::Schedule::Hierarchical
+      Schedule sched = best.schedule == tr::Schedule::Hierarchical
                            ? Schedule::hierarchical
-                           : Schedule::direct;
+                       : best.chunks > 1 ? Schedule::pipelined
+                                         : Schedule::direct;
       auto a2a = ob.create<AllToAllOp>(
           op.getLoc(), op.getInput().getType(), op.getOffsets().getType(),
           op.getInput(), op.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks),
           ScheduleAttr::get(ctx, sched),
-          ob.getI64IntegerAttr(best.chunks));
+          ob.getI64IntegerAttr(best.chunks),
+          ob.getI64IntegerAttr(topo->ranksPerNode), UnitAttr());
       op->setOperand(0, a2a.getResultRows());
       op->setOperand(1, a2a.getResultOffsets());
       // ... and the computed rows go back to the ranks that sent them.
@@ -274,7 +275,8 @@ void PartitionPass::runOnOperation() {
           op.getLoc(), op.getResult().getType(), op.getOffsets().getType(),
           op.getResult(), dispatch.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks), ScheduleAttr::get(ctx, sched),
-          ob.getI64IntegerAttr(best.chunks), ob.getUnitAttr());
+          ob.getI64IntegerAttr(best.chunks),
+          ob.getI64IntegerAttr(topo->ranksPerNode), ob.getUnitAttr());
       op.getResult().replaceAllUsesExcept(back.getResultRows(), back);
     }
   }

@@ -3,8 +3,7 @@
 // A plan partitioned by `moe-partition` runs as one process per rank under
 // `mpirun -np N moe-exec PLAN ...`. Each rank runs the whole program on its
 // own inputs (its tokens). In an expert-parallel layer the rows travel to
-// the ranks of their experts and back (exchangeExperts: MPI_Ialltoallv,
-// optionally chunked and overlapped with the compute), so every rank's
+// the ranks of their experts and back (runtime/Exchange.h), so every rank's
 // outputs equal a single-rank run of its inputs. A layer without an
 // exchange (tensor-parallel plans) assumes every rank holds the same
 // tokens: each rank computes the experts it owns and the ranks sum their
@@ -18,9 +17,7 @@
 #include "runtime/Status.h"
 
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <vector>
 
 namespace moe::rt::dist {
 
@@ -38,52 +35,6 @@ Status allreduceSum(float *data, int64_t n);
 
 /// Ranks on this node (1 without MPI or a launcher).
 int localSize();
-
-/// How the rows of an expert-parallel layer travel between ranks: expert x
-/// is held by ranks replicas[replicaOffsets[x] .. replicaOffsets[x + 1]);
-/// rank s sends its rows of x to the (s mod n)-th of those n ranks. Each
-/// rank's experts are split into `chunks` runs; chunk i moves the rows of
-/// every rank's i-th run (so an expert is computed once, on all its rows,
-/// and its weights are read once, whatever the chunk count).
-struct ExchangeLayout {
-  int64_t numExperts = 0;
-  std::vector<int64_t> replicas, replicaOffsets;
-  int64_t chunks = 1;
-  /// The rank that computes the rows `sender` routes to `expert`.
-  int64_t destination(int64_t sender, int64_t expert) const {
-    int64_t first = replicaOffsets[size_t(expert)];
-    int64_t n = replicaOffsets[size_t(expert) + 1] - first;
-    return replicas[size_t(first + sender % n)];
-  }
-  /// Checks the layout against the run's ranks.
-  Status check(int ranks) const;
-};
-
-/// Computes `n` rows of `expert`: in [n, H] -> out [n, H].
-using ExpertCompute = std::function<Status(int64_t expert, const float *in,
-                                           int64_t n, float *out)>;
-
-/// What the exchanges of this process moved, for --bench.
-struct ExchangeStats {
-  int64_t calls = 0;
-  int64_t rowsSent = 0, rowsReceived = 0; ///< dispatch direction, other ranks
-  double waitSeconds = 0; ///< blocked on the exchanges (not overlapped)
-};
-/// The totals of every exchangeExperts call since the last reset.
-ExchangeStats exchangeTotals();
-void resetExchangeTotals();
-
-/// Collective over the ranks: every rank calls it with its own tokens' rows
-/// x [rows, H], sorted by expert with offsets [E + 1] (rows past
-/// offsets[E] are dropped tokens: their outputs are zeros). Each row goes
-/// to its expert's rank (MPI_Ialltoallv, chunk by chunk), is computed there
-/// by `compute` and comes back; y [rows, H] gets every row's output in x's
-/// order. Chunk i + 1's dispatch and chunk i - 1's return travel while
-/// chunk i computes (the exchanges are polled between experts). With one
-/// rank it only computes.
-Status exchangeExperts(const ExchangeLayout &layout, const float *x,
-                       int64_t rows, int64_t hidden, const int64_t *offsets,
-                       const ExpertCompute &compute, float *y);
 
 /// What `moe-exec --measure-network` measures between the ranks of this
 /// run: the ranks per node (from shared memory); inside a node, the

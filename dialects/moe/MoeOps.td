@@ -214,9 +214,11 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
     `moe.combine`, it is the inverse: every computed row goes back to the rank
     that sent it, and `offsets` are that rank's dispatch offsets (the rows come
     back in its dispatch order). `schedule` is the AllToAll algorithm chosen
-    by `moe-partition` (`direct`, `hierarchical`: intra-node first,
-    `pipelined`: split into `chunks` overlapped with expert compute). With one
-    rank both are the identity.
+    by `moe-partition` (`direct`; `hierarchical`: inside the node first, over
+    nodes of `ranks_per_node` ranks; `pipelined`: direct, split into `chunks`
+    overlapped with expert compute; a hierarchical exchange may be chunked
+    too). `ranks_per_node` 0 means one node. With one rank both are the
+    identity.
 
     `moe-lower-to-plan` folds a dispatch exchange, the `moe.experts` it feeds
     and the combine exchange of that op's result into one runtime step (so the
@@ -237,6 +239,8 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
                                      "::mlir::moe::Schedule::direct">:$schedule,
                    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntPositive]>,
                                      "1">:$chunks,
+                   DefaultValuedAttr<ConfinedAttr<I64Attr, [IntNonNegative]>,
+                                     "0">:$ranks_per_node,
                    UnitAttr:$combine);
   let results = (outs Moe_FloatTensor2D:$result_rows,
                  Moe_IdVector:$result_offsets);

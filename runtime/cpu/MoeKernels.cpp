@@ -2,6 +2,7 @@
 
 #include "runtime/cpu/KernelUtil.h"
 #include "runtime/Distributed.h"
+#include "runtime/Exchange.h"
 #include "runtime/cpu/Registration.h"
 
 #include "kernels/cpu/Moe.h"
@@ -345,6 +346,16 @@ Status runExperts(KernelContext &ctx) {
                          ctx.attrs().getInts("replica_offsets"));
     MOE_ASSIGN_OR_RETURN(exchange.chunks,
                          ctx.attrs().getInt("exchange_chunks", 1));
+    MOE_ASSIGN_OR_RETURN(exchange.ranksPerNode,
+                         ctx.attrs().getInt("exchange_ranks_per_node", 0));
+    std::string schedule;
+    MOE_ASSIGN_OR_RETURN(schedule,
+                         ctx.attrs().getString("exchange_schedule", "direct"));
+    if (schedule != "direct" && schedule != "hierarchical" &&
+        schedule != "pipelined")
+      return Status::error("attribute `exchange_schedule` is '" + schedule +
+                           "', expected direct, hierarchical or pipelined");
+    exchange.hierarchical = schedule == "hierarchical";
     MOE_RETURN_IF_ERROR(exchange.check(dist::size()));
   }
   // A partitioned plan without an exchange (every rank holds every token):

@@ -9,6 +9,7 @@
 #include "kernels/cpu/QuantFast.h"
 #include "runtime/Describe.h"
 #include "runtime/Distributed.h"
+#include "runtime/Exchange.h"
 #include "runtime/Executor.h"
 #include "runtime/Profile.h"
 #include "runtime/Scoring.h"

@@ -267,11 +267,12 @@ TEST(MoeKernels, ExpertsExchangeOnOneRank) {
   Attrs attrs;
   attrs.setInt("num_experts", E).setInt("has_w3", 1);
   Tensor plain = run1("moe.experts", in, attrs);
-  for (int64_t chunks : {1, 3, 8}) {
+  for (int64_t chunks : {1, 3, 8})
+  for (const char *schedule : {"pipelined", "hierarchical"}) {
     Attrs ex = Attrs(attrs)
                    .setInt("exchange_ranks", 1)
                    .setInt("exchange_chunks", chunks)
-                   .setString("exchange_schedule", "pipelined")
+                   .setString("exchange_schedule", schedule)
                    .setInts("replicas", {0, 0, 0})
                    .setInts("replica_offsets", {0, 1, 2, 3});
     Tensor y = run1("moe.experts", in, ex);
@@ -304,6 +305,21 @@ TEST(MoeKernels, ExpertsExchangeOnOneRank) {
   ASSERT_FALSE(bad.isOk());
   EXPECT_EQ(bad.status().message(),
             "an expert is held by rank 1, but the run has 1 ranks");
+  Attrs oneRank = Attrs(attrs)
+                     .setInt("exchange_ranks", 1)
+                     .setInts("replicas", {0, 0, 0})
+                     .setInts("replica_offsets", {0, 1, 2, 3});
+  auto perNode = runKernel("moe.experts", in,
+                           Attrs(oneRank).setInt("exchange_ranks_per_node", 3));
+  ASSERT_FALSE(perNode.isOk());
+  EXPECT_EQ(perNode.status().message(),
+            "exchange ranks per node = 3 must divide the 1 ranks");
+  auto schedule = runKernel(
+      "moe.experts", in, Attrs(oneRank).setString("exchange_schedule", "ring"));
+  ASSERT_FALSE(schedule.isOk());
+  EXPECT_EQ(schedule.status().message(),
+            "attribute `exchange_schedule` is 'ring', expected direct, "
+            "hierarchical or pipelined");
   auto missing = runKernel("moe.experts", in,
                            Attrs(attrs).setInt("exchange_ranks", 1));
   ASSERT_FALSE(missing.isOk());
