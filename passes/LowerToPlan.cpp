@@ -220,12 +220,13 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("has_b1", o.getB1() != nullptr);
         p.i("has_b2", o.getB2() != nullptr);
         p.i("has_b3", o.getB3() != nullptr);
-        // moe-partition's assignment. Without an exchange every rank holds
-        // every token: `owners` (the first rank of each expert) computes it
-        // and the runtime sums the ranks' outputs. With one, the tokens are
-        // the rank's own and travel to their experts' ranks: `replicas`
-        // lists each expert's ranks, `replica_offsets` [E + 1] where each
-        // expert's start in it (a sender spreads over an expert's replicas).
+        // moe-partition's assignment: `replicas` lists each expert's ranks,
+        // `replica_offsets` [E + 1] where each expert's start in it, and
+        // `owners` the first of each. With an exchange, the tokens are the
+        // rank's own and travel to their experts' ranks (a sender spreads
+        // over an expert's replicas). Without one every rank holds every
+        // token: each expert is computed whole by one of its ranks, chosen
+        // at run time to balance the rows, and the ranks sum their outputs.
         if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks")) {
           SmallVector<int64_t> owners, replicas, replicaOffsets{0};
           for (Attribute a : ranks) {
@@ -241,10 +242,8 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
             return o.emitOpError("moe.expert_ranks has ")
                    << owners.size() << " entries for " << e << " experts";
           p.ints("owners", owners);
-          if (o->hasAttr("moe.exchange")) {
-            p.ints("replicas", replicas);
-            p.ints("replica_offsets", replicaOffsets);
-          }
+          p.ints("replicas", replicas);
+          p.ints("replica_offsets", replicaOffsets);
         }
         if (auto ex = o->getAttrOfType<DictionaryAttr>("moe.exchange")) {
           auto ranks = ex.getAs<IntegerAttr>("ranks");

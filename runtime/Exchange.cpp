@@ -422,6 +422,37 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
   return Status::ok();
 }
 
+std::vector<int64_t> balanceExperts(const ExchangeLayout &l,
+                                    const int64_t *offsets) {
+  const int64_t e = l.numExperts;
+  std::vector<int64_t> order(static_cast<size_t>(e)), cost(order.size()),
+      owner(order.size(), -1);
+  for (int64_t i = 0; i < e; ++i) {
+    order[size_t(i)] = i;
+    int64_t rows = offsets[i + 1] - offsets[i];
+    cost[size_t(i)] = rows > 0 ? std::max<int64_t>(rows, 16) : 0;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return cost[size_t(a)] > cost[size_t(b)];
+  });
+  std::vector<int64_t> load;
+  for (int64_t i : order) {
+    int64_t best = -1;
+    for (int64_t j = l.replicaOffsets[size_t(i)];
+         j < l.replicaOffsets[size_t(i) + 1]; ++j) {
+      int64_t r = l.replicas[size_t(j)];
+      if (size_t(r) >= load.size())
+        load.resize(size_t(r) + 1, 0);
+      if (best < 0 || load[size_t(r)] < load[size_t(best)] ||
+          (load[size_t(r)] == load[size_t(best)] && r < best))
+        best = r;
+    }
+    owner[size_t(i)] = best;
+    load[size_t(best)] += cost[size_t(i)];
+  }
+  return owner;
+}
+
 ExchangeStats exchangeTotals() { return totals_; }
 void resetExchangeTotals() { totals_ = ExchangeStats(); }
 

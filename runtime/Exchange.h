@@ -61,6 +61,17 @@ Status exchangeExperts(const ExchangeLayout &layout, const float *x,
                        int64_t rows, int64_t hidden, const int64_t *offsets,
                        const ExpertCompute &compute, float *y);
 
+/// For a layer whose tokens every rank holds (no exchange: tensor-parallel
+/// and hybrid plans run this way): the rank that computes each expert.
+/// Every expert goes whole to one of its ranks (`layout`'s replicas), so
+/// that the ranks' outputs sum exactly to the single-rank ones; the experts
+/// with the most rows go first, each to its least loaded rank (ties: the
+/// lowest). An expert with rows costs max(rows, 16): reading its weights
+/// costs as much as computing 16 rows. Every rank computes the same
+/// assignment from the same offsets [E + 1].
+std::vector<int64_t> balanceExperts(const ExchangeLayout &layout,
+                                    const int64_t *offsets);
+
 /// What the exchanges of this process moved, for --bench.
 struct ExchangeStats {
   int64_t calls = 0;

@@ -371,14 +371,27 @@ Status runExperts(KernelContext &ctx) {
                            str(int64_t(owners.size())) + " entries for " +
                            str(e) + " experts");
     pruned.resize(size_t(e), 0);
-    for (int64_t x = 0; x < e; ++x) {
+    for (int64_t x = 0; x < e; ++x)
       if (owners[size_t(x)] < 0 || owners[size_t(x)] >= dist::size())
         return Status::error("expert " + str(x) + " is owned by rank " +
                              str(owners[size_t(x)]) + ", but the run has " +
                              str(int64_t(dist::size())) + " ranks");
+    // Experts held by several ranks (tensor-parallel and hybrid plans, hot
+    // replicas) go whole to one of them, balancing this step's rows.
+    dist::ExchangeLayout held;
+    held.numExperts = e;
+    MOE_ASSIGN_OR_RETURN(held.replicas,
+                         ctx.attrs().getInts("replicas", std::vector<int64_t>{}));
+    MOE_ASSIGN_OR_RETURN(
+        held.replicaOffsets,
+        ctx.attrs().getInts("replica_offsets", std::vector<int64_t>{}));
+    if (!held.replicas.empty()) {
+      MOE_RETURN_IF_ERROR(held.check(dist::size()));
+      owners = dist::balanceExperts(held, ctx.input(1).data<int64_t>());
+    }
+    for (int64_t x = 0; x < e; ++x)
       if (owners[size_t(x)] != dist::rank())
         pruned[size_t(x)] = 1;
-    }
   }
   const Tensor &x = ctx.input(0);
   kc::ExpertWeights w;

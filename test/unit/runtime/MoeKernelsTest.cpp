@@ -2,6 +2,7 @@
 
 #include "test/unit/runtime/KernelTestUtil.h"
 #include "runtime/Distributed.h"
+#include "runtime/Exchange.h"
 
 #include <algorithm>
 #include <numeric>
@@ -252,6 +253,23 @@ TEST(MoeKernels, ExpertsVerifierChecksOperands) {
                         Attrs(attrs).setFloat("has_w3", 1.0));
   ASSERT_FALSE(kind.isOk());
   EXPECT_EQ(kind.status().message(), "attribute `has_w3` is float, expected int");
+}
+
+TEST(MoeKernels, BalanceExpertsOverTheirRanks) {
+  // Experts 0-2 on ranks {0, 1}, expert 3 on rank 1 only. Rows 100, 10, 50,
+  // 0 cost 100, 16 (the floor), 50, 0: expert 0 to rank 0, then 2 and 1 to
+  // the lighter rank 1, and 3 to its only rank.
+  moe::rt::dist::ExchangeLayout l;
+  l.numExperts = 4;
+  l.replicas = {0, 1, 0, 1, 0, 1, 1};
+  l.replicaOffsets = {0, 2, 4, 6, 7};
+  std::vector<int64_t> offsets = {0, 100, 110, 160, 160};
+  EXPECT_EQ(moe::rt::dist::balanceExperts(l, offsets.data()),
+            (std::vector<int64_t>{0, 1, 1, 1}));
+  // Ties go to the lowest rank; an expert without rows costs nothing.
+  std::vector<int64_t> none = {0, 0, 0, 0, 0};
+  EXPECT_EQ(moe::rt::dist::balanceExperts(l, none.data()),
+            (std::vector<int64_t>{0, 0, 0, 1}));
 }
 
 TEST(MoeKernels, ExpertsExchangeOnOneRank) {
