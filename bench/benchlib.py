@@ -33,6 +33,11 @@ def run(cmd):
     return r.stdout
 
 
+def json_lines(text):
+    """The JSON objects of the lines of text that start with '{'."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
 def machine():
     """The CPU model, core count and system, for the results file."""
     model = ""

@@ -53,11 +53,10 @@ def mpirun(ranks):
 
 def bench(cmd):
     """The JSON line of moe-exec --bench --json."""
-    out = benchlib.run(cmd)
-    for line in out.splitlines():
-        if line.startswith("{"):
-            return json.loads(line)
-    raise SystemExit("expert-parallel: error: no JSON from %s" % " ".join(cmd))
+    found = benchlib.json_lines(benchlib.run(cmd))
+    if not found:
+        raise SystemExit("expert-parallel: error: no JSON from %s" % " ".join(cmd))
+    return found[0]
 
 
 def main(argv):
@@ -137,13 +136,12 @@ def main(argv):
                       % (topo, tmax, rank_flops, rank_memory, a.compute_model),
                       "--emit-plan", plan])
         for t in a.tokens:
-            preds = [json.loads(line) for line in benchlib.run(
+            preds = benchlib.json_lines(benchlib.run(
                 [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
                  "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
                  "--memory-bytes-per-s", "%g" % rank_memory,
                  "--expert-bytes", str(expert_bytes), "--layout", "EP",
-                 "--compute-model", a.compute_model]).splitlines()
-                if line.startswith("{")]
+                 "--compute-model", a.compute_model]))
             ep = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
             choice = [p["chunks"] for p in preds if p["chosen"]][0]
             for c in a.chunks:
