@@ -13,6 +13,7 @@
 #include "runtime/Exchange.h"
 
 #include "runtime/Distributed.h"
+#include "runtime/PlanLoader.h"
 
 #ifdef MOE_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1
@@ -25,6 +26,8 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace moe::rt::dist {
 
@@ -451,6 +454,66 @@ std::vector<int64_t> balanceExperts(const ExchangeLayout &l,
     load[size_t(best)] += cost[size_t(i)];
   }
   return owner;
+}
+
+StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
+  HeldExperts held;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  for (const StepInfo &step : plan.steps()) {
+    if (step.kind != StepKind::Call || step.kernelName != "moe.experts" ||
+        !step.attrs.has("exchange_ranks"))
+      continue;
+    // The kernel's verifier checked these attributes at load.
+    ExchangeLayout l;
+    StatusOr<int64_t> e = step.attrs.getInt("num_experts"),
+                      ranks = step.attrs.getInt("exchange_ranks"),
+                      hasW3 = step.attrs.getInt("has_w3", 0);
+    StatusOr<std::vector<int64_t>> replicas = step.attrs.getInts("replicas"),
+                                   offsets =
+                                       step.attrs.getInts("replica_offsets");
+    for (const Status &st : {e.status(), ranks.status(), hasW3.status(),
+                             replicas.status(), offsets.status()})
+      MOE_RETURN_IF_ERROR(st);
+    l.numExperts = *e;
+    l.replicas = *replicas;
+    l.replicaOffsets = *offsets;
+    MOE_RETURN_IF_ERROR(l.check(int(*ranks)));
+    const int64_t n = l.numExperts;
+    std::vector<bool> mine(static_cast<size_t>(n), false);
+    for (int64_t x = 0; x < n; ++x)
+      for (int64_t i = l.replicaOffsets[size_t(x)];
+           i < l.replicaOffsets[size_t(x) + 1]; ++i)
+        mine[size_t(x)] = mine[size_t(x)] || l.replicas[size_t(i)] == rank;
+    for (size_t in = 2; in < (*hasW3 ? 5u : 4u) && in < step.inputs.size();
+         ++in) {
+      int32_t w = plan.values()[step.inputs[in]].weight;
+      if (w < 0)
+        continue; // computed, not a weight of the file
+      const WeightInfo &info = plan.weights()[size_t(w)];
+      const auto *base =
+          static_cast<const uint8_t *>(plan.weightTensor(size_t(w)).data());
+      for (int64_t x = 0; x < n; ++x) {
+        uint64_t at = info.packed() ? info.slices[size_t(x)].offset
+                                    : info.size / uint64_t(n) * uint64_t(x);
+        uint64_t bytes = info.packed() ? info.slices[size_t(x)].size
+                                       : info.size / uint64_t(n);
+        held.totalBytes += bytes;
+        if (mine[size_t(x)]) {
+          held.heldBytes += bytes;
+          continue;
+        }
+        // Whole pages inside the expert's bytes only.
+        uintptr_t from = (uintptr_t(base + at) + page - 1) / page * page;
+        uintptr_t to = uintptr_t(base + at + bytes) / page * page;
+        if (to > from &&
+            ::madvise(reinterpret_cast<void *>(from), to - from,
+                      MADV_DONTNEED) != 0)
+          return Status::error("madvise of expert " + std::to_string(x) +
+                               "'s weights failed");
+      }
+    }
+  }
+  return held;
 }
 
 ExchangeStats exchangeTotals() { return totals_; }

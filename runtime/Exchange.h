@@ -19,6 +19,10 @@
 #include <functional>
 #include <vector>
 
+namespace moe::rt {
+class LoadedPlan;
+} // namespace moe::rt
+
 namespace moe::rt::dist {
 
 /// How the rows of an expert-parallel layer travel between ranks: expert x
@@ -71,6 +75,18 @@ Status exchangeExperts(const ExchangeLayout &layout, const float *x,
 /// assignment from the same offsets [E + 1].
 std::vector<int64_t> balanceExperts(const ExchangeLayout &layout,
                                     const int64_t *offsets);
+
+/// Expert weight bytes of a plan's expert-parallel steps: those of the
+/// experts this rank holds, and in all.
+struct HeldExperts {
+  uint64_t heldBytes = 0, totalBytes = 0;
+};
+/// Drops from this process the mapped pages of the expert weights that
+/// `rank` does not hold in the plan's expert-parallel steps (madvise
+/// MADV_DONTNEED; they are never read again, and would be read back from
+/// the file if they were), so that each rank keeps only its experts in
+/// memory. Pages that a held expert shares stay.
+StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank);
 
 /// What the exchanges of this process moved, for --bench.
 struct ExchangeStats {

@@ -772,6 +772,15 @@ int runTool(int argc, char **argv) {
                   "moe.experts step (partition it with moe-partition)");
   }
   const LoadedPlan &plan = **loaded;
+  // Each rank of an expert-parallel plan keeps only its experts' weights.
+  moe::rt::dist::HeldExperts held;
+  if (moe::rt::dist::size() > 1) {
+    StatusOr<moe::rt::dist::HeldExperts> h =
+        moe::rt::dist::releaseOtherExperts(plan, moe::rt::dist::rank());
+    if (!h.isOk())
+      return fail(h.status().message());
+    held = *h;
+  }
 
   if (o.describe) {
     std::fputs((o.json ? describeJson(plan) : describeText(plan)).c_str(),
@@ -1049,14 +1058,21 @@ int runTool(int argc, char **argv) {
                      ", \"rows_received_per_run\": " +
                      jsonNumber(double(xs.rowsReceived) / runs) +
                      ", \"wait_ms_per_run\": " +
-                     jsonNumber(1e3 * xs.waitSeconds / runs) + "}";
-      char buf[256];
+                     jsonNumber(1e3 * xs.waitSeconds / runs) +
+                     ", \"expert_bytes_held\": " +
+                     std::to_string(held.heldBytes) +
+                     ", \"expert_bytes\": " + std::to_string(held.totalBytes) +
+                     "}";
+      char buf[320];
       std::snprintf(buf, sizeof(buf),
                     "exchange (rank 0 of %d): %.0f rows sent and %.0f "
-                    "received per run, %.3f ms waiting on them\n",
+                    "received per run, %.3f ms waiting on them; holds %llu "
+                    "of %llu bytes of expert weights\n",
                     moe::rt::dist::size(), double(xs.rowsSent) / runs,
                     double(xs.rowsReceived) / runs,
-                    1e3 * xs.waitSeconds / runs);
+                    1e3 * xs.waitSeconds / runs,
+                    (unsigned long long)held.heldBytes,
+                    (unsigned long long)held.totalBytes);
       exchangeText = buf;
     }
     if (o.json)
