@@ -491,10 +491,24 @@ LogicalResult Emitter::run() {
           f.f16Scales ? moe_plan::DType::F16 : moe_plan::DType::F32,
           f.zeroPoints, b.sliceOffsets[j], b.sliceSizes[j]));
     }
+    // Expert banks ([E, ...], rank 3 and up) also get a checksum per
+    // expert, so that a rank can check only the experts it reads.
+    std::vector<uint64_t> sliceSums;
+    if (shape.size() >= 3 && shape[0] > 1) {
+      for (int64_t j = 0; j < shape[0]; ++j) {
+        uint64_t at = b.sliceFormats.empty()
+                          ? b.size / uint64_t(shape[0]) * uint64_t(j)
+                          : b.sliceOffsets[size_t(j)];
+        uint64_t n = b.sliceFormats.empty() ? b.size / uint64_t(shape[0])
+                                            : b.sliceSizes[size_t(j)];
+        sliceSums.push_back(::moe::plan::hashBytes(scratch.data() + at, n));
+      }
+    }
     weights.push_back(moe_plan::CreateWeightDirect(
         fbb, b.name.c_str(), static_cast<moe_plan::DType>(b.dtype), &shape,
         layout[i].offset, b.size, checksum,
-        slices.empty() ? nullptr : &slices));
+        slices.empty() ? nullptr : &slices,
+        sliceSums.empty() ? nullptr : &sliceSums));
   }
 
   std::vector<fb::Offset<moe_plan::Attr>> metadata;

@@ -325,11 +325,14 @@ std::string describeText(const LoadedPlan &plan) {
        << " : " << formatType(v.dtype, v.shape) << "\n";
   }
   os << "weights: " << plan.weights().size() << " (" << plan.weightBytes()
-     << " bytes)\n";
+     << " bytes; offsets +N from byte " << plan.header().blobsOffset
+     << " of the file)\n";
   for (size_t i = 0; i < plan.weights().size(); ++i) {
     const WeightInfo &w = plan.weights()[i];
     os << "  " << i << ": " << w.name << " : " << formatType(w.dtype, w.shape)
        << " (" << w.size << " bytes at +" << w.offset << ")";
+    if (!w.sliceChecksums.empty())
+      os << " checksummed per index of dimension 0";
     if (w.packed())
       os << " packed: " << slicesText(w.slices);
     os << "\n";

@@ -76,6 +76,16 @@ void finalize() {
 #endif
 }
 
+void abortAll(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+#ifdef MOE_HAVE_MPI
+  if (started_)
+    MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::exit(code);
+}
+
 int rank() { return rank_; }
 int size() { return size_; }
 int localSize() { return localSize_; }

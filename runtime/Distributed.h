@@ -28,6 +28,10 @@ bool built();
 Status init(int *argc, char ***argv);
 /// Ends MPI (if started).
 void finalize();
+/// Ends every rank of the run with `code` (MPI_Abort): for an error on one
+/// rank, which the others would otherwise wait for forever. A plain exit
+/// when MPI is not started.
+[[noreturn]] void abortAll(int code);
 int rank();
 int size();
 /// Sums `n` floats over all ranks, in place (a no-op on one rank).

@@ -89,6 +89,7 @@ public:
 
 private:
   Status readWeights(const moe_plan::Plan &plan);
+  Status verifyWeights() const;
   Status checkPadding() const;
   Status readValues(const moe_plan::Plan &plan, const moe_plan::Program &prog);
   Status readSteps(const moe_plan::Program &prog);
@@ -252,6 +253,15 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
     if (!n.isOk())
       return Status::error(where + n.status().message());
     MOE_RETURN_IF_ERROR(readSlices(*w, info).withContext(who));
+    info.sliceChecksums = toVector(w->slice_checksums());
+    if (!info.sliceChecksums.empty() &&
+        (info.shape.empty() ||
+         int64_t(info.sliceChecksums.size()) != info.shape[0]))
+      return Status::error(where + str(int64_t(info.sliceChecksums.size())) +
+                           " slice checksums for " +
+                           (info.shape.empty() ? std::string("a scalar")
+                                               : str(info.shape[0]) +
+                                                     " indices of dimension 0"));
     uint64_t bytes = uint64_t(*n) * dtypeSize(info.dtype);
     if (!info.packed() && info.size != bytes)
       return Status::error(where + "size is " + str(info.size) + " bytes, " +
@@ -268,21 +278,6 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
     out_.weights_.push_back(std::move(info));
   }
   const uint8_t *blobs = base_ + h.blobsOffset;
-  if (options_.verifyWeights) {
-    std::vector<uint64_t> sums(out_.weights_.size());
-    tbb::parallel_for(size_t(0), sums.size(), [&](size_t i) {
-      const WeightInfo &w = out_.weights_[i];
-      sums[i] = plan::hashBytes(blobs + w.offset, size_t(w.size));
-    });
-    for (size_t i = 0; i < sums.size(); ++i)
-      if (sums[i] != out_.weights_[i].checksum)
-        return Status::error("weight " + str(i) + " `" +
-                             printable(out_.weights_[i].name) +
-                             "`: checksum mismatch (the weight bytes are "
-                             "corrupted)");
-  }
-  if (options_.verifyWeights)
-    MOE_RETURN_IF_ERROR(checkPadding());
   for (const WeightInfo &w : out_.weights_) {
     if (!w.packed()) {
       out_.weightTensors_.push_back(
@@ -303,6 +298,85 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
         w.dtype, w.shape, blobs + w.offset, out_.mapping_, std::move(packed)));
   }
   return Status::ok();
+}
+
+/// The weights' checksums (after the steps are read: a rank of an
+/// expert-parallel plan checks only the experts it holds, where the plan
+/// has per-expert checksums).
+Status PlanReader::verifyWeights() const {
+  const uint8_t *blobs = base_ + out_.header_.blobsOffset;
+  const size_t n = out_.weights_.size();
+  // Per weight: the indices of dimension 0 to check, or empty for all of
+  // the weight (its whole checksum).
+  std::vector<std::vector<bool>> partial(n);
+  if (options_.rank >= 0) {
+    std::vector<int> uses(n, 0), expertUses(n, 0);
+    for (const StepInfo &step : out_.steps_)
+      for (size_t in = 0; in < step.inputs.size(); ++in) {
+        int32_t w = out_.values_[step.inputs[in]].weight;
+        if (w < 0)
+          continue;
+        ++uses[size_t(w)];
+        if (step.kind != StepKind::Call || step.kernelName != "moe.experts" ||
+            in < 2 || in > 4 || !step.attrs.has("exchange_ranks"))
+          continue;
+        StatusOr<std::vector<int64_t>> replicas =
+            step.attrs.getInts("replicas");
+        StatusOr<std::vector<int64_t>> offsets =
+            step.attrs.getInts("replica_offsets");
+        const WeightInfo &info = out_.weights_[size_t(w)];
+        if (!replicas.isOk() || !offsets.isOk() || info.shape.empty() ||
+            int64_t(offsets->size()) != info.shape[0] + 1 ||
+            info.sliceChecksums.empty())
+          continue;
+        std::vector<bool> &held = partial[size_t(w)];
+        held.resize(size_t(info.shape[0]), false);
+        bool ok = true;
+        for (int64_t x = 0; x < info.shape[0] && ok; ++x)
+          for (int64_t j = (*offsets)[size_t(x)];
+               ok && j < (*offsets)[size_t(x) + 1]; ++j) {
+            ok = j >= 0 && size_t(j) < replicas->size();
+            if (ok && (*replicas)[size_t(j)] == options_.rank)
+              held[size_t(x)] = true;
+          }
+        if (ok)
+          ++expertUses[size_t(w)];
+      }
+    for (size_t w = 0; w < n; ++w)
+      if (uses[w] == 0 || uses[w] != expertUses[w])
+        partial[w].clear(); // read whole somewhere: check it whole
+  }
+  std::vector<std::string> errors(n);
+  tbb::parallel_for(size_t(0), n, [&](size_t i) {
+    const WeightInfo &w = out_.weights_[i];
+    std::string who = "weight " + str(int64_t(i)) + " `" +
+                      printable(w.name) + "`";
+    if (partial[i].empty()) {
+      if (plan::hashBytes(blobs + w.offset, size_t(w.size)) != w.checksum)
+        errors[i] = who + ": checksum mismatch (the weight bytes are "
+                          "corrupted)";
+      return;
+    }
+    for (size_t x = 0; x < partial[i].size(); ++x) {
+      if (!partial[i][x])
+        continue;
+      uint64_t at = w.packed() ? w.slices[x].offset
+                               : w.size / partial[i].size() * x;
+      uint64_t bytes = w.packed() ? w.slices[x].size
+                                  : w.size / partial[i].size();
+      if (plan::hashBytes(blobs + w.offset + at, size_t(bytes)) !=
+          w.sliceChecksums[x]) {
+        errors[i] = who + ": the checksum of index " + str(int64_t(x)) +
+                    " (an expert this rank holds) does not match (the "
+                    "weight bytes are corrupted)";
+        return;
+      }
+    }
+  });
+  for (const std::string &e : errors)
+    if (!e.empty())
+      return Status::error(e);
+  return checkPadding();
 }
 
 /// Bytes outside the header, the FlatBuffer and the weights are padding,
@@ -544,7 +618,8 @@ Status PlanReader::read(const moe_plan::Plan &plan) {
   out_.metadata_ = std::move(*meta);
   MOE_RETURN_IF_ERROR(readWeights(plan));
   MOE_RETURN_IF_ERROR(readValues(plan, prog));
-  return readSteps(prog);
+  MOE_RETURN_IF_ERROR(readSteps(prog));
+  return options_.verifyWeights ? verifyWeights() : Status::ok();
 }
 
 namespace {

@@ -51,6 +51,8 @@ struct WeightInfo {
   /// Empty for a plain weight; one entry per index of dimension 0 for a
   /// packed one (docs/plan-format.md, "Quantised weights").
   std::vector<WeightSliceInfo> slices;
+  /// Empty, or a checksum per index of dimension 0 (Weight.slice_checksums).
+  std::vector<uint64_t> sliceChecksums;
   bool packed() const { return !slices.empty(); }
 };
 
@@ -68,6 +70,11 @@ struct StepInfo {
 struct LoadOptions {
   /// Check every Weight.checksum (reads all weight bytes once).
   bool verifyWeights = true;
+  /// A rank of a multi-rank run (-1: none). A weight that only expert-
+  /// parallel moe.experts steps read (as w1, w2 or w3) and that carries
+  /// slice checksums is checked for the experts this rank holds only: the
+  /// rank never reads the others.
+  int rank = -1;
   /// Kernels to resolve Calls against; null means KernelRegistry::builtin().
   const KernelRegistry *registry = nullptr;
 };

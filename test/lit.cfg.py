@@ -55,6 +55,9 @@ if config.moe_enable_mpi and shutil.which("mpirun"):
     config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
     config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
     config.environment["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+# A multi-rank run that hangs (a rank waiting for one that is gone) fails
+# the test after 5 minutes instead of holding CI.
+config.substitutions.append(("%mpirun", "timeout 300 mpirun"))
 
 if config.moe_enable_cuda and has_gpu():
     config.available_features.add("cuda")

@@ -727,6 +727,9 @@ int runTool(int argc, char **argv) {
 
   LoadOptions loadOptions;
   loadOptions.verifyWeights = o.verifyWeights;
+  // A rank checks the experts it holds, not the others'.
+  if (moe::rt::dist::size() > 1)
+    loadOptions.rank = moe::rt::dist::rank();
   moe::kernels::cpu::setQuantInt8Activations(o.int8Activations);
   StatusOr<std::unique_ptr<LoadedPlan>> loaded = loadPlan(o.plan, loadOptions);
   if (!loaded.isOk())
@@ -1119,11 +1122,16 @@ int main(int argc, char **argv) {
   }
   if (moe::rt::dist::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
     return 1;
+  int rc = 1;
   try {
-    return runTool(argc, argv);
+    rc = runTool(argc, argv);
   } catch (const std::exception &e) {
     // Nothing throws on purpose; this catches std::bad_alloc.
     std::fprintf(stderr, "moe-exec: error: %s\n", e.what());
-    return 1;
   }
+  // A rank that fails alone (its inputs, its experts' bytes) would leave
+  // the others waiting in a collective: end them all.
+  if (rc != 0 && moe::rt::dist::size() > 1)
+    moe::rt::dist::abortAll(rc);
+  return rc;
 }

@@ -52,7 +52,9 @@ TEST(Describe, Text) {
   EXPECT_TRUE(hasLine(ls, "  1: %3 = copy %2 @cuda"));
   EXPECT_TRUE(hasLine(ls, "  2: %4 = nn.slice(%3) {starts = [0], ends = [2], axes = [1]} @cpu"));
   EXPECT_TRUE(hasLine(ls, "  3: free %2, %3"));
-  EXPECT_TRUE(hasLine(ls, "weights: 1 (16 bytes)"));
+  EXPECT_TRUE(hasLine(ls, "weights: 1 (16 bytes; offsets +N from byte " +
+                              std::to_string(plan->header().blobsOffset) +
+                              " of the file)"));
 }
 
 TEST(Describe, JsonLayout) {

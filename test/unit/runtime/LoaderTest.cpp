@@ -461,3 +461,76 @@ TEST(Loader, PackedWeightsOnlyWhereDeclared) {
 }
 
 } // namespace
+
+namespace {
+
+/// An expert-parallel moe.experts step over 2 ranks: expert 0 on rank 0,
+/// expert 1 on rank 1, w1 [2, 4, 3] and w2 [2, 3, 4] with per-expert
+/// checksums; `corrupt` flips a byte of expert 1's w1 after the checksums.
+PlanBuilder expertParallelPlan(bool corrupt) {
+  PlanBuilder pb;
+  std::vector<float> w1(24), w2(24);
+  for (size_t i = 0; i < 24; ++i) {
+    w1[i] = float(i) * 0.1f;
+    w2[i] = 1.0f - float(i) * 0.05f;
+  }
+  uint32_t x = pb.input("x", DType::F32, {-1, 3});
+  uint32_t off = pb.input("offsets", DType::I64, {3});
+  uint32_t a = pb.weightF32("w1", {2, 4, 3}, w1);
+  uint32_t b = pb.weightF32("w2", {2, 3, 4}, w2);
+  for (BWeight &w : pb.weights)
+    w.sliceChecksums = sliceChecksums(w);
+  if (corrupt) {
+    BWeight &w = pb.weights[0];
+    w.checksum = moe::plan::hashBytes(w.bytes.data(), w.bytes.size());
+    w.bytes[12 * 4 + 1] ^= 0x40; // expert 1 starts at element 12
+  }
+  pb.output(pb.call1("moe.experts", {x, off, a, b}, DType::F32, {-1, 3},
+                     moe::rt::Attrs()
+                         .setInt("num_experts", 2)
+                         .setInt("exchange_ranks", 2)
+                         .setInts("replicas", {0, 1})
+                         .setInts("replica_offsets", {0, 1, 2})));
+  return pb;
+}
+
+} // namespace
+
+TEST(Loader, RanksCheckTheExpertsTheyHold) {
+  std::vector<uint8_t> good = expertParallelPlan(false).fileBytes();
+  for (int rank : {-1, 0, 1}) {
+    LoadOptions o;
+    o.rank = rank;
+    auto r = loadPlanFromMemory(good.data(), good.size(), "t.moeplan", o);
+    ASSERT_TRUE(r.isOk()) << r.status().message();
+    EXPECT_EQ((*r)->weights()[0].sliceChecksums.size(), 2u);
+  }
+  // Expert 1's bytes corrupted: a whole check and rank 1 see it; rank 0,
+  // which never reads expert 1, loads.
+  PlanBuilder bad = expertParallelPlan(true);
+  EXPECT_EQ(loadError(bad), "t.moeplan: weight 0 `w1`: checksum mismatch (the "
+                            "weight bytes are corrupted)");
+  LoadOptions one;
+  one.rank = 1;
+  EXPECT_EQ(loadError(bad, one),
+            "t.moeplan: weight 0 `w1`: the checksum of index 1 (an expert "
+            "this rank holds) does not match (the weight bytes are "
+            "corrupted)");
+  std::vector<uint8_t> bytes = bad.fileBytes();
+  LoadOptions zero;
+  zero.rank = 0;
+  auto r = loadPlanFromMemory(bytes.data(), bytes.size(), "t.moeplan", zero);
+  EXPECT_TRUE(r.isOk()) << r.status().message();
+  // A weight read whole somewhere else is checked whole.
+  PlanBuilder shared = expertParallelPlan(true);
+  shared.output(shared.call1("nn.relu", {2u /* w1 */},
+                             DType::F32, {2, 4, 3}));
+  EXPECT_NE(loadError(shared, zero).find("checksum mismatch"),
+            std::string::npos);
+  // The count of slice checksums must match dimension 0.
+  PlanBuilder count = expertParallelPlan(false);
+  count.weights[1].sliceChecksums.pop_back();
+  EXPECT_EQ(loadError(count),
+            "t.moeplan: weight 1 `w2`: 1 slice checksums for 2 indices of "
+            "dimension 0");
+}

@@ -151,6 +151,19 @@ std::vector<plan::BlobSource> layout(const std::vector<BWeight> &weights,
 
 } // namespace
 
+std::vector<uint64_t> sliceChecksums(const BWeight &w) {
+  std::vector<uint64_t> sums;
+  for (int64_t j = 0; j < w.shape[0]; ++j) {
+    uint64_t at = w.slices.empty()
+                      ? w.bytes.size() / uint64_t(w.shape[0]) * uint64_t(j)
+                      : w.slices[size_t(j)].offset;
+    uint64_t n = w.slices.empty() ? w.bytes.size() / uint64_t(w.shape[0])
+                                  : w.slices[size_t(j)].size;
+    sums.push_back(plan::hashBytes(w.bytes.data() + at, n));
+  }
+  return sums;
+}
+
 std::vector<uint8_t> PlanBuilder::flatbuffer() const {
   flatbuffers::FlatBufferBuilder fbb;
   uint64_t total = 0;
@@ -167,7 +180,8 @@ std::vector<uint8_t> PlanBuilder::flatbuffer() const {
         fbb, w.name.c_str(), w.dtype, &w.shape,
         w.offset.value_or(blobs[i].offset), w.size.value_or(w.bytes.size()),
         w.checksum.value_or(plan::hashBytes(w.bytes.data(), w.bytes.size())),
-        w.slices.empty() ? nullptr : &slices));
+        w.slices.empty() ? nullptr : &slices,
+        w.sliceChecksums.empty() ? nullptr : &w.sliceChecksums));
   }
   std::vector<flatbuffers::Offset<moe_plan::Value>> vs;
   for (const BValue &v : values)

@@ -47,7 +47,13 @@ struct BWeight {
   std::vector<BSlice> slices;
   /// Overrides of what the writer would compute.
   std::optional<uint64_t> offset, size, checksum;
+  /// Weight.slice_checksums, written as is (see sliceChecksums()).
+  std::vector<uint64_t> sliceChecksums;
 };
+
+/// The checksum of each index of dimension 0 of `w`, as the compiler writes
+/// them.
+std::vector<uint64_t> sliceChecksums(const BWeight &w);
 
 struct BStep {
   moe_plan::StepKind kind = moe_plan::StepKind::Call;
