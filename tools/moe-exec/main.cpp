@@ -140,9 +140,11 @@ options:
   value (--inputs in/{rank}, --outputs out/{rank}, --random-inputs 7{rank},
   --profile) is the rank's number. Rank 0 prints; it alone writes --outputs
   unless the path says {rank}. --threads defaults to the node's cores
-  divided among its ranks.
+  divided among its ranks. An error on one rank ends every rank.
   --device cpu             where to run; this build has only `cpu`
-  --no-verify-weights      skip the weight checksums when loading
+  --no-verify-weights      skip the weight checksums when loading (under
+                           mpirun each rank checks only the experts it
+                           holds, and keeps only those in memory)
   --int8-activations       let 8/4-bit expert weights multiply int8-rounded
                            activations with AVX-512 VNNI (faster; rounds each
                            activation by at most half of max|x|/127 per group)
