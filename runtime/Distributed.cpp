@@ -90,23 +90,36 @@ int rank() { return rank_; }
 int size() { return size_; }
 int localSize() { return localSize_; }
 
-Status allreduceSum(float *data, int64_t n) {
+namespace {
+#ifdef MOE_HAVE_MPI
+MPI_Datatype mpiType(const float *) { return MPI_FLOAT; }
+MPI_Datatype mpiType(const double *) { return MPI_DOUBLE; }
+MPI_Datatype mpiType(const int64_t *) { return MPI_INT64_T; }
+#endif
+
+template <typename T> Status sumOverRanks(T *data, int64_t n) {
   if (size_ == 1 || n == 0)
     return Status::ok();
 #ifdef MOE_HAVE_MPI
   for (int64_t done = 0; done < n;) {
     int count = int(std::min<int64_t>(n - done, INT_MAX));
-    if (MPI_Allreduce(MPI_IN_PLACE, data + done, count, MPI_FLOAT, MPI_SUM,
-                      MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (MPI_Allreduce(MPI_IN_PLACE, data + done, count, mpiType(data),
+                      MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
       return Status::error("MPI_Allreduce of " + std::to_string(count) +
-                           " floats failed");
+                           " values failed");
     done += count;
   }
   return Status::ok();
 #else
+  (void)data;
   return Status::error("this build has no MPI");
 #endif
 }
+} // namespace
+
+Status allreduceSum(float *data, int64_t n) { return sumOverRanks(data, n); }
+Status allreduceSum(double *data, int64_t n) { return sumOverRanks(data, n); }
+Status allreduceSum(int64_t *data, int64_t n) { return sumOverRanks(data, n); }
 
 #ifdef MOE_HAVE_MPI
 namespace {

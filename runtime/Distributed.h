@@ -34,8 +34,10 @@ void finalize();
 [[noreturn]] void abortAll(int code);
 int rank();
 int size();
-/// Sums `n` floats over all ranks, in place (a no-op on one rank).
+/// Sums `n` values over all ranks, in place (a no-op on one rank).
 Status allreduceSum(float *data, int64_t n);
+Status allreduceSum(double *data, int64_t n);
+Status allreduceSum(int64_t *data, int64_t n);
 
 /// Ranks on this node (1 without MPI or a launcher).
 int localSize();

@@ -11,6 +11,35 @@
 
 namespace moe::rt {
 
+Status RoutingProfiler::forEachCounter(
+    const std::function<Status(int64_t *, size_t)> &ints,
+    const std::function<Status(double *, size_t)> &reals) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Layer &l : layers_) {
+    int64_t scalars[] = {l.tokens,   l.calls,           l.skippedSlots,
+                         l.distinct, l.unprunedDistinct, l.seen};
+    MOE_RETURN_IF_ERROR(ints(scalars, 6));
+    l.tokens = scalars[0];
+    l.calls = scalars[1];
+    l.skippedSlots = scalars[2];
+    l.distinct = scalars[3];
+    l.unprunedDistinct = scalars[4];
+    l.seen = scalars[5];
+    double sums[] = {l.entropySum, l.bytesRead, l.unprunedBytesRead};
+    MOE_RETURN_IF_ERROR(reals(sums, 3));
+    l.entropySum = sums[0];
+    l.bytesRead = sums[1];
+    l.unprunedBytesRead = sums[2];
+    MOE_RETURN_IF_ERROR(ints(l.count.data(), l.count.size()));
+    MOE_RETURN_IF_ERROR(ints(l.slotCount.data(), l.slotCount.size()));
+    MOE_RETURN_IF_ERROR(ints(l.top1Histogram.data(), l.top1Histogram.size()));
+    MOE_RETURN_IF_ERROR(reals(l.weightSum.data(), l.weightSum.size()));
+    MOE_RETURN_IF_ERROR(reals(l.weightSqSum.data(), l.weightSqSum.size()));
+    MOE_RETURN_IF_ERROR(reals(l.slotWeightSum.data(), l.slotWeightSum.size()));
+  }
+  return Status::ok();
+}
+
 std::string base64Encode(const uint8_t *data, size_t size) {
   static const char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -16,6 +16,7 @@
 
 #include "runtime/PlanLoader.h"
 
+#include <functional>
 #include <mutex>
 #include <random>
 
@@ -62,6 +63,13 @@ public:
   PruningStats pruningStats() const;
   /// Forgets every observation (e.g. after warm-up runs).
   void reset();
+  /// Hands every counter of the profile (not the samples) to `ints` or
+  /// `reals`, array by array, in the same order for every profiler of the
+  /// plan: summing them over the ranks of a run (each with its own tokens)
+  /// gives the run's profile.
+  Status forEachCounter(
+      const std::function<Status(int64_t *, size_t)> &ints,
+      const std::function<Status(double *, size_t)> &reals);
 
   size_t numLayers() const { return layers_.size(); }
 

@@ -824,6 +824,16 @@ int runTool(int argc, char **argv) {
   }
   auto writeProfile = [&]() -> Status {
     MOE_RETURN_IF_ERROR(profiler->status());
+    // Under mpirun each rank saw its own tokens: the profile sums them
+    // (the samples are rank 0's).
+    if (moe::rt::dist::size() > 1)
+      MOE_RETURN_IF_ERROR(profiler->forEachCounter(
+          [](int64_t *v, size_t n) {
+            return moe::rt::dist::allreduceSum(v, int64_t(n));
+          },
+          [](double *v, size_t n) {
+            return moe::rt::dist::allreduceSum(v, int64_t(n));
+          }));
     if (moe::rt::dist::rank() != 0)
       return Status::ok(); // rank 0 writes it
     return writeFileAtomically(*o.profile, profiler->toJson());
