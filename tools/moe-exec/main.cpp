@@ -79,7 +79,8 @@ options:
                            per layer and expert: activation count, share,
                            total and mean routing weight, picks per rank,
                            the top-1 weight histogram; FILE is written
-                           atomically. moe-assign-precision reads it
+                           atomically (under mpirun: every rank's tokens,
+                           written by rank 0). moe-assign-precision reads it
   --profile-samples N      with --profile: keep N tokens' hidden states per
                            layer (reservoir sample; 0 = none) so passes can
                            measure expert output errors; default 1024, or
