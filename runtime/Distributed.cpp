@@ -121,6 +121,24 @@ Status allreduceSum(float *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(double *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(int64_t *data, int64_t n) { return sumOverRanks(data, n); }
 
+Status allreduceMinMax(int64_t *low, int64_t *high, int64_t n) {
+  if (size_ == 1 || n == 0)
+    return Status::ok();
+#ifdef MOE_HAVE_MPI
+  if (n > INT_MAX ||
+      MPI_Allreduce(MPI_IN_PLACE, low, int(n), MPI_INT64_T, MPI_MIN,
+                    MPI_COMM_WORLD) != MPI_SUCCESS ||
+      MPI_Allreduce(MPI_IN_PLACE, high, int(n), MPI_INT64_T, MPI_MAX,
+                    MPI_COMM_WORLD) != MPI_SUCCESS)
+    return Status::error("MPI_Allreduce (min/max) failed");
+  return Status::ok();
+#else
+  (void)low;
+  (void)high;
+  return Status::error("this build has no MPI");
+#endif
+}
+
 #ifdef MOE_HAVE_MPI
 namespace {
 /// Seconds per one-way message of `bytes` between rank 0 and `peer`

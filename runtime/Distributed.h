@@ -38,6 +38,9 @@ int size();
 Status allreduceSum(float *data, int64_t n);
 Status allreduceSum(double *data, int64_t n);
 Status allreduceSum(int64_t *data, int64_t n);
+/// Element-wise minimum into `low` and maximum into `high` over all ranks
+/// (each rank passes its values in both).
+Status allreduceMinMax(int64_t *low, int64_t *high, int64_t n);
 
 /// Ranks on this node (1 without MPI or a launcher).
 int localSize();

@@ -2,6 +2,8 @@
 
 #include "runtime/Scoring.h"
 
+#include "runtime/Distributed.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -81,8 +83,15 @@ scorePerplexity(const Executor &plan, const Executor *reference,
   ScoreResult result;
   double nll = 0, refNll = 0, kl = 0, diff2 = 0, ref2 = 0;
   int64_t agree = 0;
-  for (int64_t w0 = 0; w0 < windows; w0 += options.batch) {
-    int64_t b = std::min(options.batch, windows - w0);
+  const int64_t batches = (windows + options.batch - 1) / options.batch;
+  const int64_t ranks = options.splitOverRanks ? dist::size() : 1,
+                me = options.splitOverRanks ? dist::rank() : 0;
+  const int64_t rounds = (batches + ranks - 1) / ranks;
+  for (int64_t round = 0; round < rounds; ++round) {
+    const int64_t batch = round * ranks + me;
+    const bool throwAway = batch >= batches;
+    const int64_t w0 = throwAway ? 0 : batch * options.batch;
+    int64_t b = throwAway ? 1 : std::min(options.batch, windows - w0);
     StatusOr<Tensor> ids = Tensor::allocate(idType, {b, s});
     if (!ids.isOk())
       return ids.status();
@@ -98,6 +107,8 @@ scorePerplexity(const Executor &plan, const Executor *reference,
     StatusOr<std::vector<Tensor>> out = plan.run(in);
     if (!out.isOk())
       return out.status();
+    if (throwAway)
+      continue; // only keeps the other ranks' exchanges going
     if (afterRun)
       afterRun();
     const Tensor &logits = (*out)[0];
@@ -160,7 +171,21 @@ scorePerplexity(const Executor &plan, const Executor *reference,
         ref2 += double(lr[i]) * double(lr[i]);
       }
     if (progress)
-      progress(w0 + b, windows);
+      progress(std::min(windows, (round + 1) * ranks * options.batch),
+               windows);
+  }
+  if (ranks > 1) {
+    double sums[] = {nll, refNll, kl, diff2, ref2};
+    int64_t counts[] = {agree, result.predictions};
+    MOE_RETURN_IF_ERROR(dist::allreduceSum(sums, 5));
+    MOE_RETURN_IF_ERROR(dist::allreduceSum(counts, 2));
+    nll = sums[0];
+    refNll = sums[1];
+    kl = sums[2];
+    diff2 = sums[3];
+    ref2 = sums[4];
+    agree = counts[0];
+    result.predictions = counts[1];
   }
   result.windows = windows;
   double n = double(result.predictions);

@@ -29,6 +29,12 @@ struct ScoreOptions {
   int64_t batch = 8;     ///< windows per run
   int64_t offset = 0;    ///< bytes of the file skipped before the first
                          ///< window (e.g. calibrate on held-out windows)
+  /// Under mpirun: each rank scores every size()-th batch and the ranks sum
+  /// their totals (every rank gets the whole result). A rank out of batches
+  /// runs a throw-away one while the others finish, since the plan's
+  /// exchanges need every rank. Only for plans whose ranks may hold
+  /// different tokens (not tensor-parallel ones).
+  bool splitOverRanks = false;
 };
 
 struct ScoreResult {

@@ -3,6 +3,7 @@
 #include "runtime/cpu/KernelUtil.h"
 #include "runtime/Distributed.h"
 #include "runtime/Exchange.h"
+#include "runtime/PlanFile.h"
 #include "runtime/cpu/Registration.h"
 
 #include "kernels/cpu/Moe.h"
@@ -392,6 +393,20 @@ Status runExperts(KernelContext &ctx) {
     for (int64_t x = 0; x < e; ++x)
       if (owners[size_t(x)] != dist::rank())
         pruned[size_t(x)] = 1;
+    // The ranks' outputs are summed: they must hold the same rows.
+    const Tensor &rows = ctx.input(0);
+    uint64_t h[2] = {plan::hashBytes(rows.data(), size_t(rows.numElements()) *
+                                                      sizeof(float)),
+                     uint64_t(rows.numElements())};
+    int64_t mine[2] = {int64_t(h[0] >> 1), int64_t(h[1])}, low[2], high[2];
+    std::copy(mine, mine + 2, low);
+    std::copy(mine, mine + 2, high);
+    MOE_RETURN_IF_ERROR(dist::allreduceMinMax(low, high, 2));
+    if (low[0] != high[0] || low[1] != high[1])
+      return Status::error(
+          "this step sums the ranks' expert outputs (a tensor-parallel or "
+          "hybrid plan), so every rank must be given the same inputs; the "
+          "ranks' rows differ");
   }
   const Tensor &x = ctx.input(0);
   kc::ExpertWeights w;

@@ -89,7 +89,8 @@ options:
                            with a language-model plan (token ids [B, S] ->
                            logits [B, S, V]): the first --windows windows of
                            --context bytes, each position predicting the
-                           next byte; prints the perplexity
+                           next byte; prints the perplexity (under mpirun the
+                           ranks share the batches of windows)
   --context N              bytes per window for --perplexity (default 256)
   --windows N              windows for --perplexity (default 64; 0 = all)
   --batch N                windows per run for --perplexity (default 8)
@@ -876,7 +877,15 @@ int runTool(int argc, char **argv) {
     so.windows = o.windows;
     so.batch = o.batch;
     so.offset = o.offset;
-    bool tty = ::isatty(STDERR_FILENO);
+    // Under mpirun the ranks share the windows, unless the plan sums the
+    // ranks' expert outputs (then every rank needs the same tokens).
+    bool replicated = false;
+    for (const StepInfo &s : plan.steps())
+      replicated = replicated ||
+                   (s.kind == StepKind::Call && s.kernelName == "moe.experts" &&
+                    s.attrs.has("owners") && !s.attrs.has("exchange_ranks"));
+    so.splitOverRanks = moe::rt::dist::size() > 1 && !replicated;
+    bool tty = ::isatty(STDERR_FILENO) && moe::rt::dist::rank() == 0;
     auto start = std::chrono::steady_clock::now();
     StatusOr<ScoreResult> r = scorePerplexity(
         **ex, refEx.get(), *tokens, so,
