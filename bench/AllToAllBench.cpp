@@ -19,9 +19,7 @@
 
 #include "passes/Analysis/TrafficModel.h"
 
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "runtime/MpiApi.h"
 
 #include <algorithm>
 #include <chrono>

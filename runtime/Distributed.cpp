@@ -3,10 +3,7 @@
 #include "runtime/Distributed.h"
 
 #ifdef MOE_HAVE_MPI
-// The C API only: OpenMPI's C++ bindings need a library we do not link.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "runtime/MpiApi.h"
 #endif
 
 #include <algorithm>

@@ -16,9 +16,7 @@
 #include "runtime/PlanLoader.h"
 
 #ifdef MOE_HAVE_MPI
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "runtime/MpiApi.h"
 #endif
 
 #include <algorithm>

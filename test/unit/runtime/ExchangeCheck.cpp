@@ -17,9 +17,7 @@
 #include "runtime/Distributed.h"
 #include "runtime/Exchange.h"
 
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "runtime/MpiApi.h"
 
 #include <algorithm>
 #include <cstdio>
