@@ -260,20 +260,21 @@ void PartitionPass::runOnOperation() {
                            ? Schedule::hierarchical
                        : best.chunks > 1 ? Schedule::pipelined
                                          : Schedule::direct;
+      // Result types are inferred: another rank may send a different
+      // number of rows, so the row count becomes dynamic.
       auto a2a = ob.create<AllToAllOp>(
-          op.getLoc(), op.getInput().getType(), op.getOffsets().getType(),
-          op.getInput(), op.getOffsets(),
+          op.getLoc(), op.getInput(), op.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks),
           ScheduleAttr::get(ctx, sched),
           ob.getI64IntegerAttr(best.chunks),
           ob.getI64IntegerAttr(topo->ranksPerNode), UnitAttr());
       op->setOperand(0, a2a.getResultRows());
       op->setOperand(1, a2a.getResultOffsets());
+      op.getResult().setType(a2a.getResultRows().getType()); // = its input
       // ... and the computed rows go back to the ranks that sent them.
       ob.setInsertionPointAfter(op);
       auto back = ob.create<AllToAllOp>(
-          op.getLoc(), op.getResult().getType(), op.getOffsets().getType(),
-          op.getResult(), dispatch.getOffsets(),
+          op.getLoc(), op.getResult(), dispatch.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks), ScheduleAttr::get(ctx, sched),
           ob.getI64IntegerAttr(best.chunks),
           ob.getI64IntegerAttr(topo->ranksPerNode), ob.getUnitAttr());
