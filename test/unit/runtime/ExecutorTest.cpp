@@ -3,7 +3,6 @@
 #include "test/unit/runtime/KernelTestUtil.h"
 #include "test/unit/runtime/PlanBuilder.h"
 
-#include "runtime/Distributed.h"
 #include "runtime/Executor.h"
 
 #include <thread>
