@@ -58,8 +58,15 @@ Executor::create(const LoadedPlan &plan, const ExecutorOptions &options) {
   std::vector<int64_t> producer(plan.values().size(), -1);
   std::vector<std::vector<size_t>> readers(plan.values().size());
   std::vector<std::vector<size_t>> preds(n);
+  int64_t lastOrdered = -1;
   for (size_t s = 0; s < n; ++s) {
     const StepInfo &step = steps[s];
+    if (options.ordered && step.kind == StepKind::Call &&
+        options.ordered(step)) {
+      if (lastOrdered >= 0)
+        preds[s].push_back(size_t(lastOrdered));
+      lastOrdered = int64_t(s);
+    }
     for (uint32_t v : step.inputs) {
       if (producer[v] >= 0)
         preds[s].push_back(size_t(producer[v]));

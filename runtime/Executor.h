@@ -26,6 +26,10 @@ struct ExecutorOptions {
   /// Run the steps one at a time in plan order (kernels stay parallel);
   /// useful to debug a suspected ordering problem.
   bool sequential = false;
+  /// Steps for which this returns true run one after the other in plan
+  /// order (others still run beside them): under mpirun the steps that
+  /// communicate, whose collectives every rank must issue in the same order.
+  std::function<bool(const StepInfo &)> ordered;
   /// Time every kernel call (stepMillis()); costs two clock reads per step.
   bool profile = false;
   /// Called after every kernel call with the step's index, inputs and

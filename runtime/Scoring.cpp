@@ -107,8 +107,17 @@ scorePerplexity(const Executor &plan, const Executor *reference,
     StatusOr<std::vector<Tensor>> out = plan.run(in);
     if (!out.isOk())
       return out.status();
-    if (throwAway)
-      continue; // only keeps the other ranks' exchanges going
+    if (throwAway) {
+      // Only keeps the other ranks' exchanges going (the reference's too,
+      // when it is partitioned as well).
+      if (reference) {
+        MOE_RETURN_IF_ERROR(reference->checkInputs(in));
+        StatusOr<std::vector<Tensor>> r = reference->run(in);
+        if (!r.isOk())
+          return r.status().withContext("reference plan");
+      }
+      continue;
+    }
     if (afterRun)
       afterRun();
     const Tensor &logits = (*out)[0];

@@ -801,6 +801,12 @@ int runTool(int argc, char **argv) {
   ExecutorOptions execOptions;
   execOptions.numThreads = o.threads;
   execOptions.profile = o.profileOps;
+  // Every rank must issue its collectives in the same order: the steps
+  // that communicate (moe.experts on several ranks) run in plan order.
+  if (moe::rt::dist::size() > 1)
+    execOptions.ordered = [](const StepInfo &s) {
+      return s.kernelName == "moe.experts";
+    };
   if (o.profile) {
     ProfileOptions po;
     po.samples = o.profileSamples;
@@ -866,6 +872,7 @@ int runTool(int argc, char **argv) {
       refPlan = std::move(*r);
       ExecutorOptions refOptions;
       refOptions.numThreads = o.threads;
+      refOptions.ordered = execOptions.ordered;
       StatusOr<std::unique_ptr<Executor>> re =
           Executor::create(*refPlan, refOptions);
       if (!re.isOk())
