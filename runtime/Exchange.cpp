@@ -335,9 +335,11 @@ Status ExchangeLayout::check(int ranks) const {
       return Status::error("an expert is held by rank " + std::to_string(r) +
                            ", but the run has " + std::to_string(ranks) +
                            " ranks");
-  if (chunks < 1)
+  if (chunks < 1 || chunks > numExperts)
     return Status::error("exchange chunks = " + std::to_string(chunks) +
-                         " must be at least 1");
+                         " must be between 1 and the " +
+                         std::to_string(numExperts) +
+                         " experts (a chunk carries whole experts)");
   if (ranksPerNode < 0 || (ranksPerNode > 0 && ranks % ranksPerNode != 0))
     return Status::error("exchange ranks per node = " +
                          std::to_string(ranksPerNode) + " must divide the " +

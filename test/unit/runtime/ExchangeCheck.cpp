@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     };
     dist::ExchangeLayout l;
     l.numExperts = pick(1, 12);
-    l.chunks = pick(1, 6);
+    l.chunks = pick(1, std::min<int>(6, int(l.numExperts)));
     l.hierarchical = pick(0, 1) == 1;
     std::vector<int> divisors;
     for (int p = 1; p <= ranks; ++p)
