@@ -4,9 +4,8 @@
 //
 // Runs dist::exchangeExperts on random layouts: 1-12 experts, each held by
 // 1-3 random ranks, 1-6 chunks (at most one per expert), direct or
-// hierarchical over a random node
-// size, and random rows per (rank, expert) including none and dropped rows
-// past offsets[E]. The "expert" is an exact elementwise map (row * (e + 1) +
+// hierarchical over a random node size, and random rows per (rank, expert)
+// including none and dropped rows past offsets[E]. The "expert" is an exact elementwise map (row * (e + 1) +
 // e / 2), so every output row must equal its input's image bit for bit, and
 // dropped rows must be zeros. It also checks that a rank computes only
 // experts it holds and that every row is computed exactly once. Rank 0
