@@ -130,18 +130,14 @@ void PartitionPass::runOnOperation() {
     (void)fail(llvm::toString(topo.takeError()));
     return signalPassFailure();
   }
-  llvm::Expected<std::optional<RoutingProfile>> loaded =
-      loadProfileFor(profile, module);
-  if (!loaded) {
-    (void)fail(llvm::toString(loaded.takeError()));
+  llvm::Expected<ExpertPassInputs> inputs =
+      loadExpertPassInputs(profile, module);
+  if (!inputs) {
+    (void)fail(llvm::toString(inputs.takeError()));
     return signalPassFailure();
   }
-  std::optional<RoutingProfile> routing = std::move(*loaded);
-  ExpertInventory inventory(module);
-  if (inventory.layers().empty()) {
-    (void)fail("the module has no moe.experts op");
-    return signalPassFailure();
-  }
+  const ExpertInventory &inventory = inputs->inventory;
+  const std::optional<RoutingProfile> &routing = inputs->routing;
   Builder b(ctx);
   std::string summary; // for the plan's metadata (--describe)
   for (const ExpertLayer &layer : inventory.layers()) {

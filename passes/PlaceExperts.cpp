@@ -78,18 +78,14 @@ void PlaceExpertsPass::runOnOperation() {
     (void)fail(llvm::toString(dev.takeError()));
     return signalPassFailure();
   }
-  llvm::Expected<std::optional<RoutingProfile>> loaded =
-      loadProfileFor(profile, module);
-  if (!loaded) {
-    (void)fail(llvm::toString(loaded.takeError()));
+  llvm::Expected<ExpertPassInputs> inputs =
+      loadExpertPassInputs(profile, module);
+  if (!inputs) {
+    (void)fail(llvm::toString(inputs.takeError()));
     return signalPassFailure();
   }
-  std::optional<RoutingProfile> routing = std::move(*loaded);
-  ExpertInventory inventory(module);
-  if (inventory.layers().empty()) {
-    (void)fail("the module has no moe.experts op");
-    return signalPassFailure();
-  }
+  const ExpertInventory &inventory = inputs->inventory;
+  const std::optional<RoutingProfile> &routing = inputs->routing;
 
   // Shapes, loads and pins of every expert.
   struct Layer {

@@ -275,6 +275,19 @@ mlir::moe::loadProfileFor(llvm::StringRef path, Operation *root) {
   return std::optional<RoutingProfile>(std::move(*p));
 }
 
+llvm::Expected<ExpertPassInputs>
+mlir::moe::loadExpertPassInputs(llvm::StringRef path, Operation *root) {
+  llvm::Expected<std::optional<RoutingProfile>> routing =
+      loadProfileFor(path, root);
+  if (!routing)
+    return routing.takeError();
+  ExpertPassInputs in{ExpertInventory(root), std::move(*routing)};
+  if (in.inventory.layers().empty())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "the module has no moe.experts op");
+  return std::move(in);
+}
+
 llvm::Error mlir::moe::checkProfileMatches(const RoutingProfile &profile,
                                            Operation *root) {
   auto fail = [&](const std::string &what) {

@@ -11,6 +11,8 @@
 #ifndef MOE_PASSES_ANALYSIS_ROUTINGPROFILE_H
 #define MOE_PASSES_ANALYSIS_ROUTINGPROFILE_H
 
+#include "passes/Analysis/ExpertInventory.h"
+
 #include "mlir/IR/Operation.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -96,6 +98,16 @@ llvm::Expected<RoutingProfile> parseRoutingProfile(llvm::StringRef json,
 /// What a pass with a `profile` option calls.
 llvm::Expected<std::optional<RoutingProfile>>
 loadProfileFor(llvm::StringRef path, Operation *root);
+
+/// What the expert passes start from: the MoE layers under `root` and the
+/// profile at `path` (loadProfileFor: none when `path` is empty). Fails with
+/// the profile's error, or when there is no moe.experts op.
+struct ExpertPassInputs {
+  ExpertInventory inventory;
+  std::optional<RoutingProfile> routing;
+};
+llvm::Expected<ExpertPassInputs> loadExpertPassInputs(llvm::StringRef path,
+                                                      Operation *root);
 
 /// Checks that `profile` was recorded with a plan of the model under `root`:
 /// same model_id (modelFingerprint, or the module's `moe.model_id`), same
