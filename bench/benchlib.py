@@ -33,6 +33,36 @@ def run(cmd):
     return r.stdout
 
 
+def driver_args(ap, results_file):
+    """The options of the model-sweep drivers: --bin, --work, --fixtures, --command and
+    --json (default bench/results/<results_file>)."""
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--command", default="")
+    ap.add_argument("--json", default=os.path.normpath(os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "results", results_file)))
+
+
+def model_files(a):
+    """Per model name: (model.onnx, its text for perplexity, trained). The trained
+    fixtures have their own eval.bin; the generated models (made under --work) use
+    mixtral_tiny's, scored against their unpruned/fp32 selves."""
+    text = os.path.join(a.fixtures, "mixtral_tiny", "eval.bin")
+    files = {}
+    for name in ("mixtral_tiny", "olmoe_tiny"):
+        files[name] = (os.path.join(a.fixtures, name, "model.onnx"),
+                       os.path.join(a.fixtures, name, "eval.bin"), True)
+    for name in ("mixtral_gen", "olmoe_gen"):
+        files[name] = (os.path.join(a.work, name, "model.onnx"), text, False)
+    return files
+
+
+def tools(a):
+    """(moe-opt, moe-exec) under --bin."""
+    return os.path.join(a.bin, "moe-opt"), os.path.join(a.bin, "moe-exec")
+
+
 def json_lines(text):
     """The JSON objects of the lines of text that start with '{'."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

@@ -74,7 +74,7 @@ def main(argv):
         if str(t) not in wl["inputs"] or len(wl["inputs"][str(t)]) < max(a.ranks):
             raise SystemExit("expert-parallel: error: the layer has no %d input sets of %d "
                              "tokens (make_models.py --tokens ... --sets ...)" % (max(a.ranks), t))
-    opt, exe = os.path.join(a.bin, "moe-opt"), os.path.join(a.bin, "moe-exec")
+    opt, exe = benchlib.tools(a)
     sim = os.path.join(a.bin, "moe-partition-sim")
     timing = ["--bench", "--json", "--warmup", str(a.warmup), "--repeat", str(a.repeat),
               "--no-verify-weights"]

@@ -32,24 +32,12 @@ LP_ONLY = [("LP 2.5 bits", "2.5", "expert-avg-bits=2.5"),
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--fixtures", required=True)
-    ap.add_argument("--command", default="")
+    benchlib.driver_args(ap, "precision-fidelity.json")
     ap.add_argument("--models", default="mixtral_tiny,olmoe_tiny,mixtral_gen")
     ap.add_argument("--windows", type=int, default=64)
-    ap.add_argument("--json", default=os.path.normpath(os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "results", "precision-fidelity.json")))
     a = ap.parse_args()
-    opt, exe = os.path.join(a.bin, "moe-opt"), os.path.join(a.bin, "moe-exec")
-    text = os.path.join(a.fixtures, "mixtral_tiny", "eval.bin")
-    models = {
-        "mixtral_tiny": (os.path.join(a.fixtures, "mixtral_tiny", "model.onnx"),
-                         os.path.join(a.fixtures, "mixtral_tiny", "eval.bin"), True),
-        "olmoe_tiny": (os.path.join(a.fixtures, "olmoe_tiny", "model.onnx"),
-                       os.path.join(a.fixtures, "olmoe_tiny", "eval.bin"), True),
-        "mixtral_gen": (os.path.join(a.work, "mixtral_gen", "model.onnx"), text, False),
-    }
+    opt, exe = benchlib.tools(a)
+    models = benchlib.model_files(a)
     results = {"benchmark": "precision-fidelity", "machine": machine(),
                "command": a.command,
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

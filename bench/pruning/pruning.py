@@ -34,26 +34,16 @@ def token_sets(evalbin, d, batch, sets=8):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--fixtures", required=True)
-    ap.add_argument("--command", default="")
+    benchlib.driver_args(ap, "pruning.json")
     ap.add_argument("--models", default="mixtral_tiny,olmoe_tiny,mixtral_gen,olmoe_gen")
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=os.path.normpath(os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "results", "pruning.json")))
     a = ap.parse_args()
-    opt, exe = os.path.join(a.bin, "moe-opt"), os.path.join(a.bin, "moe-exec")
-    text = os.path.join(a.fixtures, "mixtral_tiny", "eval.bin")
-    models = {
-        "mixtral_tiny": (os.path.join(a.fixtures, "mixtral_tiny", "model.onnx"),
-                         os.path.join(a.fixtures, "mixtral_tiny", "eval.bin"), True, 8, 2),
-        "olmoe_tiny": (os.path.join(a.fixtures, "olmoe_tiny", "model.onnx"),
-                       os.path.join(a.fixtures, "olmoe_tiny", "eval.bin"), True, 32, 4),
-        "mixtral_gen": (os.path.join(a.work, "mixtral_gen", "model.onnx"), text, False, 8, 2),
-        "olmoe_gen": (os.path.join(a.work, "olmoe_gen", "model.onnx"), text, False, 64, 8),
-    }
+    opt, exe = benchlib.tools(a)
+    # Experts and top-k of each.
+    shapes = {"mixtral_tiny": (8, 2), "olmoe_tiny": (32, 4), "mixtral_gen": (8, 2),
+              "olmoe_gen": (64, 8)}
+    models = {name: files + shapes[name] for name, files in benchlib.model_files(a).items()}
     results = {"benchmark": "pruning", "machine": machine(), "command": a.command,
                "threads": a.threads,
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
