@@ -23,6 +23,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -48,6 +49,18 @@ void copyRows(const float *from, float *to, int64_t rows, int64_t hidden) {
     std::memcpy(to, from, size_t(rows * hidden) * sizeof(float));
 }
 
+/// Rows in flight or at work: every element is written before it is read,
+/// so the storage is left uninitialised (a zeroed vector would add a pass
+/// over all of it to every exchange).
+class Rows {
+public:
+  void resize(size_t n) { data_.reset(n ? new float[n] : nullptr); }
+  float *data() { return data_.get(); }
+
+private:
+  std::unique_ptr<float[]> data_;
+};
+
 /// One MPI_Ialltoallv. Parts are sorted by peer, then in segment order.
 struct Phase {
   struct Part {
@@ -57,7 +70,7 @@ struct Phase {
   };
   std::vector<Part> sends, recvs;
   std::vector<int> sendCounts, sendDispls, recvCounts, recvDispls;
-  std::vector<float> sendBuf, recvBuf;
+  Rows sendBuf, recvBuf;
 #ifdef MOE_HAVE_MPI
   MPI_Comm comm = MPI_COMM_WORLD;
   MPI_Request request = MPI_REQUEST_NULL;
@@ -69,7 +82,7 @@ struct Phase {
     std::stable_sort(recvs.begin(), recvs.end(), byPeer);
     auto layout = [&](const std::vector<Part> &parts, std::vector<int> &counts,
                       std::vector<int> &displs,
-                      std::vector<float> &buf) -> Status {
+                      Rows &buf) -> Status {
       std::vector<int64_t> n(static_cast<size_t>(ranks), 0);
       int64_t total = 0;
       for (const Part &p : parts) {
@@ -175,7 +188,7 @@ struct Transfer {
 /// Everything about one chunk, seen from this rank.
 struct Chunk {
   Transfer dispatch, combine;
-  std::vector<float> work, result, relay;
+  Rows work, result, relay;
   // This rank's own rows that it computes itself (offsets in floats).
   struct Local {
     int64_t inX, inWork, rows;
