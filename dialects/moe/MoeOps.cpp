@@ -240,5 +240,40 @@ LogicalResult AllToAllOp::inferReturnTypes(MLIRContext *,
   return success();
 }
 
+LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
+                                            std::optional<Location>,
+                                            Adaptor adaptor,
+                                            SmallVectorImpl<Type> &types) {
+  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
+  if (in.getRank() < 1)
+    return failure();
+  // The other ranks may hold other numbers of rows.
+  SmallVector<int64_t> shape(in.getShape());
+  shape[0] = ShapedType::kDynamic;
+  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  return success();
+}
+
+LogicalResult AllGatherOp::verify() {
+  if (getInput().getType().getRank() < 1)
+    return emitOpError("needs an input of rank 1 or more (the rows are "
+                       "dimension 0)");
+  return success();
+}
+
+LogicalResult ReduceScatterOp::inferReturnTypes(MLIRContext *,
+                                                std::optional<Location>,
+                                                Adaptor adaptor,
+                                                SmallVectorImpl<Type> &types) {
+  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
+  auto like = cast<RankedTensorType>(adaptor.getLike().getType());
+  if (like.getRank() < 1)
+    return failure(); // `like` gives the rows: dimension 0
+  int64_t rows = like.getDimSize(0);
+  types.push_back(RankedTensorType::get({rows, in.getDimSize(1)},
+                                        in.getElementType()));
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "dialects/moe/MoeOps.cpp.inc"

@@ -249,4 +249,54 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
   }];
 }
 
+def Moe_AllGatherOp : Moe_Op<"all_gather", [Pure, InferTypeOpAdaptor]> {
+  let summary = "concatenate the ranks' rows, in rank order";
+  let description = [{
+    The token exchange of a tensor-parallel layer over `ranks` ranks, each
+    rank holding its own tokens: every rank gets the rows (dimension 0) of
+    every rank, rank 0's first. Ranks may hold different numbers of rows,
+    so the result's dimension 0 is dynamic. `moe-partition` gathers the
+    hidden rows, expert ids and routing weights of a layer before
+    `moe.dispatch`, so that every rank computes its slice of every expert
+    on every token. With one rank it is the identity.
+
+    Example:
+
+    ```mlir
+    %all = moe.all_gather %x {ranks = 2 : i64} : tensor<4x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input,
+                   ConfinedAttr<I64Attr, [IntPositive]>:$ranks);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $input attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ReduceScatterOp : Moe_Op<"reduce_scatter", [Pure, InferTypeOpAdaptor]> {
+  let summary = "sum the ranks' rows and give each rank its own";
+  let description = [{
+    The inverse of `moe.all_gather` for partial sums: `input` holds, in the
+    gathered order, this rank's partial result for the rows of every rank;
+    the result is the sum over the ranks of the rows of this rank.
+    `like` has this rank's rows (its dimension 0 is the result's), as the
+    input of the matching `moe.all_gather` does. With one rank it is the
+    identity.
+
+    Example:
+
+    ```mlir
+    %mine = moe.reduce_scatter %partial, %x {ranks = 2 : i64} : tensor<?x64xf32>, tensor<4x64xf32> -> tensor<4x64xf32>
+    ```
+  }];
+  let arguments = (ins Moe_FloatTensor2D:$input, AnyRankedTensor:$like,
+                   ConfinedAttr<I64Attr, [IntPositive]>:$ranks);
+  let results = (outs Moe_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $input `,` $like attr-dict `:` type($input) `,` type($like) `->` type($result)
+  }];
+}
+
 #endif // MOE_MOE_OPS_TD

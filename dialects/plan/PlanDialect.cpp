@@ -38,9 +38,22 @@ LogicalResult WeightOp::verify() {
            << getQuantScale() << "\"";
   if (!bits && getZeroPoints())
     return emitOpError("`zero_points` need `bits`");
+  MemRefType type = getType();
+  if (std::optional<ArrayRef<int64_t>> shards = getShards()) {
+    if (shards->size() != 3)
+      return emitOpError("`shards` must be [dimension, halves, parts]");
+    int64_t d = (*shards)[0], o = (*shards)[1], n = (*shards)[2];
+    if (d < 1 || d >= type.getRank() || (o != 1 && o != 2) || n < 1)
+      return emitOpError("`shards` = [")
+             << d << ", " << o << ", " << n << "] does not fit " << type
+             << " (dimension 1 to rank - 1, halves 1 or 2, parts >= 1)";
+    if (type.getDimSize(0) % n != 0 || type.getDimSize(d) % o != 0)
+      return emitOpError("`shards` = [")
+             << d << ", " << o << ", " << n << "]: " << type
+             << " is not a weight cut into " << n << " parts";
+  }
   if (!bits)
     return success();
-  MemRefType type = getType();
   if (type.getRank() < 2 || !type.getElementType().isF32())
     return emitOpError("only f32 weights of rank >= 2 can be quantised, not ")
            << type;

@@ -39,6 +39,15 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
     "f32") scales and, where `zero_points[i]` is true, 8-bit zero points
     (kernels/cpu/Quant.h has the layout).
 
+    With `shards = [d, o, n]` the stored bytes are a weight of the same
+    element count but another layout, cut for `n` tensor-parallel ranks:
+    the source `[E, ..., D, ...]` (D at dimension d >= 1, viewed as
+    `[o, n, D / (o·n)]`) becomes `[n·E, ..., D / n, ...]`, whose index
+    r·E + e holds rank r's part of index e: the elements whose middle
+    index (of the n) is r. `o` is 2 for a weight whose dimension d holds
+    two halves cut alike (a fused SwiGLU's gate and linear rows), else 1.
+    `bits` then has n·E entries.
+
     Example:
 
     ```mlir
@@ -53,7 +62,8 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
                    OptionalAttr<DenseI64ArrayAttr>:$bits,
                    OptionalAttr<DenseI64ArrayAttr>:$group_sizes,
                    DefaultValuedStrAttr<StrAttr, "f16">:$quant_scale,
-                   OptionalAttr<DenseBoolArrayAttr>:$zero_points);
+                   OptionalAttr<DenseBoolArrayAttr>:$zero_points,
+                   OptionalAttr<DenseI64ArrayAttr>:$shards);
   let results = (outs AnyStaticShapeMemRef:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
   let hasVerifier = 1;
