@@ -69,16 +69,55 @@ struct BlobInfo {
   /// (the weight is written as plain f32 holding the dequantised values).
   std::vector<::moe::kernels::cpu::QuantFormat> roundTripFormats;
 
+  /// plan.weight `shards` (dimension, halves, parts): the source has
+  /// `sourceShape`, and is stored cut into `shardParts` slices per index of
+  /// dimension 0.
+  SmallVector<int64_t> sourceShape;
+  int64_t shardDim = 0, shardHalves = 1, shardParts = 1;
+
+  /// The bytes of a file or generated weight, in the stored layout (cut
+  /// into tensor-parallel slices when shardParts > 1); `keep` holds them
+  /// when they are not the mapped file's.
+  const uint8_t *plain(std::vector<uint8_t> &keep) const {
+    uint64_t bytes = elements * static_cast<uint64_t>(dtypeSize(dtype));
+    const uint8_t *src;
+    if (file) {
+      src = reinterpret_cast<const uint8_t *>(file->getBufferStart());
+    } else {
+      keep.assign(bytes, 0);
+      mlir::moe::generateSeededWeights(*seed, scale, dtype, elements,
+                                       keep.data());
+      src = keep.data();
+    }
+    if (shardParts <= 1)
+      return src;
+    // Source [A, halves, parts, m, B] (A = the dims before shardDim, B the
+    // bytes of the dims after it) to [parts, A, halves, m, B].
+    uint64_t a = 1, b = static_cast<uint64_t>(dtypeSize(dtype));
+    for (int64_t i = 0; i < shardDim; ++i)
+      a *= static_cast<uint64_t>(sourceShape[size_t(i)]);
+    for (size_t i = size_t(shardDim) + 1; i < sourceShape.size(); ++i)
+      b *= static_cast<uint64_t>(sourceShape[i]);
+    uint64_t o = static_cast<uint64_t>(shardHalves),
+             n = static_cast<uint64_t>(shardParts),
+             m = static_cast<uint64_t>(sourceShape[size_t(shardDim)]) / (o * n);
+    std::vector<uint8_t> cut(bytes);
+    for (uint64_t r = 0; r < n; ++r)
+      for (uint64_t i = 0; i < a; ++i)
+        for (uint64_t h = 0; h < o; ++h)
+          std::memcpy(cut.data() + ((r * a + i) * o + h) * m * b,
+                      src + ((i * o + h) * n + r) * m * b, m * b);
+    keep = std::move(cut);
+    return keep.data();
+  }
+
   /// Writes exactly `size` bytes to dst (zeroed by the caller).
   void produce(uint8_t *dst) const {
+    std::vector<uint8_t> keep;
     if (!roundTripFormats.empty()) {
       // Plain f32 written first, then each slice quantised and dequantised
       // in place: exactly the values the packed kernels compute with.
-      if (file)
-        std::memcpy(dst, file->getBufferStart(), size);
-      else
-        mlir::moe::generateSeededWeights(*seed, scale, /*F32=*/0, elements,
-                                         dst);
+      std::memcpy(dst, plain(keep), size);
       float *w = reinterpret_cast<float *>(dst);
       std::vector<uint8_t> packed;
       for (size_t i = 0; i < roundTripFormats.size(); ++i) {
@@ -102,26 +141,15 @@ struct BlobInfo {
     }
     if (!sliceFormats.empty()) {
       // The f32 source, then each slice quantised into its place.
-      std::vector<float> generated;
-      const float *src;
-      if (file) {
-        src = reinterpret_cast<const float *>(file->getBufferStart());
-      } else {
-        generated.resize(elements);
-        mlir::moe::generateSeededWeights(*seed, scale, /*F32=*/0, elements,
-                        reinterpret_cast<uint8_t *>(generated.data()));
-        src = generated.data();
-      }
+      const float *src = reinterpret_cast<const float *>(plain(keep));
       for (size_t i = 0; i < sliceFormats.size(); ++i)
         ::moe::kernels::cpu::quantizeMatrix(
             src + i * sliceRows * sliceCols, sliceRows, sliceCols,
             sliceFormats[i], dst + sliceOffsets[i]);
       return;
     }
-    if (file) {
-      std::memcpy(dst, file->getBufferStart(), size);
-    } else if (seed) {
-      mlir::moe::generateSeededWeights(*seed, scale, dtype, elements, dst);
+    if (file || seed) {
+      std::memcpy(dst, plain(keep), size);
     } else if (constant.getElementType().isInteger(1)) {
       uint64_t i = 0;
       for (bool b : constant.getValues<bool>())
@@ -389,6 +417,15 @@ LogicalResult Emitter::run() {
       } else {
         info.seed = *w.getSeed();
         info.scale = w.getScale().convertToDouble();
+      }
+      if (std::optional<ArrayRef<int64_t>> shards = w.getShards()) {
+        info.shardDim = (*shards)[0];
+        info.shardHalves = (*shards)[1];
+        info.shardParts = (*shards)[2];
+        info.sourceShape.assign(type.getShape().begin(),
+                                type.getShape().end());
+        info.sourceShape[0] /= info.shardParts;
+        info.sourceShape[size_t(info.shardDim)] *= info.shardParts;
       }
       int32_t index = static_cast<int32_t>(blobs.size());
       if (failed(addBlob(w, type, std::move(info))))

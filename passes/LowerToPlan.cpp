@@ -107,6 +107,13 @@ static LogicalResult passAttributes(Operation *op, ParamBuilder &p) {
   return success();
 }
 
+/// The ranks a moe.experts op is tensor-parallel over (moe-partition's
+/// `moe.tensor_parallel`), 1 when it is not.
+static int64_t tensorParallelRanks(ExpertsOp op) {
+  auto r = op->getAttrOfType<IntegerAttr>("moe.tensor_parallel");
+  return r && r.getInt() > 1 ? r.getInt() : 1;
+}
+
 /// Fills `p` with the kernel parameters of `op`; fails with a diagnostic on
 /// something the runtime kernel cannot express.
 static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
@@ -227,7 +234,14 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         // over an expert's replicas). Without one every rank holds every
         // token: each expert is computed whole by one of its ranks, chosen
         // at run time to balance the rows, and the ranks sum their outputs.
-        if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks")) {
+        // Tensor parallel (moe-partition): the weights are cut into
+        // `tp_ranks` slices of F (shardExpertWeights); rank r computes its
+        // slice of every expert.
+        int64_t tp = tensorParallelRanks(o);
+        if (tp > 1)
+          p.i("tp_ranks", tp);
+        if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks");
+            ranks && tp == 1) {
           SmallVector<int64_t> owners, replicas, replicaOffsets{0};
           for (Attribute a : ranks) {
             auto r = dyn_cast<DenseI64ArrayAttr>(a);
@@ -397,6 +411,17 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
     }
     if (!any && !anyAbsent)
       return WalkResult::advance();
+    // A tensor-parallel op's weights hold one slice per rank and expert
+    // (index r·E + e), each at its expert's precision.
+    int64_t tp = tensorParallelRanks(op);
+    auto repeat = [&](auto &v) {
+      auto once = v;
+      for (int64_t r = 1; r < tp; ++r)
+        v.append(once.begin(), once.end());
+    };
+    repeat(spec.bits);
+    repeat(spec.groups);
+    repeat(spec.zeroPoints);
     // Dropping pruned experts' bytes needs the same weights quantisation
     // does; when they are computed, the experts simply stay stored.
     auto qualifies = [&](Value w) {
@@ -432,6 +457,63 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
             << weight.getName() << "' is asked for two different precisions";
         return WalkResult::interrupt();
       }
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+/// The weights of tensor-parallel moe.experts ops, cut into one slice of F
+/// per rank when the plan is written (plan.weight `shards`): w1 and b1
+/// (fused SwiGLU, concatenated: both halves alike), w3 and b3 along F,
+/// w2 along its last dimension. b2 is not cut: rank 0 adds it.
+static LogicalResult
+collectShards(func::FuncOp func,
+              DenseMap<Operation *, SmallVector<int64_t, 3>> &shards) {
+  WalkResult result = func.walk([&](ExpertsOp op) {
+    int64_t n = tensorParallelRanks(op);
+    if (n == 1)
+      return WalkResult::advance();
+    int64_t f = op.getFfnSize();
+    if (ShapedType::isDynamic(f) || f % n != 0) {
+      op.emitOpError("cannot cut FFN size ")
+          << f << " into " << n << " tensor-parallel slices";
+      return WalkResult::interrupt();
+    }
+    for (int64_t e = 0; e < op.getNumExperts(); ++e) {
+      ExpertAttr expert = op.getExpert(e);
+      int64_t g = expert.getGroupSize();
+      if (!expert.getPruned() && llvm::is_contained({8, 4, 3, 2},
+                                                    expert.getBits()) &&
+          g > 0 && (f / n) % g != 0) {
+        op.emitOpError("expert ")
+            << e << ": a tensor-parallel slice of w2 holds " << f / n
+            << " of its " << f << " columns, not a whole number of its "
+            << g << "-column quantisation groups";
+        return WalkResult::interrupt();
+      }
+    }
+    int64_t halves = op.getSwigluFusion() == 2 ? 2 : 1;
+    struct Cut {
+      Value v;
+      const char *name;
+      int64_t dim, halves;
+    };
+    for (Cut c : {Cut{op.getW1(), "w1", 1, halves}, Cut{op.getW2(), "w2", 2, 1},
+                  Cut{op.getW3(), "w3", 1, 1}, Cut{op.getB1(), "b1", 1, halves},
+                  Cut{op.getB3(), "b3", 1, 1}}) {
+      if (!c.v)
+        continue;
+      auto w = c.v.getDefiningOp<nn::WeightOp>();
+      if (!w || !c.v.hasOneUse()) {
+        op.emitOpError("tensor parallel: ")
+            << c.name << " must be an nn.weight used by this op alone, so "
+            << "that it can be cut into one slice per rank (weights "
+            << "quantised in the model, as QMoE's, cannot be cut yet: "
+            << "partition this layer with layout=ep)";
+        return WalkResult::interrupt();
+      }
+      shards[w] = {c.dim, c.halves, n};
     }
     return WalkResult::advance();
   });
@@ -522,6 +604,9 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
 
   if (failed(foldExchanges(func)))
     return failure();
+  DenseMap<Operation *, SmallVector<int64_t, 3>> shards;
+  if (failed(collectShards(func, shards)))
+    return failure();
   DenseMap<Operation *, QuantSpec> quantSpecs;
   if (failed(collectQuantSpecs(func, quant.zeroPoints, quantSpecs)))
     return failure();
@@ -548,11 +633,22 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
       return out;
     };
     if (auto w = dyn_cast<nn::WeightOp>(op)) {
+      MemRefType type = toBuffer(w.getType());
+      DenseI64ArrayAttr shardsAttr;
+      if (auto it = shards.find(w); it != shards.end()) {
+        // [E, .., D, ..] stored as [n·E, .., D / n, ..].
+        int64_t d = it->second[0], n = it->second[2];
+        SmallVector<int64_t> shape(type.getShape());
+        shape[0] *= n;
+        shape[size_t(d)] /= n;
+        type = MemRefType::get(shape, type.getElementType());
+        shardsAttr = b.getDenseI64ArrayAttr(it->second);
+      }
       auto nw = b.create<plan::WeightOp>(
-          loc, toBuffer(w.getType()), w.getNameAttr(), w.getFileAttr(),
-          w.getOffsetAttr(), w.getSeedAttr(), w.getScaleAttr(),
+          loc, type, w.getNameAttr(), w.getFileAttr(), w.getOffsetAttr(),
+          w.getSeedAttr(), w.getScaleAttr(),
           /*bits=*/nullptr, /*group_sizes=*/nullptr,
-          /*quant_scale=*/nullptr, /*zero_points=*/nullptr);
+          /*quant_scale=*/nullptr, /*zero_points=*/nullptr, shardsAttr);
       auto spec = quantSpecs.find(w);
       if (spec != quantSpecs.end()) {
         nw.setBitsAttr(b.getDenseI64ArrayAttr(spec->second.bits));

@@ -249,6 +249,47 @@ void PartitionPass::runOnOperation() {
     if (report)
       op.emitRemark("moe-partition: ")
           << best.describe() << " on " << topo->ranks << " ranks";
+    // Tensor parallel: every rank computes its slice of every expert
+    // (moe-lower-to-plan slices the weights) on every rank's tokens, which
+    // are gathered before moe.dispatch; the partial outputs are summed and
+    // each rank keeps its own rows.
+    if (best.layout == tr::Layout::TensorParallel && topo->ranks > 1) {
+      auto combine = [&]() -> CombineOp {
+        if (!op.getResult().hasOneUse())
+          return CombineOp();
+        auto c = dyn_cast<CombineOp>(*op.getResult().user_begin());
+        return c && c.getPerm() == dispatch.getPerm() ? c : CombineOp();
+      }();
+      if (!combine) {
+        op.emitError("moe-partition: layer ")
+            << layer.index << ": a tensor-parallel layer needs moe.experts "
+            << "to feed exactly one moe.combine of its dispatch";
+        return signalPassFailure();
+      }
+      OpBuilder ob(dispatch);
+      IntegerAttr ranks = ob.getI64IntegerAttr(topo->ranks);
+      auto gather = [&](Value v) {
+        return ob.create<AllGatherOp>(op.getLoc(), v, ranks).getResult();
+      };
+      Value hidden = gather(dispatch.getHidden());
+      Value ids = gather(dispatch.getIds());
+      Value weights = gather(combine.getWeights());
+      auto all = ob.create<DispatchOp>(dispatch.getLoc(), hidden, ids,
+                                       dispatch.getNumExpertsAttr());
+      op->setOperand(0, all.getRows());
+      op->setOperand(1, all.getOffsets());
+      op.getResult().setType(all.getRows().getType());
+      ob.setInsertionPoint(combine);
+      auto sum = ob.create<CombineOp>(combine.getLoc(), op.getResult(),
+                                      all.getPerm(), weights);
+      auto mine = ob.create<ReduceScatterOp>(combine.getLoc(), sum.getResult(),
+                                             dispatch.getHidden(), ranks);
+      combine.getResult().replaceAllUsesWith(mine.getResult());
+      combine.erase();
+      if (dispatch->use_empty())
+        dispatch.erase();
+      op->setAttr("moe.tensor_parallel", ranks);
+    }
     // Routing layouts exchange the dispatched rows.
     if (best.layout != tr::Layout::TensorParallel && topo->ranks > 1) {
       OpBuilder ob(op);

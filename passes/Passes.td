@@ -177,7 +177,12 @@ def Partition : Pass<"moe-partition", "mlir::ModuleOp"> {
     half is replicated on enough ranks to split it. For layouts that route
     tokens it inserts `moe.all_to_all` (ranks, schedule, chunks) between
     `moe.dispatch` and `moe.experts`, and its combine twin between
-    `moe.experts` and its users.
+    `moe.experts` and its users. For the tensor-parallel layout it gathers
+    the ranks' tokens (`moe.all_gather` of the rows, ids and routing
+    weights before `moe.dispatch`), sums the partial outputs back
+    (`moe.reduce_scatter` after `moe.combine`) and marks the op
+    `moe.tensor_parallel`, for which `moe-lower-to-plan` cuts the expert
+    weights into one slice of F per rank.
 
     Records on each `moe.experts` op `moe.partition` (layout, schedule,
     chunks, ranks, predicted µs, and the rejected candidates with their
