@@ -118,6 +118,109 @@ Status allreduceSum(float *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(double *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(int64_t *data, int64_t n) { return sumOverRanks(data, n); }
 
+StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine) {
+  std::vector<int64_t> counts(static_cast<size_t>(size_), mine);
+  if (size_ == 1)
+    return counts;
+#ifdef MOE_HAVE_MPI
+  if (MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T,
+                    MPI_COMM_WORLD) != MPI_SUCCESS)
+    return Status::error("MPI_Allgather of the ranks' row counts failed");
+  return counts;
+#else
+  return Status::error("this build has no MPI");
+#endif
+}
+
+#ifdef MOE_HAVE_MPI
+namespace {
+/// Displacements of `counts` and whether they all fit an MPI int.
+bool displacements(const std::vector<int64_t> &counts, std::vector<int> &n,
+                   std::vector<int> &at) {
+  int64_t total = 0;
+  n.clear();
+  at.clear();
+  for (int64_t c : counts) {
+    if (c < 0 || c > INT_MAX || total > INT_MAX)
+      return false;
+    n.push_back(int(c));
+    at.push_back(int(total));
+    total += c;
+  }
+  return total <= INT_MAX;
+}
+} // namespace
+#endif
+
+Status allgatherRows(const void *mine, int64_t rowBytes,
+                     const std::vector<int64_t> &counts, void *out) {
+  if (int64_t(counts.size()) != size_)
+    return Status::error("allgatherRows: " + std::to_string(counts.size()) +
+                         " counts for " + std::to_string(size_) + " ranks");
+  const int64_t bytes = counts[size_t(rank_)] * rowBytes;
+  if (size_ == 1) {
+    if (bytes > 0)
+      std::memcpy(out, mine, size_t(bytes));
+    return Status::ok();
+  }
+#ifdef MOE_HAVE_MPI
+  std::vector<int> n, at;
+  if (rowBytes < 1 || rowBytes > INT_MAX || !displacements(counts, n, at))
+    return Status::error("allgatherRows: " + std::to_string(rowBytes) +
+                         "-byte rows in counts beyond MPI's int");
+  MPI_Datatype row;
+  if (MPI_Type_contiguous(int(rowBytes), MPI_BYTE, &row) != MPI_SUCCESS ||
+      MPI_Type_commit(&row) != MPI_SUCCESS)
+    return Status::error("MPI_Type_contiguous of a row failed");
+  int rc = MPI_Allgatherv(mine, n[size_t(rank_)], row, out, n.data(),
+                          at.data(), row, MPI_COMM_WORLD);
+  MPI_Type_free(&row);
+  if (rc != MPI_SUCCESS)
+    return Status::error("MPI_Allgatherv of the ranks' rows failed");
+  return Status::ok();
+#else
+  (void)mine;
+  (void)out;
+  return Status::error("this build has no MPI");
+#endif
+}
+
+Status reduceScatterRows(const float *in, int64_t rowFloats,
+                         const std::vector<int64_t> &counts, float *out) {
+  if (int64_t(counts.size()) != size_)
+    return Status::error("reduceScatterRows: " +
+                         std::to_string(counts.size()) + " counts for " +
+                         std::to_string(size_) + " ranks");
+  if (size_ == 1) {
+    int64_t n = counts[0] * rowFloats;
+    if (n > 0)
+      std::memcpy(out, in, size_t(n) * sizeof(float));
+    return Status::ok();
+  }
+#ifdef MOE_HAVE_MPI
+  std::vector<int64_t> floats;
+  for (int64_t c : counts)
+    floats.push_back(c * rowFloats);
+  std::vector<int> n, at;
+  if (!displacements(floats, n, at))
+    return Status::error("reduceScatterRows: " + std::to_string(rowFloats) +
+                         "-float rows in counts beyond MPI's int");
+  if (MPI_Reduce_scatter(in, out, n.data(), MPI_FLOAT, MPI_SUM,
+                         MPI_COMM_WORLD) != MPI_SUCCESS)
+    return Status::error("MPI_Reduce_scatter of the ranks' rows failed");
+  return Status::ok();
+#else
+  (void)in;
+  (void)out;
+  return Status::error("this build has no MPI");
+#endif
+}
+
+bool communicates(const std::string &kernel) {
+  return kernel == "moe.experts" || kernel == "moe.all_gather" ||
+         kernel == "moe.reduce_scatter";
+}
+
 Status allreduceMinMax(int64_t *low, int64_t *high, int64_t n) {
   if (size_ == 1 || n == 0)
     return Status::ok();

@@ -4,11 +4,11 @@
 // `mpirun -np N moe-exec PLAN ...`. Each rank runs the whole program on its
 // own inputs (its tokens). In an expert-parallel layer the rows travel to
 // the ranks of their experts and back (runtime/Exchange.h), so every rank's
-// outputs equal a single-rank run of its inputs. A layer without an
-// exchange (tensor-parallel plans) assumes every rank holds the same
-// tokens: each rank computes the experts it owns and the ranks sum their
-// outputs (allreduceSum), which is exact. Built without MPI (or run without
-// mpirun) a process is rank 0 of 1.
+// outputs equal a single-rank run of its inputs. In a tensor-parallel layer
+// the ranks gather every rank's tokens (allgatherRows), each computes its
+// slice of every expert, and the partial outputs are summed back to their
+// ranks (reduceScatterRows). Built without MPI (or run without mpirun) a
+// process is rank 0 of 1.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_RUNTIME_DISTRIBUTED_H
@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moe::rt::dist {
 
@@ -42,6 +43,21 @@ Status allreduceSum(int64_t *data, int64_t n);
 /// (each rank passes its values in both).
 Status allreduceMinMax(int64_t *low, int64_t *high, int64_t n);
 
+/// Every rank's `mine`, in rank order (size() entries).
+StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine);
+/// Concatenates every rank's rows (`rowBytes` bytes each; rank r gives
+/// counts[r] of them, this rank `mine`) into `out`, rank 0's first.
+Status allgatherRows(const void *mine, int64_t rowBytes,
+                     const std::vector<int64_t> &counts, void *out);
+/// The inverse of allgatherRows for partial sums: `in` holds, in gathered
+/// order, this rank's part of every rank's rows (`rowFloats` floats each);
+/// `out` gets the sum over the ranks of this rank's counts[rank()] rows.
+Status reduceScatterRows(const float *in, int64_t rowFloats,
+                         const std::vector<int64_t> &counts, float *out);
+/// Whether a kernel communicates with the other ranks (moe.experts,
+/// moe.all_gather, moe.reduce_scatter): every rank must run such steps in
+/// the same order (ExecutorOptions::ordered).
+bool communicates(const std::string &kernel);
 /// Ranks on this node (1 without MPI or a launcher).
 int localSize();
 

@@ -438,80 +438,30 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
   return Status::ok();
 }
 
-std::vector<int64_t> balanceExperts(const ExchangeLayout &l,
-                                    const int64_t *offsets) {
-  const int64_t e = l.numExperts;
-  std::vector<int64_t> order(static_cast<size_t>(e)), cost(order.size()),
-      owner(order.size(), -1);
-  for (int64_t i = 0; i < e; ++i) {
-    order[size_t(i)] = i;
-    int64_t rows = offsets[i + 1] - offsets[i];
-    cost[size_t(i)] = rows > 0 ? std::max<int64_t>(rows, 16) : 0;
-  }
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return cost[size_t(a)] > cost[size_t(b)];
-  });
-  std::vector<int64_t> load;
-  for (int64_t i : order) {
-    int64_t best = -1;
-    for (int64_t j = l.replicaOffsets[size_t(i)];
-         j < l.replicaOffsets[size_t(i) + 1]; ++j) {
-      int64_t r = l.replicas[size_t(j)];
-      if (size_t(r) >= load.size())
-        load.resize(size_t(r) + 1, 0);
-      if (best < 0 || load[size_t(r)] < load[size_t(best)] ||
-          (load[size_t(r)] == load[size_t(best)] && r < best))
-        best = r;
-    }
-    owner[size_t(i)] = best;
-    load[size_t(best)] += cost[size_t(i)];
-  }
-  return owner;
-}
-
 StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
   HeldExperts held;
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
   for (const StepInfo &step : plan.steps()) {
-    if (step.kind != StepKind::Call || step.kernelName != "moe.experts" ||
-        !step.attrs.has("exchange_ranks"))
-      continue;
-    // The kernel's verifier checked these attributes at load.
-    ExchangeLayout l;
-    StatusOr<int64_t> e = step.attrs.getInt("num_experts"),
-                      ranks = step.attrs.getInt("exchange_ranks"),
-                      hasW3 = step.attrs.getInt("has_w3", 0);
-    StatusOr<std::vector<int64_t>> replicas = step.attrs.getInts("replicas"),
-                                   offsets =
-                                       step.attrs.getInts("replica_offsets");
-    for (const Status &st : {e.status(), ranks.status(), hasW3.status(),
-                             replicas.status(), offsets.status()})
-      MOE_RETURN_IF_ERROR(st);
-    l.numExperts = *e;
-    l.replicas = *replicas;
-    l.replicaOffsets = *offsets;
-    MOE_RETURN_IF_ERROR(l.check(int(*ranks)));
-    const int64_t n = l.numExperts;
-    std::vector<bool> mine(static_cast<size_t>(n), false);
-    for (int64_t x = 0; x < n; ++x)
-      for (int64_t i = l.replicaOffsets[size_t(x)];
-           i < l.replicaOffsets[size_t(x) + 1]; ++i)
-        mine[size_t(x)] = mine[size_t(x)] || l.replicas[size_t(i)] == rank;
-    for (size_t in = 2; in < (*hasW3 ? 5u : 4u) && in < step.inputs.size();
-         ++in) {
+    for (size_t in = 2; in <= 4 && in < step.inputs.size(); ++in) {
       int32_t w = plan.values()[step.inputs[in]].weight;
       if (w < 0)
         continue; // computed, not a weight of the file
       const WeightInfo &info = plan.weights()[size_t(w)];
+      if (info.shape.empty())
+        continue;
+      std::optional<std::vector<bool>> mine =
+          expertSlicesRead(step, in, info.shape[0], rank);
+      if (!mine)
+        continue; // not an expert weight of a partitioned step
       const auto *base =
           static_cast<const uint8_t *>(plan.weightTensor(size_t(w)).data());
-      for (int64_t x = 0; x < n; ++x) {
-        uint64_t at = info.packed() ? info.slices[size_t(x)].offset
-                                    : info.size / uint64_t(n) * uint64_t(x);
-        uint64_t bytes = info.packed() ? info.slices[size_t(x)].size
-                                       : info.size / uint64_t(n);
+      const uint64_t n = mine->size();
+      for (uint64_t x = 0; x < n; ++x) {
+        uint64_t at = info.packed() ? info.slices[x].offset
+                                    : info.size / n * x;
+        uint64_t bytes = info.packed() ? info.slices[x].size : info.size / n;
         held.totalBytes += bytes;
-        if (mine[size_t(x)]) {
+        if ((*mine)[x]) {
           held.heldBytes += bytes;
           continue;
         }
@@ -521,12 +471,20 @@ StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
         if (to > from &&
             ::madvise(reinterpret_cast<void *>(from), to - from,
                       MADV_DONTNEED) != 0)
-          return Status::error("madvise of expert " + std::to_string(x) +
-                               "'s weights failed");
+          return Status::error("madvise of slice " + std::to_string(x) +
+                               " of weight `" + info.name + "` failed");
       }
     }
   }
   return held;
+}
+
+void addExchange(int64_t calls, int64_t rowsSent, int64_t rowsReceived,
+                 double seconds) {
+  totals_.calls += calls;
+  totals_.rowsSent += rowsSent;
+  totals_.rowsReceived += rowsReceived;
+  totals_.waitSeconds += seconds;
 }
 
 ExchangeStats exchangeTotals() { return totals_; }

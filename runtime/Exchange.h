@@ -65,24 +65,14 @@ Status exchangeExperts(const ExchangeLayout &layout, const float *x,
                        int64_t rows, int64_t hidden, const int64_t *offsets,
                        const ExpertCompute &compute, float *y);
 
-/// For a layer whose tokens every rank holds (no exchange: tensor-parallel
-/// and hybrid plans run this way): the rank that computes each expert.
-/// Every expert goes whole to one of its ranks (`layout`'s replicas), so
-/// that the ranks' outputs sum exactly to the single-rank ones; the experts
-/// with the most rows go first, each to its least loaded rank (ties: the
-/// lowest). An expert with rows costs max(rows, 16): reading its weights
-/// costs as much as computing 16 rows. Every rank computes the same
-/// assignment from the same offsets [E + 1].
-std::vector<int64_t> balanceExperts(const ExchangeLayout &layout,
-                                    const int64_t *offsets);
-
-/// Expert weight bytes of a plan's expert-parallel steps: those of the
-/// experts this rank holds, and in all.
+/// Expert weight bytes of a plan's expert- and tensor-parallel steps: those
+/// of the experts (or slices) this rank holds, and in all.
 struct HeldExperts {
   uint64_t heldBytes = 0, totalBytes = 0;
 };
 /// Drops from this process the mapped pages of the expert weights that
-/// `rank` does not hold in the plan's expert-parallel steps (madvise
+/// `rank` does not hold in the plan's expert- and tensor-parallel steps
+/// (PlanLoader.h, expertSlicesRead; madvise
 /// MADV_DONTNEED; they are never read again, and would be read back from
 /// the file if they were), so that each rank keeps only its experts in
 /// memory. Pages that a held expert shares stay.
@@ -92,12 +82,20 @@ StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank);
 struct ExchangeStats {
   int64_t calls = 0;
   /// Rows this rank sent to, and received from, other ranks (dispatch
-  /// direction; a relayed row counts at every hop).
+  /// direction; a relayed row counts at every hop; in a tensor-parallel
+  /// layer, the token rows it gathers).
   int64_t rowsSent = 0, rowsReceived = 0;
   double waitSeconds = 0; ///< blocked on the exchanges (not overlapped)
+  /// calls counts exchangeExperts and the tensor-parallel layers' sums.
 };
-/// The totals of every exchangeExperts call since the last reset.
+/// The totals of every exchangeExperts call, and of the tensor-parallel
+/// collectives (addExchange), since the last reset.
 ExchangeStats exchangeTotals();
+/// Counts a tensor-parallel collective: `calls` layers (1 for the sum that
+/// ends a layer), rows sent and received in the gathering direction, and
+/// the time spent in it.
+void addExchange(int64_t calls, int64_t rowsSent, int64_t rowsReceived,
+                 double seconds);
 void resetExchangeTotals();
 
 } // namespace moe::rt::dist

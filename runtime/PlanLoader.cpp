@@ -300,6 +300,43 @@ Status PlanReader::readWeights(const moe_plan::Plan &plan) {
   return Status::ok();
 }
 
+std::optional<std::vector<bool>>
+expertSlicesRead(const StepInfo &step, size_t input, int64_t slices, int rank) {
+  if (step.kind != StepKind::Call || step.kernelName != "moe.experts" ||
+      input < 2 || input > 4 || slices < 1)
+    return std::nullopt;
+  StatusOr<int64_t> e = step.attrs.getInt("num_experts"),
+                    tp = step.attrs.getInt("tp_ranks", 1),
+                    w3 = step.attrs.getInt("has_w3", 0);
+  if (!e.isOk() || !tp.isOk() || !w3.isOk() || (input == 4 && *w3 == 0))
+    return std::nullopt;
+  std::vector<bool> read(static_cast<size_t>(slices), false);
+  if (*tp > 1) {
+    if (*e < 1 || *e * *tp != slices || rank < 0 || rank >= *tp)
+      return std::nullopt;
+    for (int64_t x = 0; x < *e; ++x)
+      read[size_t(rank * *e + x)] = true;
+    return read;
+  }
+  if (!step.attrs.has("exchange_ranks"))
+    return std::nullopt;
+  StatusOr<std::vector<int64_t>> replicas = step.attrs.getInts("replicas"),
+                                 offsets =
+                                     step.attrs.getInts("replica_offsets");
+  if (!replicas.isOk() || !offsets.isOk() ||
+      int64_t(offsets->size()) != slices + 1)
+    return std::nullopt;
+  for (int64_t x = 0; x < slices; ++x)
+    for (int64_t j = (*offsets)[size_t(x)]; j < (*offsets)[size_t(x) + 1];
+         ++j) {
+      if (j < 0 || size_t(j) >= replicas->size())
+        return std::nullopt;
+      if ((*replicas)[size_t(j)] == rank)
+        read[size_t(x)] = true;
+    }
+  return read;
+}
+
 /// The weights' checksums (after the steps are read: a rank of an
 /// expert-parallel plan checks only the experts it holds, where the plan
 /// has per-expert checksums).
@@ -317,30 +354,18 @@ Status PlanReader::verifyWeights() const {
         if (w < 0)
           continue;
         ++uses[size_t(w)];
-        if (step.kind != StepKind::Call || step.kernelName != "moe.experts" ||
-            in < 2 || in > 4 || !step.attrs.has("exchange_ranks"))
-          continue;
-        StatusOr<std::vector<int64_t>> replicas =
-            step.attrs.getInts("replicas");
-        StatusOr<std::vector<int64_t>> offsets =
-            step.attrs.getInts("replica_offsets");
         const WeightInfo &info = out_.weights_[size_t(w)];
-        if (!replicas.isOk() || !offsets.isOk() || info.shape.empty() ||
-            int64_t(offsets->size()) != info.shape[0] + 1 ||
-            info.sliceChecksums.empty())
+        if (info.shape.empty() || info.sliceChecksums.empty())
+          continue;
+        std::optional<std::vector<bool>> read =
+            expertSlicesRead(step, in, info.shape[0], options_.rank);
+        if (!read)
           continue;
         std::vector<bool> &held = partial[size_t(w)];
-        held.resize(size_t(info.shape[0]), false);
-        bool ok = true;
-        for (int64_t x = 0; x < info.shape[0] && ok; ++x)
-          for (int64_t j = (*offsets)[size_t(x)];
-               ok && j < (*offsets)[size_t(x) + 1]; ++j) {
-            ok = j >= 0 && size_t(j) < replicas->size();
-            if (ok && (*replicas)[size_t(j)] == options_.rank)
-              held[size_t(x)] = true;
-          }
-        if (ok)
-          ++expertUses[size_t(w)];
+        held.resize(read->size(), false);
+        for (size_t x = 0; x < read->size(); ++x)
+          held[x] = held[x] || (*read)[x];
+        ++expertUses[size_t(w)];
       }
     for (size_t w = 0; w < n; ++w)
       if (uses[w] == 0 || uses[w] != expertUses[w])

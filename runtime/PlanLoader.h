@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 namespace moe::rt {
 
@@ -67,13 +68,21 @@ struct StepInfo {
   Device device = Device::CPU;
 };
 
+/// The indices of dimension 0 that rank `rank` reads of input `input` of
+/// `step`, a weight of `slices` indices: for w1, w2 or w3 (inputs 2 to 4)
+/// of an expert-parallel moe.experts step, the experts the rank holds; of a
+/// tensor-parallel one, the rank's slices. Nullopt for any other input or
+/// step (read whole), or attributes that do not fit `slices`.
+std::optional<std::vector<bool>>
+expertSlicesRead(const StepInfo &step, size_t input, int64_t slices, int rank);
+
 struct LoadOptions {
   /// Check every Weight.checksum (reads all weight bytes once).
   bool verifyWeights = true;
-  /// A rank of a multi-rank run (-1: none). A weight that only expert-
-  /// parallel moe.experts steps read (as w1, w2 or w3) and that carries
-  /// slice checksums is checked for the experts this rank holds only: the
-  /// rank never reads the others.
+  /// A rank of a multi-rank run (-1: none). A weight that only expert- or
+  /// tensor-parallel moe.experts steps read (as w1, w2 or w3) and that
+  /// carries slice checksums is checked for the experts (or slices) this
+  /// rank reads only: the rank never reads the others.
   int rank = -1;
   /// Kernels to resolve Calls against; null means KernelRegistry::builtin().
   const KernelRegistry *registry = nullptr;

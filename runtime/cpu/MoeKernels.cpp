@@ -8,6 +8,8 @@
 
 #include "kernels/cpu/Moe.h"
 
+#include <chrono>
+
 namespace moe::rt::cpu {
 namespace kc = kernels::cpu;
 
@@ -251,6 +253,19 @@ StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
   return l;
 }
 
+/// `tp_ranks` of moe.experts: 1, or the ranks of a tensor-parallel step.
+StatusOr<int64_t> tensorParallelRanks(const Attrs &attrs) {
+  int64_t tp;
+  MOE_ASSIGN_OR_RETURN(tp, attrs.getInt("tp_ranks", 1));
+  if (tp < 1)
+    return Status::error("attribute `tp_ranks` = " + str(tp) +
+                         " must be at least 1");
+  if (tp > 1 && (attrs.has("exchange_ranks") || attrs.has("owners")))
+    return Status::error("attribute `tp_ranks` goes with neither "
+                         "`exchange_ranks` nor `owners`");
+  return tp;
+}
+
 StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
   int64_t e;
   MOE_ASSIGN_OR_RETURN(e, numExperts(attrs));
@@ -271,29 +286,40 @@ StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
     const char *dims; // one letter per dim: E, F, G or H
     const char *name;
   };
-  std::vector<Operand> ops = {{0, "RH", "x"}, {2, "EGH", "w1"},
-                              {3, "EHF", "w2"}};
+  // A tensor-parallel step's weights hold tp_ranks slices of F per expert
+  // (S = tp_ranks·E of them, F their width); b2 is whole.
+  int64_t tp;
+  MOE_ASSIGN_OR_RETURN(tp, tensorParallelRanks(attrs));
+  const bool cut = tp > 1;
+  std::vector<Operand> ops = {{0, "RH", "x"},
+                              {2, cut ? "SGH" : "EGH", "w1"},
+                              {3, cut ? "SHF" : "EHF", "w2"}};
   size_t next = 4;
   if (l.w3)
-    ops.push_back({next++, "EFH", "w3"});
+    ops.push_back({next++, cut ? "SFH" : "EFH", "w3"});
   if (l.b1)
-    ops.push_back({next++, "EG", "b1"});
+    ops.push_back({next++, cut ? "SG" : "EG", "b1"});
   if (l.b2)
     ops.push_back({next++, "EH", "b2"});
   if (l.b3)
-    ops.push_back({next++, "EF", "b3"});
+    ops.push_back({next++, cut ? "SF" : "EF", "b3"});
+  int64_t slices = e * tp;
   const std::string g = fused ? "2F" : "F";
   int64_t f = -1, h = -1;
   for (const Operand &op : ops) {
     std::string dims = op.dims, shown;
     for (char c : dims)
-      shown += c == 'G' ? g : std::string(1, c);
+      shown += c == 'G' ? g : c == 'S' ? std::string("tp_ranks·E")
+                                       : std::string(1, c);
     MOE_RETURN_IF_ERROR(checkRank(in, op.index, dims.size()));
     for (size_t d = 0; d < dims.size(); ++d) {
       char c = dims[d];
       if (c == 'R')
         continue;
-      std::string what = (c == 'G' ? g : std::string(1, c)) + " of " + op.name +
+      std::string what = (c == 'G'   ? g
+                          : c == 'S' ? std::string("tp_ranks·E")
+                                     : std::string(1, c)) +
+                         " of " + op.name +
                          " [" + shown + "]";
       int64_t got = in[op.index].shape[d];
       if (c == 'G') {
@@ -307,12 +333,113 @@ StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
           f = fused ? got / 2 : got;
         continue;
       }
-      int64_t &known = c == 'E' ? e : c == 'F' ? f : h;
+      int64_t &known = c == 'E' ? e : c == 'S' ? slices : c == 'F' ? f : h;
       MOE_RETURN_IF_ERROR(checkDim(in, op.index, d, known, what));
       known = mergeDims(known, got);
     }
   }
   return single(DType::F32, in[0].shape);
+}
+
+double seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       since)
+      .count();
+}
+
+/// A partitioned step needs a run of as many ranks as the plan was
+/// partitioned for.
+Status checkRunRanks(int64_t ranks) {
+  if (ranks == dist::size())
+    return Status::ok();
+  if (ranks != 1 && !dist::built())
+    return Status::error("the plan is partitioned for " + str(ranks) +
+                         " ranks, and this build has no MPI runtime");
+  return Status::error("the plan is partitioned for " + str(ranks) +
+                       " ranks; run it with mpirun -np " + str(ranks) +
+                       " (this run has " + str(int64_t(dist::size())) + ")");
+}
+
+StatusOr<int64_t> collectiveRanks(const Attrs &attrs) {
+  int64_t r;
+  MOE_ASSIGN_OR_RETURN(r, attrs.getInt("ranks"));
+  if (r < 1)
+    return Status::error("attribute `ranks` = " + str(r) +
+                         " must be at least 1");
+  return r;
+}
+
+StatusOr<Types> inferAllGather(const Types &in, const Attrs &attrs) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 1, 1));
+  int64_t ranks;
+  MOE_ASSIGN_OR_RETURN(ranks, collectiveRanks(attrs));
+  if (in[0].shape.empty())
+    return Status::error("input 0 has rank 0; its rows are dimension 0");
+  TensorType out{in[0].dtype, in[0].shape};
+  if (ranks > 1)
+    out.shape[0] = -1; // the other ranks' rows are known at run time
+  return Types{out};
+}
+
+Status runAllGather(KernelContext &ctx) {
+  int64_t ranks;
+  MOE_ASSIGN_OR_RETURN(ranks, collectiveRanks(ctx.attrs()));
+  MOE_RETURN_IF_ERROR(checkRunRanks(ranks));
+  const Tensor &x = ctx.input(0);
+  std::vector<int64_t> counts;
+  MOE_ASSIGN_OR_RETURN(counts, dist::allgatherCounts(x.dim(0)));
+  Shape shape = x.shape();
+  shape[0] = 0;
+  for (int64_t c : counts)
+    shape[0] += c;
+  MOE_RETURN_IF_ERROR(ctx.allocateOutput(0, x.dtype(), shape));
+  int64_t rowBytes = int64_t(dtypeSize(x.dtype()));
+  for (size_t d = 1; d < x.rank(); ++d)
+    rowBytes *= x.dim(d);
+  if (rowBytes == 0)
+    return Status::ok();
+  auto start = std::chrono::steady_clock::now();
+  MOE_RETURN_IF_ERROR(dist::allgatherRows(x.data(), rowBytes, counts,
+                                          ctx.output(0).mutableData()));
+  if (ranks > 1)
+    dist::addExchange(0, 0, 0, seconds(start));
+  return Status::ok();
+}
+
+StatusOr<Types> inferReduceScatter(const Types &in, const Attrs &attrs) {
+  MOE_RETURN_IF_ERROR(checkArity(in, 2, 2));
+  MOE_RETURN_IF_ERROR(collectiveRanks(attrs).status());
+  MOE_RETURN_IF_ERROR(checkDType(in, 0, DType::F32));
+  MOE_RETURN_IF_ERROR(checkRank(in, 0, 2));
+  if (in[1].shape.empty())
+    return Status::error("input 1 has rank 0; its dimension 0 gives the "
+                         "rows of this rank");
+  return single(DType::F32, {in[1].shape[0], in[0].shape[1]});
+}
+
+Status runReduceScatter(KernelContext &ctx) {
+  int64_t ranks;
+  MOE_ASSIGN_OR_RETURN(ranks, collectiveRanks(ctx.attrs()));
+  MOE_RETURN_IF_ERROR(checkRunRanks(ranks));
+  const Tensor &partial = ctx.input(0);
+  std::vector<int64_t> counts;
+  MOE_ASSIGN_OR_RETURN(counts, dist::allgatherCounts(ctx.input(1).dim(0)));
+  int64_t total = 0;
+  for (int64_t c : counts)
+    total += c;
+  if (total != partial.dim(0))
+    return Status::error("input 0 has " + str(partial.dim(0)) +
+                         " rows, but the ranks hold " + str(total));
+  auto start = std::chrono::steady_clock::now();
+  MOE_RETURN_IF_ERROR(dist::reduceScatterRows(
+      partial.data<float>(), partial.dim(1), counts,
+      ctx.output(0).mutableData<float>()));
+  if (ranks > 1) {
+    // The layer's token rows, as its all-gather moved them.
+    int64_t mine = counts[size_t(dist::rank())];
+    dist::addExchange(1, mine * (ranks - 1), total - mine, seconds(start));
+  }
+  return Status::ok();
 }
 
 Status runExperts(KernelContext &ctx) {
@@ -332,15 +459,7 @@ Status runExperts(KernelContext &ctx) {
     return Status::error("attribute `exchange_ranks` = " +
                          str(exchangeRanks) + " must not be negative");
   if (exchangeRanks > 0) {
-    if (exchangeRanks != 1 && !dist::built())
-      return Status::error("the plan is partitioned for " +
-                           str(exchangeRanks) +
-                           " ranks, and this build has no MPI runtime");
-    if (exchangeRanks != dist::size())
-      return Status::error("the plan is partitioned for " +
-                           str(exchangeRanks) + " ranks; run it with mpirun "
-                           "-np " + str(exchangeRanks) + " (this run has " +
-                           str(int64_t(dist::size())) + ")");
+    MOE_RETURN_IF_ERROR(checkRunRanks(exchangeRanks));
     exchange.numExperts = e;
     MOE_ASSIGN_OR_RETURN(exchange.replicas, ctx.attrs().getInts("replicas"));
     MOE_ASSIGN_OR_RETURN(exchange.replicaOffsets,
@@ -359,55 +478,22 @@ Status runExperts(KernelContext &ctx) {
     exchange.hierarchical = schedule == "hierarchical";
     MOE_RETURN_IF_ERROR(exchange.check(dist::size()));
   }
-  // A partitioned plan without an exchange (every rank holds every token):
-  // this rank computes the experts it owns, the others' rows are zeros, and
-  // the ranks sum their outputs.
-  std::vector<int64_t> owners;
-  MOE_ASSIGN_OR_RETURN(owners,
-                       ctx.attrs().getInts("owners", std::vector<int64_t>{}));
-  bool distributed = exchangeRanks == 0 && !owners.empty() && dist::size() > 1;
-  if (distributed) {
-    if (int64_t(owners.size()) != e)
-      return Status::error("attribute `owners` has " +
-                           str(int64_t(owners.size())) + " entries for " +
-                           str(e) + " experts");
-    pruned.resize(size_t(e), 0);
-    for (int64_t x = 0; x < e; ++x)
-      if (owners[size_t(x)] < 0 || owners[size_t(x)] >= dist::size())
-        return Status::error("expert " + str(x) + " is owned by rank " +
-                             str(owners[size_t(x)]) + ", but the run has " +
-                             str(int64_t(dist::size())) + " ranks");
-    // Experts held by several ranks (tensor-parallel and hybrid plans, hot
-    // replicas) go whole to one of them, balancing this step's rows.
-    dist::ExchangeLayout held;
-    held.numExperts = e;
-    MOE_ASSIGN_OR_RETURN(held.replicas,
-                         ctx.attrs().getInts("replicas", std::vector<int64_t>{}));
-    MOE_ASSIGN_OR_RETURN(
-        held.replicaOffsets,
-        ctx.attrs().getInts("replica_offsets", std::vector<int64_t>{}));
-    if (!held.replicas.empty()) {
-      MOE_RETURN_IF_ERROR(held.check(dist::size()));
-      owners = dist::balanceExperts(held, ctx.input(1).data<int64_t>());
-    }
-    for (int64_t x = 0; x < e; ++x)
-      if (owners[size_t(x)] != dist::rank())
-        pruned[size_t(x)] = 1;
-    // The ranks' outputs are summed: they must hold the same rows.
-    const Tensor &rows = ctx.input(0);
-    uint64_t h[2] = {plan::hashBytes(rows.data(), size_t(rows.numElements()) *
-                                                      sizeof(float)),
-                     uint64_t(rows.numElements())};
-    int64_t mine[2] = {int64_t(h[0] >> 1), int64_t(h[1])}, low[2], high[2];
-    std::copy(mine, mine + 2, low);
-    std::copy(mine, mine + 2, high);
-    MOE_RETURN_IF_ERROR(dist::allreduceMinMax(low, high, 2));
-    if (low[0] != high[0] || low[1] != high[1])
-      return Status::error(
-          "this step sums the ranks' expert outputs (a tensor-parallel or "
-          "hybrid plan), so every rank must be given the same inputs; the "
-          "ranks' rows differ");
+  // `owners` and `replicas` without an exchange (a plan partitioned for
+  // one rank) change nothing: every rank holds every expert and computes
+  // its own tokens.
+  // Tensor parallel: this rank's slices of the experts are indices
+  // rank·E .. rank·E + E - 1 of the cut weights.
+  int64_t tp;
+  MOE_ASSIGN_OR_RETURN(tp, tensorParallelRanks(ctx.attrs()));
+  int64_t first = 0;
+  if (tp > 1) {
+    MOE_RETURN_IF_ERROR(checkRunRanks(tp));
+    first = int64_t(dist::rank()) * e;
   }
+  // The rank's E slices of a dense [slices, ...] weight or bias.
+  auto mine = [&](const Tensor &t) {
+    return t.data<float>() + first * (t.numElements() / t.dim(0));
+  };
   const Tensor &x = ctx.input(0);
   kc::ExpertWeights w;
   // A packed weight gives a bank of per-expert formats; a dense one a
@@ -417,20 +503,21 @@ Status runExperts(KernelContext &ctx) {
     const Tensor &t = ctx.input(i);
     const PackedWeight *p = t.packed();
     if (!p) {
-      dense = t.data<float>();
+      dense = mine(t);
       return Status::ok();
     }
-    if (int64_t(p->formats.size()) != e || int64_t(p->offsets.size()) != e)
+    if (int64_t(p->formats.size()) != e * tp ||
+        int64_t(p->offsets.size()) != e * tp)
       return Status::error("input " + str(int64_t(i)) + " is packed in " +
                            str(int64_t(p->formats.size())) +
-                           " slices, expected " + str(e));
+                           " slices, expected " + str(e * tp));
     packed.base = static_cast<const uint8_t *>(t.data());
-    packed.offsets = p->offsets.data();
-    packed.formats = p->formats.data();
+    packed.offsets = p->offsets.data() + first;
+    packed.formats = p->formats.data() + first;
     // An absent slice (a statically pruned expert) is never read: the
     // expert must be pruned, so that its rows (if any) give zeros.
     for (int64_t x = 0; x < e; ++x)
-      if (p->formats[size_t(x)].bits == kc::kAbsentBits &&
+      if (packed.formats[x].bits == kc::kAbsentBits &&
           !(size_t(x) < pruned.size() && pruned[size_t(x)]))
         return Status::error("input " + str(int64_t(i)) + ": expert " +
                              str(x) + " has no weights (absent slice) but is "
@@ -443,11 +530,14 @@ Status runExperts(KernelContext &ctx) {
   if (l.w3)
     MOE_RETURN_IF_ERROR(bank(next++, w.w3, w.w3p));
   if (l.b1)
-    w.b1 = ctx.input(next++).data<float>();
-  if (l.b2)
-    w.b2 = ctx.input(next++).data<float>();
+    w.b1 = mine(ctx.input(next++));
+  if (l.b2) {
+    // Summed over the ranks' partial outputs: added once, by rank 0.
+    const float *b2 = ctx.input(next++).data<float>();
+    w.b2 = first == 0 ? b2 : nullptr;
+  }
   if (l.b3)
-    w.b3 = ctx.input(next++).data<float>();
+    w.b3 = mine(ctx.input(next++));
   // F is w2's last dimension (w1 has 2F rows when swiglu is fused).
   const int64_t ffn = ctx.input(3).dim(2);
   const uint8_t *prunedMask = pruned.empty() ? nullptr : pruned.data();
@@ -465,14 +555,9 @@ Status runExperts(KernelContext &ctx) {
                                  x.dim(1), ctx.input(1).data<int64_t>(),
                                  compute, ctx.output(0).mutableData<float>());
   }
-  MOE_RETURN_IF_ERROR(kc::experts(x.data<float>(), x.dim(0), x.dim(1),
-                                  ctx.input(1).data<int64_t>(), e, ffn, w,
-                                  l.act, prunedMask,
-                                  ctx.output(0).mutableData<float>()));
-  if (distributed)
-    return dist::allreduceSum(ctx.output(0).mutableData<float>(),
-                              ctx.output(0).numElements());
-  return Status::ok();
+  return kc::experts(x.data<float>(), x.dim(0), x.dim(1),
+                     ctx.input(1).data<int64_t>(), e, ffn, w, l.act,
+                     prunedMask, ctx.output(0).mutableData<float>());
 }
 
 StatusOr<Types> inferCombine(const Types &in, const Attrs &) {
@@ -516,6 +601,9 @@ bool expertsAcceptsPacked(size_t input, const Attrs &attrs) {
 
 void registerMoeKernels(KernelRegistry &r) {
   add(r, "moe.route", inferRoute, runRoute);
+  add(r, "moe.all_gather", inferAllGather, runAllGather,
+      /*allocatesOutputs=*/true);
+  add(r, "moe.reduce_scatter", inferReduceScatter, runReduceScatter);
   add(r, "moe.dispatch", inferDispatch, runDispatch);
   KernelDef experts{"moe.experts", inferExperts, runExperts, false};
   experts.acceptsPacked = expertsAcceptsPacked;

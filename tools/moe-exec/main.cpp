@@ -802,10 +802,10 @@ int runTool(int argc, char **argv) {
   execOptions.numThreads = o.threads;
   execOptions.profile = o.profileOps;
   // Every rank must issue its collectives in the same order: the steps
-  // that communicate (moe.experts on several ranks) run in plan order.
+  // that communicate (dist::communicates) run in plan order.
   if (moe::rt::dist::size() > 1)
     execOptions.ordered = [](const StepInfo &s) {
-      return s.kernelName == "moe.experts";
+      return moe::rt::dist::communicates(s.kernelName);
     };
   if (o.profile) {
     ProfileOptions po;
@@ -884,14 +884,9 @@ int runTool(int argc, char **argv) {
     so.windows = o.windows;
     so.batch = o.batch;
     so.offset = o.offset;
-    // Under mpirun the ranks share the windows, unless the plan sums the
-    // ranks' expert outputs (then every rank needs the same tokens).
-    bool replicated = false;
-    for (const StepInfo &s : plan.steps())
-      replicated = replicated ||
-                   (s.kind == StepKind::Call && s.kernelName == "moe.experts" &&
-                    s.attrs.has("owners") && !s.attrs.has("exchange_ranks"));
-    so.splitOverRanks = moe::rt::dist::size() > 1 && !replicated;
+    // Under mpirun the ranks share the windows (each rank runs its own
+    // tokens, whatever the plan's layout).
+    so.splitOverRanks = moe::rt::dist::size() > 1;
     bool tty = ::isatty(STDERR_FILENO) && moe::rt::dist::rank() == 0;
     auto start = std::chrono::steady_clock::now();
     StatusOr<ScoreResult> r = scorePerplexity(

@@ -255,21 +255,58 @@ TEST(MoeKernels, ExpertsVerifierChecksOperands) {
   EXPECT_EQ(kind.status().message(), "attribute `has_w3` is float, expected int");
 }
 
-TEST(MoeKernels, BalanceExpertsOverTheirRanks) {
-  // Experts 0-2 on ranks {0, 1}, expert 3 on rank 1 only. Rows 100, 10, 50,
-  // 0 cost 100, 16 (the floor), 50, 0: expert 0 to rank 0, then 2 and 1 to
-  // the lighter rank 1, and 3 to its only rank.
-  moe::rt::dist::ExchangeLayout l;
-  l.numExperts = 4;
-  l.replicas = {0, 1, 0, 1, 0, 1, 1};
-  l.replicaOffsets = {0, 2, 4, 6, 7};
-  std::vector<int64_t> offsets = {0, 100, 110, 160, 160};
-  EXPECT_EQ(moe::rt::dist::balanceExperts(l, offsets.data()),
-            (std::vector<int64_t>{0, 1, 1, 1}));
-  // Ties go to the lowest rank; an expert without rows costs nothing.
-  std::vector<int64_t> none = {0, 0, 0, 0, 0};
-  EXPECT_EQ(moe::rt::dist::balanceExperts(l, none.data()),
-            (std::vector<int64_t>{0, 0, 0, 1}));
+TEST(MoeKernels, TensorParallelStepsOnOneRank) {
+  // A tensor-parallel step's weights hold tp_ranks slices of F per expert
+  // ([tp_ranks·E, F / tp_ranks, H]); on a run of another rank count it
+  // says what to run, and weights that are not cut are refused by name.
+  std::mt19937 rng(26);
+  const int64_t E = 3, H = 8, F = 6;
+  Tensor x = randomF32({5, H}, rng);
+  Tensor off = i64({E + 1}, {0, 2, 2, 5});
+  Attrs attrs;
+  attrs.setInt("num_experts", E).setInt("tp_ranks", 2);
+  auto cut = runKernel("moe.experts",
+                       {x, off, randomF32({2 * E, F / 2, H}, rng),
+                        randomF32({2 * E, H, F / 2}, rng)},
+                       attrs);
+  ASSERT_FALSE(cut.isOk());
+  EXPECT_NE(cut.status().message().find(moe::rt::dist::built()
+                                            ? "run it with mpirun -np 2"
+                                            : "this build has no MPI runtime"),
+            std::string::npos)
+      << cut.status().message();
+  auto whole = runKernel(
+      "moe.experts",
+      {x, off, randomF32({E, F, H}, rng), randomF32({E, H, F}, rng)}, attrs);
+  ASSERT_FALSE(whole.isOk());
+  EXPECT_NE(whole.status().message().find("tp_ranks·E of w1"),
+            std::string::npos)
+      << whole.status().message();
+  auto both = runKernel("moe.experts",
+                        {x, off, randomF32({2 * E, F / 2, H}, rng),
+                         randomF32({2 * E, H, F / 2}, rng)},
+                        Attrs(attrs).setInt("exchange_ranks", 2));
+  ASSERT_FALSE(both.isOk());
+  EXPECT_NE(both.status().message().find("goes with neither"),
+            std::string::npos);
+
+  // The token collectives of a one-rank run are the identity.
+  Tensor ids = i64({5, 2}, {0, 1, 2, 0, 1, 2, 0, 2, 1, 1});
+  Attrs one = Attrs().setInt("ranks", 1);
+  EXPECT_EQ(run1("moe.all_gather", {ids}, one).toVector<int64_t>(),
+            ids.toVector<int64_t>());
+  Tensor partial = randomF32({5, H}, rng);
+  EXPECT_EQ(run1("moe.reduce_scatter", {partial, x}, one).toVector<float>(),
+            partial.toVector<float>());
+  auto two = runKernel("moe.all_gather", {ids}, Attrs().setInt("ranks", 2));
+  ASSERT_FALSE(two.isOk());
+  // reduce_scatter's rows are those of its second input.
+  auto rows = runKernel("moe.reduce_scatter", {partial, i64({4}, {0, 0, 0, 0})},
+                        one);
+  ASSERT_FALSE(rows.isOk());
+  EXPECT_NE(rows.status().message().find("the ranks hold 4"),
+            std::string::npos)
+      << rows.status().message();
 }
 
 TEST(MoeKernels, ExpertsExchangeOnOneRank) {
