@@ -168,6 +168,13 @@ void PartitionPass::runOnOperation() {
       shape.expertBytes = double(layer.totalBytes()) /
                           double(layer.expertBytes.size());
     std::vector<tr::Prediction> all = tr::predictAll(*topo, shape);
+    // The runtime gathers a tensor-parallel layer's tokens with MPI's own
+    // collectives, neither relayed by node nor chunked: only that candidate
+    // can run.
+    llvm::erase_if(all, [](const tr::Prediction &p) {
+      return p.layout == tr::Layout::TensorParallel &&
+             (p.schedule != tr::Schedule::Direct || p.chunks != 1);
+    });
     std::vector<tr::Prediction> allowed;
     for (const tr::Prediction &p : all)
       if ((!onlyLayout || p.layout == *onlyLayout) &&

@@ -3,6 +3,7 @@
 #include "runtime/Executor.h"
 
 #include "kernels/cpu/Dequant.h"
+#include "runtime/Distributed.h"
 
 #include <tbb/info.h>
 #include <tbb/task_group.h>
@@ -174,8 +175,9 @@ Status Executor::foldConstants() {
         uses[steps[s].inputs[i]].push_back({s, i});
   for (size_t s = 0; s < steps.size(); ++s) {
     const StepInfo &step = steps[s];
+    // A step that talks to the other ranks runs with them, in plan order.
     if (step.kind != StepKind::Call || step.inputs.empty() ||
-        step.outputs.empty())
+        step.outputs.empty() || dist::communicates(step.kernelName))
       continue;
     bool allKnown = true;
     for (uint32_t v : step.inputs)

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""The expert-parallel runtime on loopback MPI against the traffic model (run it through
-bench/expert_parallel/run.sh, which builds the tools and writes the layer).
+"""The expert- and tensor-parallel runtime on loopback MPI against the traffic model (run
+it through bench/expert_parallel/run.sh, which builds the tools and writes the layer).
 
     expert_parallel.py --bin BUILD/bin --work DIR [--ranks 2,4] [--tokens 16,64,256]
-                       [--chunks 1,2,4,8] [--repeat 10] [--warmup 2]
+                       [--chunks 1,2,4,8] [--layouts ep,tp] [--repeat 10] [--warmup 2]
                        [--out bench/results/expert-parallel.json] [--command TEXT]
 """
 import argparse
@@ -31,6 +31,9 @@ def parse_args(argv):
     p.add_argument("--ranks", type=ints, default=[2, 4])
     p.add_argument("--tokens", type=ints, default=[16, 64, 256])
     p.add_argument("--chunks", type=ints, default=[1, 2, 4, 8])
+    p.add_argument("--layouts", default="ep,tp",
+                   help="ep (each chunk count) and tp (tensor parallel: the weights cut "
+                        "into a slice of F per rank, tokens gathered; unchunked)")
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compute-model", choices=["serial", "roofline"], default="serial",
@@ -44,6 +47,9 @@ def parse_args(argv):
             p.error("--%s needs positive integers" % name)
     if max(a.chunks) > 8 or any(c not in (1, 2, 4, 8) for c in a.chunks):
         p.error("--chunks takes 1, 2, 4 and 8 (the counts the model predicts)")
+    a.layouts = [v for v in a.layouts.split(",") if v]
+    if not a.layouts or any(v not in ("ep", "tp") for v in a.layouts):
+        p.error("--layouts takes ep and tp")
     return a
 
 
@@ -127,48 +133,56 @@ def main(argv):
         benchlib.run(mpirun(r) + [exe, "--measure-network", topo])
         with open(topo) as f:
             topologies[str(r)] = json.load(f)
-        plan = os.path.join(a.work, "ep-%d.moeplan" % r)
-        benchlib.say("partitioning the layer over %d ranks" % r)
-        benchlib.run([opt, onnx, "--pass-pipeline",
-                      "builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,"
-                      "moe-partition{topology=%s layout=ep tokens=%d flops-per-rank=%g "
-                      "memory-bytes-per-s=%g compute-model=%s},moe-lower-to-plan)"
-                      % (topo, tmax, rank_flops, rank_memory, a.compute_model),
-                      "--emit-plan", plan])
-        for t in a.tokens:
-            preds = benchlib.json_lines(benchlib.run(
-                [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
-                 "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
-                 "--memory-bytes-per-s", "%g" % rank_memory,
-                 "--expert-bytes", str(expert_bytes), "--layout", "EP",
-                 "--compute-model", a.compute_model]))
-            ep = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
-            choice = [p["chunks"] for p in preds if p["chosen"]][0]
-            for c in a.chunks:
-                benchlib.say("%d ranks, %d tokens per rank, %d chunks" % (r, t, c))
-                m = bench(mpirun(r) + [exe, plan, "--inputs", inputs(t, "set_{rank}"),
-                                       "--exchange-chunks", str(c)] + timing)
-                rows.append({
-                    "ranks": r, "tokens_per_rank": t, "chunks": c, "model_choice": c == choice,
-                    "measured_ms": m["median_ms"], "predicted_ms": ep[c]["ms"],
-                    "ratio": m["median_ms"] / ep[c]["ms"],
-                    "predicted_comm_ms": ep[c]["comm_ms"],
-                    "predicted_compute_ms": ep[c]["compute_ms"],
-                    "exchange_wait_ms": m.get("exchange", {}).get("wait_ms_per_run"),
-                    "rows_sent_per_run": m.get("exchange", {}).get("rows_sent_per_run"),
-                    "threads_per_rank": m["threads"],
-                    "one_rank_all_cores_ms": single[t],
-                    "rank_memory_bytes_per_s": rank_memory, "rank_flops_per_s": rank_flops,
-                })
-        os.remove(plan)  # 1.5 GiB each
+        for layout in a.layouts:
+            plan = os.path.join(a.work, "%s-%d.moeplan" % (layout, r))
+            benchlib.say("partitioning the layer over %d ranks (%s)" % (r, layout))
+            benchlib.run([opt, onnx, "--pass-pipeline",
+                          "builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,"
+                          "moe-partition{topology=%s layout=%s tokens=%d flops-per-rank=%g "
+                          "memory-bytes-per-s=%g compute-model=%s},moe-lower-to-plan)"
+                          % (topo, layout, tmax, rank_flops, rank_memory, a.compute_model),
+                          "--emit-plan", plan])
+            for t in a.tokens:
+                preds = benchlib.json_lines(benchlib.run(
+                    [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
+                     "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
+                     "--memory-bytes-per-s", "%g" % rank_memory,
+                     "--expert-bytes", str(expert_bytes), "--layout", layout.upper(),
+                     "--compute-model", a.compute_model]))
+                direct = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
+                choice = [p["chunks"] for p in preds if p["chosen"]][0]
+                # The runtime runs a tensor-parallel layer unchunked.
+                for c in (a.chunks if layout == "ep" else [1]):
+                    benchlib.say("%d ranks, %s, %d tokens per rank, %d chunks"
+                                 % (r, layout, t, c))
+                    cmd = mpirun(r) + [exe, plan, "--inputs", inputs(t, "set_{rank}")]
+                    if layout == "ep":
+                        cmd += ["--exchange-chunks", str(c)]
+                    m = bench(cmd + timing)
+                    rows.append({
+                        "ranks": r, "layout": layout, "tokens_per_rank": t, "chunks": c,
+                        "model_choice": layout == "ep" and c == choice,
+                        "measured_ms": m["median_ms"], "predicted_ms": direct[c]["ms"],
+                        "ratio": m["median_ms"] / direct[c]["ms"],
+                        "predicted_comm_ms": direct[c]["comm_ms"],
+                        "predicted_compute_ms": direct[c]["compute_ms"],
+                        "exchange_wait_ms": m.get("exchange", {}).get("wait_ms_per_run"),
+                        "rows_sent_per_run": m.get("exchange", {}).get("rows_sent_per_run"),
+                        "expert_bytes_held": m.get("exchange", {}).get("expert_bytes_held"),
+                        "threads_per_rank": m["threads"],
+                        "one_rank_all_cores_ms": single[t],
+                        "rank_memory_bytes_per_s": rank_memory, "rank_flops_per_s": rank_flops,
+                    })
+            os.remove(plan)  # 1.5 GiB each
     benchlib.done()
 
-    print("%5s %7s %6s %12s %13s %6s %10s %12s %8s" % (
-        "ranks", "tokens", "chunks", "measured ms", "predicted ms", "ratio", "wait ms",
-        "rows sent", "choice"))
+    print("%5s %6s %7s %6s %12s %13s %6s %10s %12s %8s" % (
+        "ranks", "layout", "tokens", "chunks", "measured ms", "predicted ms", "ratio",
+        "wait ms", "rows sent", "choice"))
     for row in rows:
-        print("%5d %7d %6d %12.2f %13.2f %6.2f %10.2f %12.0f %8s" % (
-            row["ranks"], row["tokens_per_rank"], row["chunks"], row["measured_ms"],
+        print("%5d %6s %7d %6d %12.2f %13.2f %6.2f %10.2f %12.0f %8s" % (
+            row["ranks"], row["layout"], row["tokens_per_rank"], row["chunks"],
+            row["measured_ms"],
             row["predicted_ms"], row["ratio"], row["exchange_wait_ms"] or 0,
             row["rows_sent_per_run"] or 0, "model" if row["model_choice"] else ""))
     within = sum(1 for row in rows if 0.7 <= row["ratio"] <= 1.3)
@@ -176,12 +190,18 @@ def main(argv):
     for r in a.ranks:
         for t in a.tokens:
             case = [row for row in rows if row["ranks"] == r and row["tokens_per_rank"] == t]
-            plain = [row for row in case if row["chunks"] == 1]
+            plain = [row for row in case if row["chunks"] == 1 and row["layout"] == "ep"]
             chosen = [row for row in case if row["model_choice"]]
+            tp = [row for row in case if row["layout"] == "tp"]
             if plain and chosen:
                 print("%d ranks, %d tokens: the model's choice (%d chunks) measures %.2f ms, "
                       "plain %.2f ms" % (r, t, chosen[0]["chunks"], chosen[0]["measured_ms"],
                                          plain[0]["measured_ms"]))
+            if plain and tp:
+                print("%d ranks, %d tokens: tensor parallel %.2f ms (predicted %.2f), expert "
+                      "parallel %.2f ms (predicted %.2f)"
+                      % (r, t, tp[0]["measured_ms"], tp[0]["predicted_ms"],
+                         plain[0]["measured_ms"], plain[0]["predicted_ms"]))
     benchlib.write_json(a.out, {
         "benchmark": "expert-parallel", "command": a.command,
         "date": time.strftime("%Y-%m-%d"), "machine": benchlib.machine(),
@@ -199,7 +219,7 @@ def main(argv):
                          % (cores, tmin, single[tmin], tmax, single[tmax]),
             "per_rank": "min(one thread's rate, the node's rate / ranks)"},
         "topologies": topologies,
-        "predictions": "moe-partition-sim --topology (measured) --layer: EP, direct exchange",
+        "predictions": "moe-partition-sim --topology (measured) --layer: EP and TP, direct",
         "rows": rows,
         "within_30_percent": within, "cases": len(rows)})
     return 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh - the expert-parallel runtime on loopback MPI: plain and pipelined exchanges of an
-# OLMoE-like layer, measured next to the traffic model's predictions.
+# run.sh - the expert- and tensor-parallel runtime on loopback MPI: plain and pipelined
+# exchanges of an OLMoE-like layer, and its tensor-parallel form (the weights cut into a
+# slice of F per rank), measured next to the traffic model's predictions.
 #
 #   bench/expert_parallel/run.sh                          2 and 4 ranks (about 5 minutes)
 #   bench/expert_parallel/run.sh --ranks 2 --tokens 64 --repeat 5
@@ -17,7 +18,8 @@
 #   2. per rank count R: measure the links (mpirun -np R moe-exec --measure-network),
 #      partition the layer expert-parallel (moe-partition with that topology and those
 #      rates) and, for each T and each chunk count c in 1, 2, 4, 8, run mpirun -np R moe-exec
-#      --bench --exchange-chunks c with rank r reading input set r ({rank});
+#      --bench --exchange-chunks c with rank r reading input set r ({rank}); then the same
+#      unchunked with the layer partitioned tensor-parallel (--layouts ep,tp);
 #   3. predict each case with moe-partition-sim --topology ... --layer ... (the same traffic
 #      model moe-partition uses) and print the measured and predicted ms, the model's choice
 #      of c, and the exchange's share.
