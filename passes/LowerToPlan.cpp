@@ -240,8 +240,11 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         int64_t tp = tensorParallelRanks(o);
         if (tp > 1)
           p.i("tp_ranks", tp);
+        // (A tensor-parallel step without an exchange has no expert ranks:
+        // every rank holds a slice of each expert.)
+        bool exchange = o->hasAttr("moe.exchange");
         if (auto ranks = o->getAttrOfType<ArrayAttr>("moe.expert_ranks");
-            ranks && tp == 1) {
+            ranks && (tp == 1 || exchange)) {
           SmallVector<int64_t> owners, replicas, replicaOffsets{0};
           for (Attribute a : ranks) {
             auto r = dyn_cast<DenseI64ArrayAttr>(a);
@@ -269,6 +272,16 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
                                  "chunks");
           if (perNode && perNode.getInt() > 0)
             p.i("exchange_ranks_per_node", perNode.getInt());
+          if (auto peers = ex.getAs<IntegerAttr>("peers_of_nodes");
+              peers && peers.getInt() > 0) {
+            if (peers.getInt() != tp)
+              return o.emitOpError("a hybrid exchange among peers of nodes "
+                                   "of ")
+                     << peers.getInt() << " ranks needs its experts cut "
+                     << "into as many slices (moe.tensor_parallel), not "
+                     << tp;
+            p.i("exchange_peers_of", peers.getInt());
+          }
           if (!o->hasAttr("moe.expert_ranks"))
             return o.emitOpError("an exchange needs moe.expert_ranks");
           p.i("exchange_ranks", ranks.getInt());
@@ -549,6 +562,7 @@ static LogicalResult foldExchanges(func::FuncOp func) {
         back.getSchedule() != op.getSchedule() ||
         back.getChunks() != op.getChunks() ||
         back.getRanksPerNode() != op.getRanksPerNode() ||
+        back.getPeersOfNodes() != op.getPeersOfNodes() ||
         !back.getResultOffsets().use_empty())
       return fail("the moe.experts op it feeds must be followed by the "
                   "matching combine exchange (same offsets, ranks, schedule, "
@@ -568,6 +582,7 @@ static LogicalResult foldExchanges(func::FuncOp func) {
                     b.getStringAttr(stringifySchedule(op.getSchedule())));
     exchange.append("chunks", op.getChunksAttr());
     exchange.append("ranks_per_node", op.getRanksPerNodeAttr());
+    exchange.append("peers_of_nodes", op.getPeersOfNodesAttr());
     experts->setAttr("moe.exchange", exchange.getDictionary(op.getContext()));
     experts->setOperand(0, op.getRows());
     experts->setOperand(1, op.getOffsets());

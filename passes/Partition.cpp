@@ -171,9 +171,13 @@ void PartitionPass::runOnOperation() {
     // The runtime gathers a tensor-parallel layer's tokens with MPI's own
     // collectives, neither relayed by node nor chunked: only that candidate
     // can run.
+    // A hybrid layer's exchange runs among peers (one rank per node), which
+    // no node relay helps: direct only, chunked or not.
     llvm::erase_if(all, [](const tr::Prediction &p) {
-      return p.layout == tr::Layout::TensorParallel &&
-             (p.schedule != tr::Schedule::Direct || p.chunks != 1);
+      return (p.layout == tr::Layout::TensorParallel &&
+              (p.schedule != tr::Schedule::Direct || p.chunks != 1)) ||
+             (p.layout == tr::Layout::Hybrid &&
+              p.schedule != tr::Schedule::Direct);
     });
     std::vector<tr::Prediction> allowed;
     for (const tr::Prediction &p : all)
@@ -207,18 +211,9 @@ void PartitionPass::runOnOperation() {
       for (int64_t x = 0; x < layer.numExperts; ++x)
         ranksOf.push_back(b.getDenseI64ArrayAttr(everyone));
     } else {
-      for (const std::vector<int64_t> &r : assign(load, bins)) {
-        if (best.layout != tr::Layout::Hybrid) {
-          ranksOf.push_back(b.getDenseI64ArrayAttr(r));
-          continue;
-        }
-        // A node's ranks all hold a slice of each of its experts.
-        SmallVector<int64_t> ranks;
-        for (int64_t node : r)
-          for (int64_t i = 0; i < topo->ranksPerNode; ++i)
-            ranks.push_back(node * topo->ranksPerNode + i);
-        ranksOf.push_back(b.getDenseI64ArrayAttr(ranks));
-      }
+      // Hybrid: the nodes of each expert, whose ranks each hold a slice.
+      for (const std::vector<int64_t> &r : assign(load, bins))
+        ranksOf.push_back(b.getDenseI64ArrayAttr(r));
     }
     // The rejected candidates: the fastest of every other layout and
     // schedule (`all` is fastest first), and the chosen one unchunked.
@@ -304,14 +299,16 @@ void PartitionPass::runOnOperation() {
                            ? Schedule::hierarchical
                        : best.chunks > 1 ? Schedule::pipelined
                                          : Schedule::direct;
+      const bool hybrid = best.layout == tr::Layout::Hybrid;
+      IntegerAttr perNode = ob.getI64IntegerAttr(hybrid ? 0 : topo->ranksPerNode);
+      IntegerAttr peers = ob.getI64IntegerAttr(hybrid ? topo->ranksPerNode : 0);
       // Result types are inferred: another rank may send a different
       // number of rows, so the row count becomes dynamic.
       auto a2a = ob.create<AllToAllOp>(
           op.getLoc(), op.getInput(), op.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks),
           ScheduleAttr::get(ctx, sched),
-          ob.getI64IntegerAttr(best.chunks),
-          ob.getI64IntegerAttr(topo->ranksPerNode), UnitAttr());
+          ob.getI64IntegerAttr(best.chunks), perNode, UnitAttr(), peers);
       op->setOperand(0, a2a.getResultRows());
       op->setOperand(1, a2a.getResultOffsets());
       op.getResult().setType(a2a.getResultRows().getType()); // = its input
@@ -320,9 +317,10 @@ void PartitionPass::runOnOperation() {
       auto back = ob.create<AllToAllOp>(
           op.getLoc(), op.getResult(), dispatch.getOffsets(),
           ob.getI64IntegerAttr(topo->ranks), ScheduleAttr::get(ctx, sched),
-          ob.getI64IntegerAttr(best.chunks),
-          ob.getI64IntegerAttr(topo->ranksPerNode), ob.getUnitAttr());
+          ob.getI64IntegerAttr(best.chunks), perNode, ob.getUnitAttr(), peers);
       op.getResult().replaceAllUsesExcept(back.getResultRows(), back);
+      if (hybrid && topo->ranksPerNode > 1)
+        op->setAttr("moe.tensor_parallel", peers);
     }
   }
   module->setAttr("moe.partition", b.getStringAttr(summary));

@@ -3,7 +3,7 @@
 #include "runtime/Distributed.h"
 
 #ifdef MOE_HAVE_MPI
-#include "runtime/MpiApi.h"
+#include "runtime/DistributedMpi.h"
 #endif
 
 #include <algorithm>
@@ -13,7 +13,9 @@
 #include <cstdio>
 #include <vector>
 #include <cstdlib>
+#include <map>
 #include <string>
+#include <tuple>
 
 namespace moe::rt::dist {
 
@@ -118,13 +120,85 @@ Status allreduceSum(float *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(double *data, int64_t n) { return sumOverRanks(data, n); }
 Status allreduceSum(int64_t *data, int64_t n) { return sumOverRanks(data, n); }
 
-StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine) {
-  std::vector<int64_t> counts(static_cast<size_t>(size_), mine);
-  if (size_ == 1)
+int Group::rank() const {
+  int64_t p = ranksPerNode > 0 ? ranksPerNode : size_;
+  switch (kind) {
+  case Kind::Node:
+    return int(rank_ % p);
+  case Kind::Peers:
+    return int(rank_ / p);
+  default:
+    return rank_;
+  }
+}
+
+int Group::size() const {
+  int64_t p = ranksPerNode > 0 ? ranksPerNode : size_;
+  switch (kind) {
+  case Kind::Node:
+    return int(p);
+  case Kind::Peers:
+    return int(size_ / p);
+  default:
+    return size_;
+  }
+}
+
+Status Group::check() const {
+  if (ranksPerNode < 0 || (ranksPerNode > 0 && size_ % ranksPerNode != 0))
+    return Status::error("nodes of " + std::to_string(ranksPerNode) +
+                         " ranks do not divide the run's " +
+                         std::to_string(size_) + " ranks");
+  return Status::ok();
+}
+
+#ifdef MOE_HAVE_MPI
+StatusOr<MPI_Comm> communicator(const Group &group, int stream) {
+  MOE_RETURN_IF_ERROR(group.check());
+  int64_t p = group.ranksPerNode > 0 ? group.ranksPerNode : size_;
+  Group::Kind kind = group.kind;
+  // A group of the whole run is All, whatever its name.
+  if ((kind == Group::Kind::Node && p == size_) ||
+      (kind == Group::Kind::Peers && p == 1))
+    kind = Group::Kind::All;
+  if (kind == Group::Kind::All && stream < 0)
+    return MPI_COMM_WORLD;
+  // Made on first use, by every rank at the same collective call.
+  static std::map<std::tuple<int, int64_t, int>, MPI_Comm> made;
+  auto key = std::make_tuple(int(kind), kind == Group::Kind::All ? 0 : p,
+                             stream);
+  auto it = made.find(key);
+  if (it != made.end())
+    return it->second;
+  MPI_Comm comm = MPI_COMM_NULL;
+  int ok;
+  if (kind == Group::Kind::All)
+    ok = MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  else if (kind == Group::Kind::Node)
+    ok = MPI_Comm_split(MPI_COMM_WORLD, int(rank_ / p), int(rank_ % p), &comm);
+  else
+    ok = MPI_Comm_split(MPI_COMM_WORLD, int(rank_ % p), int(rank_ / p), &comm);
+  if (ok != MPI_SUCCESS)
+    return Status::error("making the communicator of a group of ranks "
+                         "failed");
+  made[key] = comm;
+  return comm;
+}
+#endif
+
+StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine,
+                                               const Group &group) {
+  MOE_RETURN_IF_ERROR(group.check());
+  std::vector<int64_t> counts(static_cast<size_t>(group.size()), mine);
+  if (group.size() == 1)
     return counts;
 #ifdef MOE_HAVE_MPI
+  StatusOr<MPI_Comm> made = communicator(group, -1);
+  if (!made.isOk())
+    return made.status();
+  MPI_Comm comm = *made;
   if (MPI_Allgather(&mine, 1, MPI_INT64_T, counts.data(), 1, MPI_INT64_T,
-                    MPI_COMM_WORLD) != MPI_SUCCESS)
+                    comm) != MPI_SUCCESS)
     return Status::error("MPI_Allgather of the ranks' row counts failed");
   return counts;
 #else
@@ -153,12 +227,15 @@ bool displacements(const std::vector<int64_t> &counts, std::vector<int> &n,
 #endif
 
 Status allgatherRows(const void *mine, int64_t rowBytes,
-                     const std::vector<int64_t> &counts, void *out) {
-  if (int64_t(counts.size()) != size_)
+                     const std::vector<int64_t> &counts, void *out,
+                     const Group &group) {
+  MOE_RETURN_IF_ERROR(group.check());
+  if (int64_t(counts.size()) != group.size())
     return Status::error("allgatherRows: " + std::to_string(counts.size()) +
-                         " counts for " + std::to_string(size_) + " ranks");
-  const int64_t bytes = counts[size_t(rank_)] * rowBytes;
-  if (size_ == 1) {
+                         " counts for " + std::to_string(group.size()) +
+                         " ranks");
+  const int64_t bytes = counts[size_t(group.rank())] * rowBytes;
+  if (group.size() == 1) {
     if (bytes > 0)
       std::memcpy(out, mine, size_t(bytes));
     return Status::ok();
@@ -168,12 +245,16 @@ Status allgatherRows(const void *mine, int64_t rowBytes,
   if (rowBytes < 1 || rowBytes > INT_MAX || !displacements(counts, n, at))
     return Status::error("allgatherRows: " + std::to_string(rowBytes) +
                          "-byte rows in counts beyond MPI's int");
+  StatusOr<MPI_Comm> made = communicator(group, -1);
+  if (!made.isOk())
+    return made.status();
+  MPI_Comm comm = *made;
   MPI_Datatype row;
   if (MPI_Type_contiguous(int(rowBytes), MPI_BYTE, &row) != MPI_SUCCESS ||
       MPI_Type_commit(&row) != MPI_SUCCESS)
     return Status::error("MPI_Type_contiguous of a row failed");
-  int rc = MPI_Allgatherv(mine, n[size_t(rank_)], row, out, n.data(),
-                          at.data(), row, MPI_COMM_WORLD);
+  int rc = MPI_Allgatherv(mine, n[size_t(group.rank())], row, out, n.data(),
+                          at.data(), row, comm);
   MPI_Type_free(&row);
   if (rc != MPI_SUCCESS)
     return Status::error("MPI_Allgatherv of the ranks' rows failed");
@@ -186,12 +267,14 @@ Status allgatherRows(const void *mine, int64_t rowBytes,
 }
 
 Status reduceScatterRows(const float *in, int64_t rowFloats,
-                         const std::vector<int64_t> &counts, float *out) {
-  if (int64_t(counts.size()) != size_)
+                         const std::vector<int64_t> &counts, float *out,
+                         const Group &group) {
+  MOE_RETURN_IF_ERROR(group.check());
+  if (int64_t(counts.size()) != group.size())
     return Status::error("reduceScatterRows: " +
                          std::to_string(counts.size()) + " counts for " +
-                         std::to_string(size_) + " ranks");
-  if (size_ == 1) {
+                         std::to_string(group.size()) + " ranks");
+  if (group.size() == 1) {
     int64_t n = counts[0] * rowFloats;
     if (n > 0)
       std::memcpy(out, in, size_t(n) * sizeof(float));
@@ -205,8 +288,12 @@ Status reduceScatterRows(const float *in, int64_t rowFloats,
   if (!displacements(floats, n, at))
     return Status::error("reduceScatterRows: " + std::to_string(rowFloats) +
                          "-float rows in counts beyond MPI's int");
-  if (MPI_Reduce_scatter(in, out, n.data(), MPI_FLOAT, MPI_SUM,
-                         MPI_COMM_WORLD) != MPI_SUCCESS)
+  StatusOr<MPI_Comm> made = communicator(group, -1);
+  if (!made.isOk())
+    return made.status();
+  MPI_Comm comm = *made;
+  if (MPI_Reduce_scatter(in, out, n.data(), MPI_FLOAT, MPI_SUM, comm) !=
+      MPI_SUCCESS)
     return Status::error("MPI_Reduce_scatter of the ranks' rows failed");
   return Status::ok();
 #else

@@ -43,17 +43,35 @@ Status allreduceSum(int64_t *data, int64_t n);
 /// (each rank passes its values in both).
 Status allreduceMinMax(int64_t *low, int64_t *high, int64_t n);
 
-/// Every rank's `mine`, in rank order (size() entries).
-StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine);
-/// Concatenates every rank's rows (`rowBytes` bytes each; rank r gives
-/// counts[r] of them, this rank `mine`) into `out`, rank 0's first.
+/// The ranks a collective runs over, the run seen as nodes of `ranksPerNode`
+/// consecutive ranks (0: one node of every rank). `All`: every rank;
+/// `Node`: the ranks of this rank's node; `Peers`: one rank per node, those
+/// with this rank's index in their node.
+struct Group {
+  enum class Kind { All, Node, Peers };
+  Kind kind = Kind::All;
+  int64_t ranksPerNode = 0;
+  /// This rank's index in the group, and the group's size.
+  int rank() const;
+  int size() const;
+  /// An error unless ranksPerNode (when set) divides the run's ranks.
+  Status check() const;
+};
+/// Every group rank's `mine`, in group rank order (group.size() entries).
+StatusOr<std::vector<int64_t>> allgatherCounts(int64_t mine,
+                                               const Group &group = {});
+/// Concatenates every group rank's rows (`rowBytes` bytes each; rank r
+/// gives counts[r] of them) into `out`, rank 0's first.
 Status allgatherRows(const void *mine, int64_t rowBytes,
-                     const std::vector<int64_t> &counts, void *out);
+                     const std::vector<int64_t> &counts, void *out,
+                     const Group &group = {});
 /// The inverse of allgatherRows for partial sums: `in` holds, in gathered
-/// order, this rank's part of every rank's rows (`rowFloats` floats each);
-/// `out` gets the sum over the ranks of this rank's counts[rank()] rows.
+/// order, this rank's part of every group rank's rows (`rowFloats` floats
+/// each); `out` gets the sum over the group of this rank's
+/// counts[group.rank()] rows.
 Status reduceScatterRows(const float *in, int64_t rowFloats,
-                         const std::vector<int64_t> &counts, float *out);
+                         const std::vector<int64_t> &counts, float *out,
+                         const Group &group = {});
 /// Whether a kernel communicates with the other ranks (moe.experts,
 /// moe.all_gather, moe.reduce_scatter): every rank must run such steps in
 /// the same order (ExecutorOptions::ordered).

@@ -16,7 +16,7 @@
 #include "runtime/PlanLoader.h"
 
 #ifdef MOE_HAVE_MPI
-#include "runtime/MpiApi.h"
+#include "runtime/DistributedMpi.h"
 #endif
 
 #include <algorithm>
@@ -34,15 +34,12 @@ namespace {
 
 ExchangeStats totals_; // exchangeExperts runs one call at a time
 
-#ifdef MOE_HAVE_MPI
-/// The dispatch and the combine exchanges each on their own communicator:
-/// a hierarchical exchange posts its second phase when the first arrives,
-/// which differs between ranks, and non-blocking collectives must be posted
-/// in the same order on every rank of a communicator. On each of these two
-/// the order is fixed (see exchangeExperts). Made on first use, which every
-/// rank reaches at the same collective call.
-MPI_Comm streams_[2] = {MPI_COMM_NULL, MPI_COMM_NULL};
-#endif
+// The dispatch and the combine exchanges each run on their own
+// communicator (dist::communicator, streams 0 and 1): a hierarchical
+// exchange posts its second phase when the first arrives, which differs
+// between ranks, and non-blocking collectives must be posted in the same
+// order on every rank of a communicator. On each of these two the order is
+// fixed (see exchangeExperts).
 
 void copyRows(const float *from, float *to, int64_t rows, int64_t hidden) {
   if (rows > 0)
@@ -71,12 +68,14 @@ struct Phase {
   std::vector<Part> sends, recvs;
   std::vector<int> sendCounts, sendDispls, recvCounts, recvDispls;
   Rows sendBuf, recvBuf;
+  int ranks = 1; ///< of the exchange's group
 #ifdef MOE_HAVE_MPI
   MPI_Comm comm = MPI_COMM_WORLD;
   MPI_Request request = MPI_REQUEST_NULL;
 #endif
 
-  Status prepare(int ranks, int64_t hidden) {
+  Status prepare(int groupRanks, int64_t hidden) {
+    ranks = groupRanks;
     auto byPeer = [](const Part &a, const Part &b) { return a.peer < b.peer; };
     std::stable_sort(sends.begin(), sends.end(), byPeer);
     std::stable_sort(recvs.begin(), recvs.end(), byPeer);
@@ -110,7 +109,7 @@ struct Phase {
       at += p.rows * hidden;
     }
 #ifdef MOE_HAVE_MPI
-    if (size() > 1 &&
+    if (ranks > 1 &&
         MPI_Ialltoallv(sendBuf.data(), sendCounts.data(), sendDispls.data(),
                        MPI_FLOAT, recvBuf.data(), recvCounts.data(),
                        recvDispls.data(), MPI_FLOAT, comm,
@@ -195,6 +194,7 @@ struct Chunk {
   };
   std::vector<Local> local;
   std::vector<std::pair<int64_t, int64_t>> experts; // [begin, end) in work
+  int64_t workRows = 0; // expert-major from 0: experts[x] tile [0, workRows)
 };
 
 /// The chunk of each (computing rank, expert): a rank's experts, in order,
@@ -224,7 +224,8 @@ Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
                    const std::vector<int64_t> &chunkOf, const float *x,
                    const int64_t *offsets, float *y, int64_t hidden,
                    int64_t c, Chunk &k) {
-  const int64_t e = l.numExperts, ranks = size(), me = rank();
+  const Group group = l.group();
+  const int64_t e = l.numExperts, ranks = group.size(), me = group.rank();
   const int64_t p = l.ranksPerNode > 0 ? l.ranksPerNode : ranks;
   struct Seg {
     int64_t s, x, rows, d, relay;
@@ -267,6 +268,7 @@ Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
       g.relayAt = relayRows;
       relayRows += g.rows;
     }
+  k.workRows = work;
   k.work.resize(size_t(work * hidden));
   k.result.resize(size_t(work * hidden));
   k.relay.resize(size_t(relayRows * hidden));
@@ -318,7 +320,12 @@ Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
   for (int stream = 0; stream < 2; ++stream)
     for (Phase &ph : (stream ? k.combine : k.dispatch).phases) {
 #ifdef MOE_HAVE_MPI
-      ph.comm = streams_[stream];
+      if (ranks > 1) {
+        StatusOr<MPI_Comm> comm = communicator(group, stream);
+        if (!comm.isOk())
+          return comm.status();
+        ph.comm = *comm;
+      }
 #endif
       MOE_RETURN_IF_ERROR(ph.prepare(int(ranks), hidden));
     }
@@ -329,6 +336,76 @@ Status layoutChunk(const ExchangeLayout &l, const std::vector<int64_t> &all,
       totals_.rowsReceived += part.rows;
   }
   return Status::ok();
+}
+
+/// The hybrid layout's compute of a chunk (ExchangeLayout::peersOfNodes):
+/// the node's ranks gather the rows each received, each computes its slice
+/// of every expert on all of them, and the partial rows are summed back to
+/// the rank that received them (k.result).
+Status computeInNode(const ExchangeLayout &l, Chunk &k, int64_t hidden,
+                     const ExpertCompute &compute,
+                     const std::function<Status()> &poll) {
+  const Group node{Group::Kind::Node, l.peersOfNodes};
+  const int64_t e = l.numExperts, p = node.size();
+  std::vector<int64_t> mine(static_cast<size_t>(e)),
+      all(static_cast<size_t>(p * e));
+  for (int64_t x = 0; x < e; ++x)
+    mine[size_t(x)] = k.experts[size_t(x)].second - k.experts[size_t(x)].first;
+  MOE_RETURN_IF_ERROR(allgatherRows(mine.data(), e * int64_t(sizeof(int64_t)),
+                                    std::vector<int64_t>(size_t(p), 1),
+                                    all.data(), node));
+  std::vector<int64_t> blockRows(static_cast<size_t>(p), 0),
+      blockAt(static_cast<size_t>(p) + 1, 0);
+  for (int64_t b = 0; b < p; ++b) {
+    for (int64_t x = 0; x < e; ++x)
+      blockRows[size_t(b)] += all[size_t(b * e + x)];
+    blockAt[size_t(b) + 1] = blockAt[size_t(b)] + blockRows[size_t(b)];
+  }
+  if (blockRows[size_t(node.rank())] != k.workRows)
+    return Status::error("the node's row counts disagree with this rank's");
+  const int64_t total = blockAt.back();
+  Rows gathered, mixed, mixedOut;
+  gathered.resize(size_t(total * hidden));
+  mixed.resize(size_t(total * hidden));
+  mixedOut.resize(size_t(total * hidden));
+  MOE_RETURN_IF_ERROR(allgatherRows(k.work.data(),
+                                    hidden * int64_t(sizeof(float)),
+                                    blockRows, gathered.data(), node));
+  // Expert-major over the node: expert x's rows of rank 0, of rank 1, ...
+  // (each rank's block is expert-major too).
+  std::vector<int64_t> inBlock(static_cast<size_t>(p * e));
+  for (int64_t b = 0; b < p; ++b)
+    for (int64_t x = 0, at = blockAt[size_t(b)]; x < e; ++x) {
+      inBlock[size_t(b * e + x)] = at;
+      at += all[size_t(b * e + x)];
+    }
+  int64_t at = 0;
+  for (int64_t x = 0; x < e; ++x) {
+    const int64_t begin = at;
+    for (int64_t b = 0; b < p; ++b) {
+      int64_t n = all[size_t(b * e + x)];
+      copyRows(gathered.data() + inBlock[size_t(b * e + x)] * hidden,
+               mixed.data() + at * hidden, n, hidden);
+      at += n;
+    }
+    if (at == begin)
+      continue;
+    MOE_RETURN_IF_ERROR(compute(x, mixed.data() + begin * hidden, at - begin,
+                                mixedOut.data() + begin * hidden));
+    MOE_RETURN_IF_ERROR(poll());
+  }
+  // Back into block order (reusing `gathered`), then summed over the node.
+  at = 0;
+  for (int64_t x = 0; x < e; ++x)
+    for (int64_t b = 0; b < p; ++b) {
+      int64_t n = all[size_t(b * e + x)];
+      copyRows(mixedOut.data() + at * hidden,
+               gathered.data() + inBlock[size_t(b * e + x)] * hidden, n,
+               hidden);
+      at += n;
+    }
+  return reduceScatterRows(gathered.data(), hidden, blockRows,
+                           k.result.data(), node);
 }
 
 } // namespace
@@ -363,31 +440,31 @@ Status ExchangeLayout::check(int ranks) const {
 Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
                        int64_t hidden, const int64_t *offsets,
                        const ExpertCompute &compute, float *y) {
-  MOE_RETURN_IF_ERROR(l.check(size()));
+  const Group group = l.group();
+  MOE_RETURN_IF_ERROR(group.check());
+  const int ranks = group.size();
+  MOE_RETURN_IF_ERROR(l.check(ranks));
   const int64_t e = l.numExperts;
   // Every rank's rows per expert.
   std::vector<int64_t> mine(static_cast<size_t>(e)),
-      all(static_cast<size_t>(e * size()));
+      all(static_cast<size_t>(e * ranks));
   for (int64_t i = 0; i < e; ++i)
     mine[size_t(i)] = offsets[i + 1] - offsets[i];
-  if (size() == 1) {
+  if (ranks == 1) {
     all = mine;
   } else {
 #ifdef MOE_HAVE_MPI
+    StatusOr<MPI_Comm> comm = communicator(group, -1);
+    if (!comm.isOk())
+      return comm.status();
     if (MPI_Allgather(mine.data(), int(e), MPI_INT64_T, all.data(), int(e),
-                      MPI_INT64_T, MPI_COMM_WORLD) != MPI_SUCCESS)
+                      MPI_INT64_T, *comm) != MPI_SUCCESS)
       return Status::error("MPI_Allgather of the expert row counts failed");
 #else
     return Status::error("this build has no MPI");
 #endif
   }
-#ifdef MOE_HAVE_MPI
-  if (size() > 1)
-    for (MPI_Comm &c : streams_)
-      if (c == MPI_COMM_NULL && MPI_Comm_dup(MPI_COMM_WORLD, &c) != MPI_SUCCESS)
-        return Status::error("MPI_Comm_dup failed");
-#endif
-  std::vector<int64_t> chunkOf = chunkOfExperts(l, size());
+  std::vector<int64_t> chunkOf = chunkOfExperts(l, ranks);
   std::vector<Chunk> chunks(static_cast<size_t>(l.chunks));
   for (int64_t c = 0; c < l.chunks; ++c)
     MOE_RETURN_IF_ERROR(layoutChunk(l, all, chunkOf, x, offsets, y, hidden, c,
@@ -412,14 +489,18 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
       MOE_RETURN_IF_ERROR(chunks[c + 1].dispatch.start(hidden));
     for (const Chunk::Local &m : k.local)
       copyRows(x + m.inX, k.work.data() + m.inWork, m.rows, hidden);
-    for (int64_t i = 0; i < e; ++i) {
-      auto [begin, end] = k.experts[size_t(i)];
-      if (end == begin)
-        continue;
-      MOE_RETURN_IF_ERROR(compute(i, k.work.data() + begin * hidden,
-                                  end - begin,
-                                  k.result.data() + begin * hidden));
-      MOE_RETURN_IF_ERROR(poll());
+    if (l.peersOfNodes > 1) {
+      MOE_RETURN_IF_ERROR(computeInNode(l, k, hidden, compute, poll));
+    } else {
+      for (int64_t i = 0; i < e; ++i) {
+        auto [begin, end] = k.experts[size_t(i)];
+        if (end == begin)
+          continue;
+        MOE_RETURN_IF_ERROR(compute(i, k.work.data() + begin * hidden,
+                                    end - begin,
+                                    k.result.data() + begin * hidden));
+        MOE_RETURN_IF_ERROR(poll());
+      }
     }
     for (const Chunk::Local &m : k.local)
       copyRows(k.result.data() + m.inWork, y + m.inX, m.rows, hidden);

@@ -13,6 +13,7 @@
 #ifndef MOE_RUNTIME_EXCHANGE_H
 #define MOE_RUNTIME_EXCHANGE_H
 
+#include "runtime/Distributed.h"
 #include "runtime/Status.h"
 
 #include <cstdint>
@@ -39,6 +40,22 @@ struct ExchangeLayout {
   /// node is the destination's (ranks r·P .. r·P + P − 1 form a node).
   bool hierarchical = false;
   int64_t ranksPerNode = 0; ///< P; 0: every rank on one node
+  /// The hybrid layout (expert parallel across nodes, tensor parallel
+  /// inside them), for nodes of this many ranks; 0: plain expert parallel.
+  /// The exchange runs among peers (Group::Kind::Peers: a rank and those
+  /// with its index in the other nodes), numbered by node in replicas and
+  /// as senders, so a node's experts are held by all its ranks, a slice
+  /// each. The ranks of a node then gather the rows they received,
+  /// `compute` computes this rank's slice of each expert on all of them,
+  /// and the node sums the slices' partial rows back to the rank that
+  /// received each row, which returns it.
+  int64_t peersOfNodes = 0;
+
+  /// The ranks the exchange runs over.
+  Group group() const {
+    return peersOfNodes > 0 ? Group{Group::Kind::Peers, peersOfNodes}
+                            : Group{};
+  }
 
   /// The rank that computes the rows `sender` routes to `expert`.
   int64_t destination(int64_t sender, int64_t expert) const {
@@ -46,7 +63,7 @@ struct ExchangeLayout {
     int64_t n = replicaOffsets[size_t(expert) + 1] - first;
     return replicas[size_t(first + sender % n)];
   }
-  /// Checks the layout against the run's ranks.
+  /// Checks the layout against the ranks of its group.
   Status check(int ranks) const;
 };
 

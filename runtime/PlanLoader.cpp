@@ -307,33 +307,41 @@ expertSlicesRead(const StepInfo &step, size_t input, int64_t slices, int rank) {
     return std::nullopt;
   StatusOr<int64_t> e = step.attrs.getInt("num_experts"),
                     tp = step.attrs.getInt("tp_ranks", 1),
+                    peers = step.attrs.getInt("exchange_peers_of", 0),
                     w3 = step.attrs.getInt("has_w3", 0);
-  if (!e.isOk() || !tp.isOk() || !w3.isOk() || (input == 4 && *w3 == 0))
+  if (!e.isOk() || !tp.isOk() || !peers.isOk() || !w3.isOk() ||
+      (input == 4 && *w3 == 0) || *e < 1 || *tp < 1 || *e * *tp != slices ||
+      rank < 0)
     return std::nullopt;
-  std::vector<bool> read(static_cast<size_t>(slices), false);
-  if (*tp > 1) {
-    if (*e < 1 || *e * *tp != slices || rank < 0 || rank >= *tp)
+  const bool exchange = step.attrs.has("exchange_ranks");
+  if (!exchange && *tp == 1)
+    return std::nullopt; // every rank reads every expert
+  // The experts the rank (its node, in a hybrid step) holds.
+  std::vector<bool> held(static_cast<size_t>(*e), !exchange);
+  if (exchange) {
+    const int64_t holder = *peers > 0 ? rank / *peers : rank;
+    StatusOr<std::vector<int64_t>> replicas = step.attrs.getInts("replicas"),
+                                   offsets =
+                                       step.attrs.getInts("replica_offsets");
+    if (!replicas.isOk() || !offsets.isOk() ||
+        int64_t(offsets->size()) != *e + 1)
       return std::nullopt;
     for (int64_t x = 0; x < *e; ++x)
-      read[size_t(rank * *e + x)] = true;
-    return read;
+      for (int64_t j = (*offsets)[size_t(x)]; j < (*offsets)[size_t(x) + 1];
+           ++j) {
+        if (j < 0 || size_t(j) >= replicas->size())
+          return std::nullopt;
+        if ((*replicas)[size_t(j)] == holder)
+          held[size_t(x)] = true;
+      }
   }
-  if (!step.attrs.has("exchange_ranks"))
+  // ... and of each, the rank's slice (the whole expert without tp_ranks).
+  const int64_t slice = *tp == 1 ? 0 : *peers > 0 ? rank % *tp : rank;
+  if (slice >= *tp)
     return std::nullopt;
-  StatusOr<std::vector<int64_t>> replicas = step.attrs.getInts("replicas"),
-                                 offsets =
-                                     step.attrs.getInts("replica_offsets");
-  if (!replicas.isOk() || !offsets.isOk() ||
-      int64_t(offsets->size()) != slices + 1)
-    return std::nullopt;
-  for (int64_t x = 0; x < slices; ++x)
-    for (int64_t j = (*offsets)[size_t(x)]; j < (*offsets)[size_t(x) + 1];
-         ++j) {
-      if (j < 0 || size_t(j) >= replicas->size())
-        return std::nullopt;
-      if ((*replicas)[size_t(j)] == rank)
-        read[size_t(x)] = true;
-    }
+  std::vector<bool> read(static_cast<size_t>(slices), false);
+  for (int64_t x = 0; x < *e; ++x)
+    read[size_t(slice * *e + x)] = held[size_t(x)];
   return read;
 }
 

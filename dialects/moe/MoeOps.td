@@ -220,6 +220,14 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
     too). `ranks_per_node` 0 means one node. With one rank both are the
     identity.
 
+    With `peers_of_nodes` P > 0 (the hybrid layout: expert parallel across
+    nodes of P ranks, tensor parallel inside them) the exchange runs among
+    peers, the ranks with the same index in their nodes; the experts' ranks
+    are node numbers, and every rank of a node holds a slice of each of the
+    node's experts (`moe.tensor_parallel` = P on the `moe.experts` op). The
+    runtime gathers a node's received rows for the slices and sums the
+    slices' outputs back inside the node.
+
     `moe-lower-to-plan` folds a dispatch exchange, the `moe.experts` it feeds
     and the combine exchange of that op's result into one runtime step (so the
     exchanges of a pipelined schedule can overlap the compute); any other use
@@ -241,7 +249,9 @@ def Moe_AllToAllOp : Moe_Op<"all_to_all", [Pure, InferTypeOpAdaptor]> {
                                      "1">:$chunks,
                    DefaultValuedAttr<ConfinedAttr<I64Attr, [IntNonNegative]>,
                                      "0">:$ranks_per_node,
-                   UnitAttr:$combine);
+                   UnitAttr:$combine,
+                   DefaultValuedAttr<ConfinedAttr<I64Attr, [IntNonNegative]>,
+                                     "0">:$peers_of_nodes);
   let results = (outs Moe_FloatTensor2D:$result_rows,
                  Moe_IdVector:$result_offsets);
   let assemblyFormat = [{

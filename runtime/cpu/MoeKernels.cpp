@@ -253,16 +253,24 @@ StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
   return l;
 }
 
-/// `tp_ranks` of moe.experts: 1, or the ranks of a tensor-parallel step.
+/// `tp_ranks` of moe.experts: 1, or the ranks that hold a slice of each
+/// expert (every rank of a tensor-parallel step; the ranks of a node,
+/// `exchange_peers_of` of them, in a hybrid one).
 StatusOr<int64_t> tensorParallelRanks(const Attrs &attrs) {
-  int64_t tp;
+  int64_t tp, peers;
   MOE_ASSIGN_OR_RETURN(tp, attrs.getInt("tp_ranks", 1));
+  MOE_ASSIGN_OR_RETURN(peers, attrs.getInt("exchange_peers_of", 0));
   if (tp < 1)
     return Status::error("attribute `tp_ranks` = " + str(tp) +
                          " must be at least 1");
-  if (tp > 1 && (attrs.has("exchange_ranks") || attrs.has("owners")))
-    return Status::error("attribute `tp_ranks` goes with neither "
-                         "`exchange_ranks` nor `owners`");
+  if (peers < 0)
+    return Status::error("attribute `exchange_peers_of` = " + str(peers) +
+                         " must not be negative");
+  if (attrs.has("exchange_ranks") ? peers != (tp > 1 ? tp : 0)
+                                  : peers != 0)
+    return Status::error("attribute `exchange_peers_of` = " + str(peers) +
+                         " must be `tp_ranks` with an exchange (a hybrid "
+                         "step), else absent");
   return tp;
 }
 
@@ -461,6 +469,8 @@ Status runExperts(KernelContext &ctx) {
   if (exchangeRanks > 0) {
     MOE_RETURN_IF_ERROR(checkRunRanks(exchangeRanks));
     exchange.numExperts = e;
+    MOE_ASSIGN_OR_RETURN(exchange.peersOfNodes,
+                         ctx.attrs().getInt("exchange_peers_of", 0));
     MOE_ASSIGN_OR_RETURN(exchange.replicas, ctx.attrs().getInts("replicas"));
     MOE_ASSIGN_OR_RETURN(exchange.replicaOffsets,
                          ctx.attrs().getInts("replica_offsets"));
@@ -476,17 +486,21 @@ Status runExperts(KernelContext &ctx) {
       return Status::error("attribute `exchange_schedule` is '" + schedule +
                            "', expected direct, hierarchical or pipelined");
     exchange.hierarchical = schedule == "hierarchical";
-    MOE_RETURN_IF_ERROR(exchange.check(dist::size()));
+    MOE_RETURN_IF_ERROR(exchange.group().check());
+    MOE_RETURN_IF_ERROR(exchange.check(exchange.group().size()));
   }
   // `owners` and `replicas` without an exchange (a plan partitioned for
   // one rank) change nothing: every rank holds every expert and computes
   // its own tokens.
   // Tensor parallel: this rank's slices of the experts are indices
-  // rank·E .. rank·E + E - 1 of the cut weights.
+  // r·E .. r·E + E - 1 of the cut weights, r its rank (its index in its
+  // node, in a hybrid step).
   int64_t tp;
   MOE_ASSIGN_OR_RETURN(tp, tensorParallelRanks(ctx.attrs()));
   int64_t first = 0;
-  if (tp > 1) {
+  if (tp > 1 && exchangeRanks > 0) {
+    first = int64_t(dist::rank() % tp) * e; // the rank's index in its node
+  } else if (tp > 1) {
     MOE_RETURN_IF_ERROR(checkRunRanks(tp));
     first = int64_t(dist::rank()) * e;
   }

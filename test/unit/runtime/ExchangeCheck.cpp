@@ -4,7 +4,9 @@
 //
 // Runs dist::exchangeExperts on random layouts: 1-12 experts, each held by
 // 1-3 random ranks, 1-6 chunks (at most one per expert), direct or
-// hierarchical over a random node size, and random rows per (rank, expert)
+// hierarchical over a random node size, or hybrid (experts on 1-3 nodes,
+// exchanged among peers, each rank of a node a slice: slice 0 computes the
+// image, the others zeros), and random rows per (rank, expert)
 // including none and dropped rows past offsets[E]. The "expert" is an exact elementwise map (row * (e + 1) +
 // e / 2), so every output row must equal its input's image bit for bit, and
 // dropped rows must be zeros. It also checks that a rank computes only
@@ -74,13 +76,25 @@ int main(int argc, char **argv) {
       if (ranks % p == 0)
         divisors.push_back(p);
     l.ranksPerNode = divisors[size_t(pick(0, int(divisors.size()) - 1))];
+    // Hybrid, one trial in three where there are nodes of 2 or more ranks:
+    // the exchange runs among peers (the experts' "ranks" are nodes) and
+    // the node's ranks each compute a slice.
+    if (l.ranksPerNode > 1 && pick(0, 2) == 0) {
+      l.peersOfNodes = l.ranksPerNode;
+      l.ranksPerNode = 0;
+      l.hierarchical = false;
+    }
+    const int holders = l.peersOfNodes > 0 ? ranks / int(l.peersOfNodes)
+                                           : ranks;
+    const int64_t holder = l.peersOfNodes > 0 ? me / l.peersOfNodes : me;
+    const int64_t slice = l.peersOfNodes > 0 ? me % l.peersOfNodes : 0;
     l.replicaOffsets.push_back(0);
     for (int64_t x = 0; x < l.numExperts; ++x) {
-      std::vector<int64_t> all(static_cast<size_t>(ranks));
-      for (int r = 0; r < ranks; ++r)
+      std::vector<int64_t> all(static_cast<size_t>(holders));
+      for (int r = 0; r < holders; ++r)
         all[size_t(r)] = r;
       std::shuffle(all.begin(), all.end(), shared);
-      all.resize(size_t(pick(1, std::min(3, ranks))));
+      all.resize(size_t(pick(1, std::min(3, holders))));
       l.replicas.insert(l.replicas.end(), all.begin(), all.end());
       l.replicaOffsets.push_back(int64_t(l.replicas.size()));
     }
@@ -103,15 +117,17 @@ int main(int argc, char **argv) {
       bool held = false;
       for (int64_t i = l.replicaOffsets[size_t(expert)];
            i < l.replicaOffsets[size_t(expert) + 1]; ++i)
-        held = held || l.replicas[size_t(i)] == me;
+        held = held || l.replicas[size_t(i)] == holder;
       // Noted, not returned: the other ranks would wait for this one.
       if (!held && failure.empty())
         failure = "trial " + std::to_string(t) + ": rank " +
                   std::to_string(me) + " computed expert " +
                   std::to_string(expert) + ", which it does not hold";
-      computed[size_t(expert)] += n;
+      // A hybrid node's slices sum to the image: slice 0 gives it whole.
+      if (slice == 0)
+        computed[size_t(expert)] += n;
       for (int64_t i = 0; i < n * hidden; ++i)
-        out[i] = image(in[i], expert);
+        out[i] = slice == 0 ? image(in[i], expert) : 0.0f;
       return moe::rt::Status::ok();
     };
     moe::rt::Status st = dist::exchangeExperts(l, xs.data(), rows, hidden,
