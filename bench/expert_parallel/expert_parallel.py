@@ -3,7 +3,8 @@
 it through bench/expert_parallel/run.sh, which builds the tools and writes the layer).
 
     expert_parallel.py --bin BUILD/bin --work DIR [--ranks 2,4] [--tokens 16,64,256]
-                       [--chunks 1,2,4,8] [--layouts ep,tp] [--repeat 10] [--warmup 2]
+                       [--chunks 1,2,4,8] [--layouts ep,tp[,hybrid]] [--repeat 10]
+                       [--warmup 2]
                        [--out bench/results/expert-parallel.json] [--command TEXT]
 """
 import argparse
@@ -32,8 +33,11 @@ def parse_args(argv):
     p.add_argument("--tokens", type=ints, default=[16, 64, 256])
     p.add_argument("--chunks", type=ints, default=[1, 2, 4, 8])
     p.add_argument("--layouts", default="ep,tp",
-                   help="ep (each chunk count) and tp (tensor parallel: the weights cut "
-                        "into a slice of F per rank, tokens gathered; unchunked)")
+                   help="ep (each chunk count), tp (tensor parallel: the weights cut "
+                        "into a slice of F per rank, tokens gathered; unchunked) and, "
+                        "on request, hybrid (this machine's ranks as 2 nodes with the "
+                        "measured links between them: EP across, TP inside; 4 ranks or "
+                        "more, unchunked)")
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compute-model", choices=["serial", "roofline"], default="serial",
@@ -48,8 +52,8 @@ def parse_args(argv):
     if max(a.chunks) > 8 or any(c not in (1, 2, 4, 8) for c in a.chunks):
         p.error("--chunks takes 1, 2, 4 and 8 (the counts the model predicts)")
     a.layouts = [v for v in a.layouts.split(",") if v]
-    if not a.layouts or any(v not in ("ep", "tp") for v in a.layouts):
-        p.error("--layouts takes ep and tp")
+    if not a.layouts or any(v not in ("ep", "tp", "hybrid") for v in a.layouts):
+        p.error("--layouts takes ep, tp and hybrid")
     return a
 
 
@@ -134,24 +138,37 @@ def main(argv):
         with open(topo) as f:
             topologies[str(r)] = json.load(f)
         for layout in a.layouts:
+            where = topo
+            if layout == "hybrid":
+                if r < 4 or r % 2:
+                    continue
+                # One machine: its ranks as 2 nodes, linked by what was measured.
+                nodes = dict(topologies[str(r)], ranks_per_node=r // 2,
+                             name="%d ranks as 2 nodes (loopback)" % r)
+                nodes["inter_bytes_per_s"] = nodes["intra_bytes_per_s"]
+                nodes["inter_latency_s"] = nodes["intra_latency_s"]
+                where = os.path.join(a.work, "topology-%d-nodes.json" % r)
+                with open(where, "w") as f:
+                    json.dump(nodes, f)
             plan = os.path.join(a.work, "%s-%d.moeplan" % (layout, r))
             benchlib.say("partitioning the layer over %d ranks (%s)" % (r, layout))
             benchlib.run([opt, onnx, "--pass-pipeline",
                           "builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,"
                           "moe-partition{topology=%s layout=%s tokens=%d flops-per-rank=%g "
                           "memory-bytes-per-s=%g compute-model=%s},moe-lower-to-plan)"
-                          % (topo, layout, tmax, rank_flops, rank_memory, a.compute_model),
+                          % (where, layout, tmax, rank_flops, rank_memory, a.compute_model),
                           "--emit-plan", plan])
             for t in a.tokens:
                 preds = benchlib.json_lines(benchlib.run(
-                    [sim, "--topology", topo, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
+                    [sim, "--topology", where, "--layer", "%d,%d,%d,%d" % (H, F, E, K),
                      "--tokens", str(t), "--flops-per-rank", "%g" % rank_flops,
                      "--memory-bytes-per-s", "%g" % rank_memory,
-                     "--expert-bytes", str(expert_bytes), "--layout", layout.upper(),
+                     "--expert-bytes", str(expert_bytes),
+                     "--layout", {"ep": "EP", "tp": "TP", "hybrid": "TP-in-node+EP"}[layout],
                      "--compute-model", a.compute_model]))
                 direct = {p["chunks"]: p for p in preds if p["schedule"] == "direct"}
                 choice = [p["chunks"] for p in preds if p["chosen"]][0]
-                # The runtime runs a tensor-parallel layer unchunked.
+                # The tensor-parallel and hybrid layers run unchunked here.
                 for c in (a.chunks if layout == "ep" else [1]):
                     benchlib.say("%d ranks, %s, %d tokens per rank, %d chunks"
                                  % (r, layout, t, c))
@@ -193,6 +210,7 @@ def main(argv):
             plain = [row for row in case if row["chunks"] == 1 and row["layout"] == "ep"]
             chosen = [row for row in case if row["model_choice"]]
             tp = [row for row in case if row["layout"] == "tp"]
+            hy = [row for row in case if row["layout"] == "hybrid"]
             if plain and chosen:
                 print("%d ranks, %d tokens: the model's choice (%d chunks) measures %.2f ms, "
                       "plain %.2f ms" % (r, t, chosen[0]["chunks"], chosen[0]["measured_ms"],
@@ -202,6 +220,9 @@ def main(argv):
                       "parallel %.2f ms (predicted %.2f)"
                       % (r, t, tp[0]["measured_ms"], tp[0]["predicted_ms"],
                          plain[0]["measured_ms"], plain[0]["predicted_ms"]))
+            if hy:
+                print("%d ranks, %d tokens: hybrid (as 2 nodes) %.2f ms (predicted %.2f)"
+                      % (r, t, hy[0]["measured_ms"], hy[0]["predicted_ms"]))
     benchlib.write_json(a.out, {
         "benchmark": "expert-parallel", "command": a.command,
         "date": time.strftime("%Y-%m-%d"), "machine": benchlib.machine(),
@@ -219,7 +240,9 @@ def main(argv):
                          % (cores, tmin, single[tmin], tmax, single[tmax]),
             "per_rank": "min(one thread's rate, the node's rate / ranks)"},
         "topologies": topologies,
-        "predictions": "moe-partition-sim --topology (measured) --layer: EP and TP, direct",
+        "predictions": "moe-partition-sim --topology (measured; hybrid: the ranks as 2 "
+                       "nodes with the measured links) --layer: EP, TP and TP-in-node+EP, "
+                       "direct",
         "rows": rows,
         "within_30_percent": within, "cases": len(rows)})
     return 0

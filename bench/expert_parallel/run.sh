@@ -5,6 +5,7 @@
 #
 #   bench/expert_parallel/run.sh                          2 and 4 ranks (about 5 minutes)
 #   bench/expert_parallel/run.sh --ranks 2 --tokens 64 --repeat 5
+#   bench/expert_parallel/run.sh --ranks 4 --layouts hybrid --out bench/results/expert-parallel-hybrid.json
 #   MOE_BUILD_DIR=/tmp/b bench/expert_parallel/run.sh
 #
 # The layer is bench/moe_vs_ort's workload B (hidden 2048, 64 SwiGLU experts of width 1024,
