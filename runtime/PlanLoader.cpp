@@ -310,8 +310,10 @@ expertSlicesRead(const StepInfo &step, size_t input, int64_t slices, int rank) {
                     peers = step.attrs.getInt("exchange_peers_of", 0),
                     w3 = step.attrs.getInt("has_w3", 0);
   if (!e.isOk() || !tp.isOk() || !peers.isOk() || !w3.isOk() ||
-      (input == 4 && *w3 == 0) || *e < 1 || *tp < 1 || *e * *tp != slices ||
-      rank < 0)
+      (input == 4 && *w3 == 0) || *e < 1 || *tp < 1 || rank < 0)
+    return std::nullopt;
+  int64_t cut;
+  if (__builtin_mul_overflow(*e, *tp, &cut) || cut != slices)
     return std::nullopt;
   const bool exchange = step.attrs.has("exchange_ranks");
   if (!exchange && *tp == 1)

@@ -311,7 +311,10 @@ StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
     ops.push_back({next++, "EH", "b2"});
   if (l.b3)
     ops.push_back({next++, cut ? "SF" : "EF", "b3"});
-  int64_t slices = e * tp;
+  int64_t slices;
+  if (__builtin_mul_overflow(e, tp, &slices))
+    return Status::error("attribute `tp_ranks` = " + str(tp) + " times " +
+                         str(e) + " experts overflows");
   const std::string g = fused ? "2F" : "F";
   int64_t f = -1, h = -1;
   for (const Operand &op : ops) {

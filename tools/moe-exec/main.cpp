@@ -137,16 +137,20 @@ options:
   mpirun -np N moe-exec PLAN ...: each rank runs the program on its own
   inputs (its tokens); in expert-parallel layers the rows travel to their
   experts' ranks and back (MPI_Ialltoallv, chunked and overlapped with the
-  expert compute when the plan pipelines), so each rank's outputs are those
-  of a single-rank run on its inputs (within 1e-5 relative). {rank} in a
+  expert compute when the plan pipelines); in tensor-parallel layers each
+  rank holds a slice of every expert, and the ranks gather their tokens and
+  sum the slices' outputs back (hybrid layers: both, across and inside
+  nodes); so each rank's outputs are those of a single-rank run on its
+  inputs (within 1e-5 relative). {rank} in a
   value (--inputs in/{rank}, --outputs out/{rank}, --random-inputs 7{rank},
   --profile) is the rank's number. Rank 0 prints; it alone writes --outputs
   unless the path says {rank}. --threads defaults to the node's cores
   divided among its ranks. An error on one rank ends every rank.
   --device cpu             where to run; this build has only `cpu`
   --no-verify-weights      skip the weight checksums when loading (under
-                           mpirun each rank checks only the experts it
-                           holds, and keeps only those in memory)
+                           mpirun each rank checks only the experts, or
+                           slices, it holds, and keeps only those in
+                           memory)
   --int8-activations       let 8/4-bit expert weights multiply int8-rounded
                            activations with AVX-512 VNNI (faster; rounds each
                            activation by at most half of max|x|/127 per group)
