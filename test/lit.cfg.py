@@ -39,6 +39,14 @@ if config.moe_enable_compiler:
 if os.path.isdir(config.moe_fixtures):
     config.available_features.add("fixtures")
 
+# The CPU's AVX-512 VNNI (moe-exec --int8-activations takes it).
+try:
+    with open("/proc/cpuinfo") as f:
+        if " avx512_vnni" in f.read():
+            config.available_features.add("avx512-vnni")
+except OSError:
+    pass
+
 def has_gpu():
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)

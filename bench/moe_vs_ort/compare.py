@@ -2,7 +2,7 @@
 """The measuring half of bench/moe_vs_ort/run.sh (which builds and installs what this needs).
 
     compare.py --root MOE_ROOT --build BUILD --node-modules DIR --json FILE --command STR
-               [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe] [--sets 8]
+               [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe[,qmoe-i8]] [--sets 8]
                [--warmup 3] [--repeat 30] [--rounds 5] [--threads 2]
 
 Generates the models (make_models.py, cached), compiles each with `moe-opt model.onnx
@@ -27,7 +27,13 @@ import onnx
 from onnx import numpy_helper
 
 TTY = sys.stderr.isatty()
-FORM_NAMES = {"moe": "MoE fp32", "qmoe": "QMoE int4"}
+FORM_NAMES = {"moe": "MoE fp32", "qmoe": "QMoE int4",
+              "qmoe-i8": "QMoE int4, int8 activations"}
+# A form's model, and what moe-exec adds for it: qmoe-i8 runs the QMoE model with
+# --int8-activations (int4 x int8 VNNI products, as llama.cpp's Q4 x Q8), against the
+# same ONNX Runtime QMoE run.
+FORM_MODEL = {"moe": "moe", "qmoe": "qmoe", "qmoe-i8": "qmoe"}
+FORM_FLAGS = {"moe": [], "qmoe": [], "qmoe-i8": ["--int8-activations"]}
 FP32_TOL = 1e-3  # max |diff| <= FP32_TOL * max |ref| for the float32 MoE
 
 
@@ -245,7 +251,7 @@ def main(argv):
         p.error("--sets, --repeat, --threads and --rounds must be at least 1")
     forms = [f for f in a.forms.split(",") if f]
     if any(f not in FORM_NAMES for f in forms):
-        p.error("--forms takes moe and/or qmoe")
+        p.error("--forms takes moe, qmoe and qmoe-i8")
     work = os.path.join(a.build, "moe_vs_ort")
     here = os.path.dirname(os.path.abspath(__file__))
     exe = os.path.join(a.build, "bin", "moe-exec")
@@ -263,14 +269,17 @@ def main(argv):
     compiled, errors = {}, {}
     for wl, wd in manifest["workloads"].items():
         for form in forms:
-            model = os.path.join(work, wd["models"][form]["file"])
+            if (wl, FORM_MODEL[form]) in compiled or (wl, FORM_MODEL[form]) in errors:
+                continue
+            model = os.path.join(work, wd["models"][FORM_MODEL[form]]["file"])
             plan = model[:-len(".onnx")] + ".moeplan"
             say("moe-opt %s --moe-compile --emit-plan %s" % (
                 os.path.relpath(model, work), os.path.basename(plan)))
             try:
-                compiled[(wl, form)] = {"plan": plan, "compile_s": compile_plan(a, model, plan)}
+                compiled[(wl, FORM_MODEL[form])] = {"plan": plan,
+                                                    "compile_s": compile_plan(a, model, plan)}
             except CaseError as e:
-                errors[(wl, form)] = "moe-opt: " + str(e)
+                errors[(wl, FORM_MODEL[form])] = "moe-opt: " + str(e)
 
     say("measuring the read bandwidth (moe-bench-kernels and readbw, %d threads)" % a.threads)
     bw_samples = {"moe-bench-kernels": [], "readbw": []}
@@ -286,7 +295,8 @@ def main(argv):
     for wl, wd in manifest["workloads"].items():
         ort_fp32_out = {}
         for form in forms:
-            mdesc = wd["models"][form]
+            mdesc = wd["models"][FORM_MODEL[form]]
+            built = (wl, FORM_MODEL[form])
             per_expert = mdesc["bytes_per_expert"]
             for t in [int(x) for x in a.tokens.split(",") if x]:
                 sets = wd["inputs"][str(t)]
@@ -304,11 +314,12 @@ def main(argv):
                         "fixed_experts_hit": hit0,
                         "fixed_touched_bytes": hit0 * per_expert}
                 cases.append(case)
-                if (wl, form) in errors:
-                    case["error"] = errors[(wl, form)]
+                if built in errors:
+                    case["error"] = errors[built]
                     continue
-                case["compile_s"] = compiled[(wl, form)]["compile_s"]
+                case["compile_s"] = compiled[built]["compile_s"]
                 outdir = os.path.join(work, "out", "%s_%s_T%d" % (wl, form, t))
+                case["moe_exec_flags"] = FORM_FLAGS[form]
                 os.makedirs(outdir, exist_ok=True)
                 ort_out = os.path.join(outdir, "ort.f32")
                 rot, fix, ort, bws, share = [], [], [], [], []
@@ -322,9 +333,9 @@ def main(argv):
                         c0 = cpu_clock()
                         say("%s %s T=%d, round %d/%d: moe-exec --bench (rotated, fixed), "
                             "ort_bench.js" % (wl, FORM_NAMES[form], t, rnd + 1, a.rounds))
-                        bench = [exe, compiled[(wl, form)]["plan"], "--bench", "--json",
+                        bench = [exe, compiled[built]["plan"], "--bench", "--json",
                                  "--warmup", str(a.warmup), "--repeat", str(a.repeat),
-                                 "--threads", str(a.threads)]
+                                 "--threads", str(a.threads)] + FORM_FLAGS[form]
                         cmd = list(bench)
                         for d in set_dirs:
                             cmd += ["--inputs", d]
@@ -510,16 +521,21 @@ def main(argv):
             "touched_bytes / read bandwidth; fraction_of_floor = floor_ms / median_ms.",
             "parity: max |moe-exec - ORT| / max |ORT| on set_0; fp32 must be <= %g. For QMoE, "
             "vs_fp32_model_relative compares moe-exec's int4 output with ORT's fp32 MoE output "
-            "(the quantisation error)." % FP32_TOL,
+            "(the quantisation error). 'QMoE int4, int8 activations' runs moe-exec "
+            "--int8-activations on the QMoE model; its parity is against ORT's QMoE, which "
+            "keeps float activations." % FP32_TOL,
             "ORT times are around session.run() in node (including tensor wrapping); moe-exec "
             "times are around Executor::run.",
         ],
         "models": {wl: {"name": wd["name"], "hidden": wd["hidden"], "ffn": wd["ffn"],
                         "experts": wd["experts"], "k": wd["k"],
-                        "forms": {f: {"op": wd["models"][f]["op"], "weights": wd["models"][f]["weights"],
-                                      "bytes_per_expert": wd["models"][f]["bytes_per_expert"],
-                                      "onnx_bytes": os.path.getsize(
-                                          os.path.join(work, wd["models"][f]["file"]))}
+                        "forms": {f: {"op": wd["models"][FORM_MODEL[f]]["op"],
+                                      "weights": wd["models"][FORM_MODEL[f]]["weights"],
+                                      "bytes_per_expert":
+                                          wd["models"][FORM_MODEL[f]]["bytes_per_expert"],
+                                      "onnx_bytes": os.path.getsize(os.path.join(
+                                          work, wd["models"][FORM_MODEL[f]]["file"])),
+                                      "moe_exec_flags": FORM_FLAGS[f]}
                                   for f in forms}}
                    for wl, wd in manifest["workloads"].items()},
         "cases": cases,
