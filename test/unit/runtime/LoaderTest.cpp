@@ -534,3 +534,53 @@ TEST(Loader, RanksCheckTheExpertsTheyHold) {
             "t.moeplan: weight 1 `w2`: 1 slice checksums for 2 indices of "
             "dimension 0");
 }
+
+TEST(Loader, ExpertSlicesEachRankReads) {
+  using moe::rt::expertSlicesRead;
+  using moe::rt::StepInfo;
+  auto step = [](Attrs attrs) {
+    StepInfo s;
+    s.kind = moe::rt::StepKind::Call;
+    s.kernelName = "moe.experts";
+    s.attrs = std::move(attrs);
+    return s;
+  };
+  using Bits = std::vector<bool>;
+  // Expert parallel, 3 experts on 2 ranks: 0 on rank 1, 1 on both, 2 on 0.
+  StepInfo ep = step(Attrs()
+                         .setInt("num_experts", 3)
+                         .setInt("exchange_ranks", 2)
+                         .setInts("replicas", {1, 0, 1, 0})
+                         .setInts("replica_offsets", {0, 1, 3, 4}));
+  EXPECT_EQ(expertSlicesRead(ep, 2, 3, 0), Bits({false, true, true}));
+  EXPECT_EQ(expertSlicesRead(ep, 3, 3, 1), Bits({true, true, false}));
+  EXPECT_FALSE(expertSlicesRead(ep, 1, 3, 0)); // the offsets, not a weight
+  EXPECT_FALSE(expertSlicesRead(ep, 4, 3, 0)); // no w3: input 4 is a bias
+  EXPECT_FALSE(expertSlicesRead(ep, 2, 4, 0)); // does not fit the weight
+  // Tensor parallel, 2 experts cut for 2 ranks: rank r reads r·2 + e.
+  StepInfo tp = step(Attrs().setInt("num_experts", 2).setInt("tp_ranks", 2));
+  EXPECT_EQ(expertSlicesRead(tp, 2, 4, 1), Bits({false, false, true, true}));
+  EXPECT_FALSE(expertSlicesRead(tp, 2, 2, 1)); // a weight that is not cut
+  EXPECT_FALSE(expertSlicesRead(tp, 2, 4, 2)); // a rank with no slice
+  // Hybrid, nodes of 2: experts 0 and 1 on node 1, expert 2 on node 0;
+  // rank 3 (node 1, index 1) reads slice 1 of experts 0 and 1.
+  StepInfo hy = step(Attrs()
+                         .setInt("num_experts", 3)
+                         .setInt("tp_ranks", 2)
+                         .setInt("exchange_peers_of", 2)
+                         .setInt("exchange_ranks", 4)
+                         .setInts("replicas", {1, 1, 0})
+                         .setInts("replica_offsets", {0, 1, 2, 3}));
+  EXPECT_EQ(expertSlicesRead(hy, 2, 6, 3),
+            Bits({false, false, false, true, true, false}));
+  EXPECT_EQ(expertSlicesRead(hy, 2, 6, 0),
+            Bits({false, false, true, false, false, false}));
+  // Tampered attributes read the weight whole instead of misreading it.
+  EXPECT_FALSE(expertSlicesRead(
+      step(Attrs().setInt("num_experts", int64_t(1) << 62).setInt("tp_ranks", 4)),
+      2, 4, 0));
+  EXPECT_FALSE(expertSlicesRead(
+      step(Attrs(ep.attrs).setInts("replica_offsets", {0, 1, 3, 9})), 2, 3, 0));
+  EXPECT_FALSE(expertSlicesRead(step(Attrs().setInt("num_experts", 3)), 2, 3,
+                                0)); // neither exchange nor slices
+}
