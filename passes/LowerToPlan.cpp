@@ -476,10 +476,57 @@ collectQuantSpecs(func::FuncOp func, bool allZeroPoints,
   return failure(result.wasInterrupted());
 }
 
-/// The weights of tensor-parallel moe.experts ops, cut into one slice of F
-/// per rank when the plan is written (plan.weight `shards`): w1 and b1
-/// (fused SwiGLU, concatenated: both halves alike), w3 and b3 along F,
-/// w2 along its last dimension. b2 is not cut: rank 0 adds it.
+/// The weights tensorParallelObstacle() and collectShards() cut: w1 and b1
+/// (fused SwiGLU, concatenated: both halves alike), w3 and b3 along F, w2
+/// along its last dimension. b2 is not cut: slice 0 adds it.
+namespace {
+struct Cut {
+  Value v;
+  const char *name;
+  int64_t dim, halves;
+};
+} // namespace
+
+static SmallVector<Cut> cutsOf(ExpertsOp op) {
+  int64_t halves = op.getSwigluFusion() == 2 ? 2 : 1;
+  SmallVector<Cut> cuts;
+  for (Cut c : {Cut{op.getW1(), "w1", 1, halves}, Cut{op.getW2(), "w2", 2, 1},
+                Cut{op.getW3(), "w3", 1, 1}, Cut{op.getB1(), "b1", 1, halves},
+                Cut{op.getB3(), "b3", 1, 1}})
+    if (c.v)
+      cuts.push_back(c);
+  return cuts;
+}
+
+std::optional<std::string> mlir::moe::tensorParallelObstacle(ExpertsOp op,
+                                                             int64_t parts) {
+  int64_t f = op.getFfnSize();
+  if (ShapedType::isDynamic(f) || f % parts != 0)
+    return "cannot cut FFN size " + std::to_string(f) + " into " +
+           std::to_string(parts) + " tensor-parallel slices";
+  for (int64_t e = 0; e < op.getNumExperts(); ++e) {
+    ExpertAttr expert = op.getExpert(e);
+    int64_t g = expert.getGroupSize();
+    if (!expert.getPruned() && llvm::is_contained({8, 4, 3, 2}, expert.getBits()) &&
+        g > 0 && (f / parts) % g != 0)
+      return "expert " + std::to_string(e) +
+             ": a tensor-parallel slice of w2 holds " +
+             std::to_string(f / parts) + " of its " + std::to_string(f) +
+             " columns, not a whole number of its " + std::to_string(g) +
+             "-column quantisation groups";
+  }
+  for (const Cut &c : cutsOf(op))
+    if (!c.v.getDefiningOp<nn::WeightOp>() || !c.v.hasOneUse())
+      return std::string("tensor parallel: ") + c.name +
+             " must be an nn.weight used by this op alone, so that it can be "
+             "cut into one slice per rank (weights quantised in the model, as "
+             "QMoE's, cannot be cut yet: partition this layer with layout=ep)";
+  return std::nullopt;
+}
+
+/// The weights of tensor-parallel moe.experts ops (and hybrid ones, cut over
+/// a node's ranks), cut into one slice of F per rank when the plan is
+/// written (plan.weight `shards`).
 static LogicalResult
 collectShards(func::FuncOp func,
               DenseMap<Operation *, SmallVector<int64_t, 3>> &shards) {
@@ -487,47 +534,12 @@ collectShards(func::FuncOp func,
     int64_t n = tensorParallelRanks(op);
     if (n == 1)
       return WalkResult::advance();
-    int64_t f = op.getFfnSize();
-    if (ShapedType::isDynamic(f) || f % n != 0) {
-      op.emitOpError("cannot cut FFN size ")
-          << f << " into " << n << " tensor-parallel slices";
+    if (std::optional<std::string> why = tensorParallelObstacle(op, n)) {
+      op.emitOpError(*why);
       return WalkResult::interrupt();
     }
-    for (int64_t e = 0; e < op.getNumExperts(); ++e) {
-      ExpertAttr expert = op.getExpert(e);
-      int64_t g = expert.getGroupSize();
-      if (!expert.getPruned() && llvm::is_contained({8, 4, 3, 2},
-                                                    expert.getBits()) &&
-          g > 0 && (f / n) % g != 0) {
-        op.emitOpError("expert ")
-            << e << ": a tensor-parallel slice of w2 holds " << f / n
-            << " of its " << f << " columns, not a whole number of its "
-            << g << "-column quantisation groups";
-        return WalkResult::interrupt();
-      }
-    }
-    int64_t halves = op.getSwigluFusion() == 2 ? 2 : 1;
-    struct Cut {
-      Value v;
-      const char *name;
-      int64_t dim, halves;
-    };
-    for (Cut c : {Cut{op.getW1(), "w1", 1, halves}, Cut{op.getW2(), "w2", 2, 1},
-                  Cut{op.getW3(), "w3", 1, 1}, Cut{op.getB1(), "b1", 1, halves},
-                  Cut{op.getB3(), "b3", 1, 1}}) {
-      if (!c.v)
-        continue;
-      auto w = c.v.getDefiningOp<nn::WeightOp>();
-      if (!w || !c.v.hasOneUse()) {
-        op.emitOpError("tensor parallel: ")
-            << c.name << " must be an nn.weight used by this op alone, so "
-            << "that it can be cut into one slice per rank (weights "
-            << "quantised in the model, as QMoE's, cannot be cut yet: "
-            << "partition this layer with layout=ep)";
-        return WalkResult::interrupt();
-      }
-      shards[w] = {c.dim, c.halves, n};
-    }
+    for (const Cut &c : cutsOf(op))
+      shards[c.v.getDefiningOp()] = {c.dim, c.halves, n};
     return WalkResult::advance();
   });
   return failure(result.wasInterrupted());

@@ -172,12 +172,19 @@ void PartitionPass::runOnOperation() {
     // collectives, neither relayed by node nor chunked: only that candidate
     // can run.
     // A hybrid layer's exchange runs among peers (one rank per node), which
-    // no node relay helps: direct only, chunked or not.
-    llvm::erase_if(all, [](const tr::Prediction &p) {
-      return (p.layout == tr::Layout::TensorParallel &&
-              (p.schedule != tr::Schedule::Direct || p.chunks != 1)) ||
-             (p.layout == tr::Layout::Hybrid &&
-              p.schedule != tr::Schedule::Direct);
+    // no node relay helps: direct only, chunked or not. Both layouts need
+    // weights that can be cut (over the ranks, or a node's ranks).
+    std::optional<std::string> noTp, noHybrid;
+    if (topo->ranks > 1)
+      noTp = tensorParallelObstacle(op, topo->ranks);
+    if (topo->ranksPerNode > 1)
+      noHybrid = tensorParallelObstacle(op, topo->ranksPerNode);
+    llvm::erase_if(all, [&](const tr::Prediction &p) {
+      if (p.layout == tr::Layout::TensorParallel)
+        return noTp || p.schedule != tr::Schedule::Direct || p.chunks != 1;
+      if (p.layout == tr::Layout::Hybrid)
+        return noHybrid || p.schedule != tr::Schedule::Direct;
+      return false;
     });
     std::vector<tr::Prediction> allowed;
     for (const tr::Prediction &p : all)
@@ -186,12 +193,17 @@ void PartitionPass::runOnOperation() {
           (chunks == 0 || p.chunks == chunks))
         allowed.push_back(p);
     if (allowed.empty()) {
+      std::string why;
+      if (onlyLayout == tr::Layout::TensorParallel && noTp)
+        why = ": " + *noTp;
+      else if (onlyLayout == tr::Layout::Hybrid && noHybrid)
+        why = ": " + *noHybrid;
       op.emitError("moe-partition: layer ")
           << layer.index << ": no candidate fits (layout " << layout
           << ", schedule " << schedule << ", chunks " << int64_t(chunks)
           << ", "
           << topo->ranks << " ranks, "
-          << topo->ranksPerNode << " per node)";
+          << topo->ranksPerNode << " per node)" << why;
       return signalPassFailure();
     }
     const tr::Prediction &best = allowed[tr::choose(allowed, minPipelineGain)];

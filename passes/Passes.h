@@ -11,6 +11,8 @@
 #include "mlir/Pass/Pass.h"
 
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace mlir::moe {
 
@@ -19,6 +21,13 @@ namespace mlir::moe {
 
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
+
+/// Why the expert weights of `op` cannot be cut into `parts` slices of F
+/// (tensor-parallel and hybrid layouts; moe-lower-to-plan cuts them), or
+/// nullopt when they can: F must divide, each quantised expert's w2 slice
+/// must hold whole groups, and w1, w2, w3, b1 and b3 must be nn.weight ops
+/// that only `op` uses.
+std::optional<std::string> tensorParallelObstacle(ExpertsOp op, int64_t parts);
 
 /// Options of the default compilation pipeline (`--moe-compile`).
 struct CompilePipelineOptions
