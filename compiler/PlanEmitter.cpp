@@ -80,33 +80,25 @@ struct BlobInfo {
   /// when they are not the mapped file's.
   const uint8_t *plain(std::vector<uint8_t> &keep) const {
     uint64_t bytes = elements * static_cast<uint64_t>(dtypeSize(dtype));
+    // Copies (shards on dimension 0) come from 1/parts of the elements.
+    uint64_t from = shardParts > 1 && shardDim == 0
+                        ? elements / static_cast<uint64_t>(shardParts)
+                        : elements;
     const uint8_t *src;
     if (file) {
       src = reinterpret_cast<const uint8_t *>(file->getBufferStart());
     } else {
-      keep.assign(bytes, 0);
-      mlir::moe::generateSeededWeights(*seed, scale, dtype, elements,
-                                       keep.data());
+      keep.assign(from * static_cast<uint64_t>(dtypeSize(dtype)), 0);
+      mlir::moe::generateSeededWeights(*seed, scale, dtype, from, keep.data());
       src = keep.data();
     }
     if (shardParts <= 1)
       return src;
-    // Source [A, halves, parts, m, B] (A = the dims before shardDim, B the
-    // bytes of the dims after it) to [parts, A, halves, m, B].
-    uint64_t a = 1, b = static_cast<uint64_t>(dtypeSize(dtype));
-    for (int64_t i = 0; i < shardDim; ++i)
-      a *= static_cast<uint64_t>(sourceShape[size_t(i)]);
-    for (size_t i = size_t(shardDim) + 1; i < sourceShape.size(); ++i)
-      b *= static_cast<uint64_t>(sourceShape[i]);
-    uint64_t o = static_cast<uint64_t>(shardHalves),
-             n = static_cast<uint64_t>(shardParts),
-             m = static_cast<uint64_t>(sourceShape[size_t(shardDim)]) / (o * n);
+    // The stored layout: cut into slices, or (dimension 0) copies, whose
+    // element count `elements` is already.
     std::vector<uint8_t> cut(bytes);
-    for (uint64_t r = 0; r < n; ++r)
-      for (uint64_t i = 0; i < a; ++i)
-        for (uint64_t h = 0; h < o; ++h)
-          std::memcpy(cut.data() + ((r * a + i) * o + h) * m * b,
-                      src + ((i * o + h) * n + r) * m * b, m * b);
+    mlir::moe::cutIntoSlices(src, cut.data(), sourceShape, dtypeSize(dtype),
+                             shardDim, shardHalves, shardParts);
     keep = std::move(cut);
     return keep.data();
   }
@@ -397,6 +389,10 @@ LogicalResult Emitter::run() {
         uint64_t need = dtype ? static_cast<uint64_t>(type.getNumElements()) *
                                     dtypeSize(*dtype)
                               : 0;
+        // A weight stored as copies (shards on dimension 0) reads one.
+        if (std::optional<ArrayRef<int64_t>> shards = w.getShards();
+            shards && (*shards)[0] == 0)
+          need /= static_cast<uint64_t>((*shards)[2]);
         uint64_t fileSize = 0;
         if (std::error_code ec = llvm::sys::fs::file_size(path, fileSize))
           return w.emitOpError("weight '") << w.getName() << "': cannot open '"
@@ -425,7 +421,8 @@ LogicalResult Emitter::run() {
         info.sourceShape.assign(type.getShape().begin(),
                                 type.getShape().end());
         info.sourceShape[0] /= info.shardParts;
-        info.sourceShape[size_t(info.shardDim)] *= info.shardParts;
+        if (info.shardDim > 0) // else copies: the other dims as they are
+          info.sourceShape[size_t(info.shardDim)] *= info.shardParts;
       }
       int32_t index = static_cast<int32_t>(blobs.size());
       if (failed(addBlob(w, type, std::move(info))))

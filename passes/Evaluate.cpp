@@ -123,6 +123,34 @@ static uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+void mlir::moe::cutIntoSlices(const uint8_t *src, uint8_t *dst,
+                               ArrayRef<int64_t> shape, int64_t elemBytes,
+                               int64_t dim, int64_t halves, int64_t parts) {
+  uint64_t total = static_cast<uint64_t>(elemBytes);
+  for (int64_t d : shape)
+    total *= static_cast<uint64_t>(d);
+  if (dim == 0) {
+    for (int64_t r = 0; r < parts; ++r)
+      std::memcpy(dst + uint64_t(r) * total, src, total);
+    return;
+  }
+  // [A, halves, parts, m, B] (A: the dims before `dim`, B: the bytes of the
+  // dims after it) to [parts, A, halves, m, B].
+  uint64_t a = 1, b = static_cast<uint64_t>(elemBytes);
+  for (int64_t i = 0; i < dim; ++i)
+    a *= static_cast<uint64_t>(shape[size_t(i)]);
+  for (size_t i = size_t(dim) + 1; i < shape.size(); ++i)
+    b *= static_cast<uint64_t>(shape[i]);
+  const uint64_t o = static_cast<uint64_t>(halves),
+                 n = static_cast<uint64_t>(parts),
+                 m = static_cast<uint64_t>(shape[size_t(dim)]) / (o * n);
+  for (uint64_t r = 0; r < n; ++r)
+    for (uint64_t i = 0; i < a; ++i)
+      for (uint64_t h = 0; h < o; ++h)
+        std::memcpy(dst + ((r * a + i) * o + h) * m * b,
+                    src + ((i * o + h) * n + r) * m * b, m * b);
+}
+
 void mlir::moe::generateSeededWeights(int64_t seed, double scale,
                                       int64_t dtype, uint64_t count,
                                       uint8_t *dst) {

@@ -40,6 +40,18 @@ FailureOr<::moe::rt::Tensor> tensorFromAttr(DenseElementsAttr attr);
 void generateSeededWeights(int64_t seed, double scale, int64_t dtype,
                            uint64_t count, uint8_t *dst);
 
+/// The tensor-parallel cut of a weight (plan.weight `shards` = [dim, halves,
+/// parts]): `src` of `shape` ([E, ...]; `elemBytes` bytes an element) to
+/// `dst` as [parts·E, ...] with dimension `dim` divided by parts, index
+/// r·E + e holding part r of index e (dimension `dim` viewed as [halves,
+/// parts, rest], part r is [:, r, :]). dim 0 makes `parts` copies of the
+/// whole weight instead (a per-row scale, the same for every part of its
+/// row). `dst` holds as many bytes as `src`, or parts times as many for
+/// copies.
+void cutIntoSlices(const uint8_t *src, uint8_t *dst, ArrayRef<int64_t> shape,
+                   int64_t elemBytes, int64_t dim, int64_t halves,
+                   int64_t parts);
+
 class Evaluator {
 public:
   /// Relative `nn.weight` files are resolved against `baseDir`.

@@ -498,6 +498,109 @@ static SmallVector<Cut> cutsOf(ExpertsOp op) {
   return cuts;
 }
 
+/// Where one cut weight's bytes come from, and how each source is cut: the
+/// weight itself (an nn.weight), or the inputs of the nn.dequantize that
+/// makes it (codes, scales and zero points; nn.weight or arith.constant).
+namespace {
+struct CutSources {
+  SmallVector<std::pair<Operation *, SmallVector<int64_t, 3>>> sources;
+  /// The nn.dequantize whose result is cut, with its new type.
+  Operation *dequantize = nullptr;
+  RankedTensorType dequantizedType;
+};
+} // namespace
+
+/// The sources of cut `c` into `parts`, or why it cannot be cut.
+static FailureOr<CutSources> cutSources(const Cut &c, int64_t parts,
+                                        std::string &why) {
+  CutSources out;
+  auto holds = [&](Value v) {
+    Operation *def = v.getDefiningOp();
+    return def && isa<nn::WeightOp, arith::ConstantOp>(def) && v.hasOneUse();
+  };
+  const std::string alone =
+      std::string("tensor parallel: ") + c.name +
+      " must be an nn.weight used by this op alone, or made by an "
+      "nn.dequantize of such weights (or constants), so that it can be cut "
+      "into one slice per rank";
+  if (!c.v.hasOneUse()) {
+    why = alone;
+    return failure();
+  }
+  if (auto w = c.v.getDefiningOp<nn::WeightOp>()) {
+    out.sources.push_back({w, {c.dim, c.halves, parts}});
+    return out;
+  }
+  auto dq = c.v.getDefiningOp<nn::DequantizeOp>();
+  if (!dq) {
+    why = alone;
+    return failure();
+  }
+  RankedTensorType y = dq.getType(), q = dq.getInput().getType(),
+                   sc = dq.getScales().getType(),
+                   zp = dq.getZeroPoints().getType();
+  const int64_t bits = dq.getBits();
+  auto fail = [&](const Twine &what) -> FailureOr<CutSources> {
+    why = (Twine("tensor parallel: ") + c.name + " (dequantised in the "
+           "model) " + what).str();
+    return failure();
+  };
+  if (!y.hasStaticShape() || !q.hasStaticShape() || !sc.hasStaticShape() ||
+      !zp.hasStaticShape() || y.getRank() != 3)
+    return fail("needs static shapes");
+  if (!holds(dq.getInput()) || !holds(dq.getScales()))
+    return fail("needs its codes and scales as nn.weight or constants used "
+                "by its nn.dequantize alone");
+  const bool zeroPoints = zp.getNumElements() > 0;
+  if (zeroPoints && !holds(dq.getZeroPoints()))
+    return fail("needs its zero points as an nn.weight or constant used by "
+                "its nn.dequantize alone");
+  out.sources.push_back({dq.getInput().getDefiningOp(),
+                         {c.dim, c.halves, parts}});
+  if (c.dim == 1) {
+    // Rows: every input is cut alike.
+    out.sources.push_back({dq.getScales().getDefiningOp(),
+                           {1, c.halves, parts}});
+    if (zeroPoints)
+      out.sources.push_back({dq.getZeroPoints().getDefiningOp(),
+                             {1, c.halves, parts}});
+  } else {
+    // Columns, the packed axis: whole bytes of codes and whole blocks.
+    const int64_t cols = y.getDimSize(2);
+    if ((cols / parts * bits) % 8 != 0)
+      return fail("cannot cut its " + std::to_string(bits) +
+                  "-bit codes of " + std::to_string(cols) +
+                  " columns into " + std::to_string(parts) + " whole bytes");
+    if (sc.getRank() == 2) {
+      // One block per row: every part keeps the row's scale.
+      out.sources.push_back({dq.getScales().getDefiningOp(), {0, 1, parts}});
+      if (zeroPoints)
+        return fail("has one zero point per row, packed; cutting it is not "
+                    "supported");
+    } else {
+      const int64_t blocks = sc.getDimSize(2);
+      if (blocks % parts != 0)
+        return fail("has " + std::to_string(blocks) +
+                    " blocks per row, which do not split into " +
+                    std::to_string(parts));
+      out.sources.push_back({dq.getScales().getDefiningOp(), {2, 1, parts}});
+      if (zeroPoints) {
+        if ((blocks / parts * bits) % 8 != 0 || zp.getDimSize(2) % parts != 0)
+          return fail("has packed zero points that do not split into " +
+                      std::to_string(parts) + " whole bytes");
+        out.sources.push_back({dq.getZeroPoints().getDefiningOp(),
+                               {2, 1, parts}});
+      }
+    }
+  }
+  SmallVector<int64_t> shape(y.getShape());
+  shape[0] *= parts;
+  shape[size_t(c.dim)] /= parts;
+  out.dequantize = dq;
+  out.dequantizedType = RankedTensorType::get(shape, y.getElementType());
+  return out;
+}
+
 std::optional<std::string> mlir::moe::tensorParallelObstacle(ExpertsOp op,
                                                              int64_t parts) {
   int64_t f = op.getFfnSize();
@@ -515,21 +618,21 @@ std::optional<std::string> mlir::moe::tensorParallelObstacle(ExpertsOp op,
              " columns, not a whole number of its " + std::to_string(g) +
              "-column quantisation groups";
   }
+  std::string why;
   for (const Cut &c : cutsOf(op))
-    if (!c.v.getDefiningOp<nn::WeightOp>() || !c.v.hasOneUse())
-      return std::string("tensor parallel: ") + c.name +
-             " must be an nn.weight used by this op alone, so that it can be "
-             "cut into one slice per rank (weights quantised in the model, as "
-             "QMoE's, cannot be cut yet: partition this layer with layout=ep)";
+    if (failed(cutSources(c, parts, why)))
+      return why;
   return std::nullopt;
 }
 
 /// The weights of tensor-parallel moe.experts ops (and hybrid ones, cut over
 /// a node's ranks), cut into one slice of F per rank when the plan is
-/// written (plan.weight `shards`).
+/// written: nn.weight sources get plan.weight `shards`, constants are cut
+/// in the plan, and a cut nn.dequantize gets its new result type.
 static LogicalResult
 collectShards(func::FuncOp func,
-              DenseMap<Operation *, SmallVector<int64_t, 3>> &shards) {
+              DenseMap<Operation *, SmallVector<int64_t, 3>> &shards,
+              DenseMap<Operation *, Type> &resultTypes) {
   WalkResult result = func.walk([&](ExpertsOp op) {
     int64_t n = tensorParallelRanks(op);
     if (n == 1)
@@ -538,11 +641,41 @@ collectShards(func::FuncOp func,
       op.emitOpError(*why);
       return WalkResult::interrupt();
     }
-    for (const Cut &c : cutsOf(op))
-      shards[c.v.getDefiningOp()] = {c.dim, c.halves, n};
+    std::string why;
+    for (const Cut &c : cutsOf(op)) {
+      FailureOr<CutSources> src = cutSources(c, n, why);
+      if (failed(src)) {
+        op.emitOpError(why);
+        return WalkResult::interrupt();
+      }
+      for (auto &[source, spec] : src->sources)
+        shards[source] = spec;
+      if (src->dequantize)
+        resultTypes[src->dequantize] = src->dequantizedType;
+    }
     return WalkResult::advance();
   });
   return failure(result.wasInterrupted());
+}
+
+/// A constant cut as plan.weight `shards` says (cutIntoSlices).
+static DenseElementsAttr cutConstant(DenseElementsAttr value,
+                                     ArrayRef<int64_t> spec) {
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<int64_t> shape(type.getShape());
+  shape[0] *= spec[2];
+  if (spec[0] > 0)
+    shape[size_t(spec[0])] /= spec[2];
+  auto cutType = RankedTensorType::get(shape, type.getElementType());
+  if (value.isSplat())
+    return value.resizeSplat(cutType);
+  ArrayRef<char> raw = value.getRawData();
+  int64_t elemBytes = int64_t(raw.size()) / type.getNumElements();
+  std::vector<char> out(size_t(cutType.getNumElements() * elemBytes));
+  cutIntoSlices(reinterpret_cast<const uint8_t *>(raw.data()),
+                reinterpret_cast<uint8_t *>(out.data()), type.getShape(),
+                elemBytes, spec[0], spec[1], spec[2]);
+  return DenseElementsAttr::getFromRawBuffer(cutType, out);
 }
 
 /// Folds each expert-parallel exchange (moe.all_to_all, moe.experts,
@@ -632,7 +765,8 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
   if (failed(foldExchanges(func)))
     return failure();
   DenseMap<Operation *, SmallVector<int64_t, 3>> shards;
-  if (failed(collectShards(func, shards)))
+  DenseMap<Operation *, Type> cutResultTypes;
+  if (failed(collectShards(func, shards, cutResultTypes)))
     return failure();
   DenseMap<Operation *, QuantSpec> quantSpecs;
   if (failed(collectQuantSpecs(func, quant.zeroPoints, quantSpecs)))
@@ -667,7 +801,8 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
         int64_t d = it->second[0], n = it->second[2];
         SmallVector<int64_t> shape(type.getShape());
         shape[0] *= n;
-        shape[size_t(d)] /= n;
+        if (d > 0) // else n copies
+          shape[size_t(d)] /= n;
         type = MemRefType::get(shape, type.getElementType());
         shardsAttr = b.getDenseI64ArrayAttr(it->second);
       }
@@ -693,7 +828,15 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
       if (!value || !isa<RankedTensorType>(c.getType()))
         return c.emitOpError("only tensor constants can be lowered to a "
                              "plan; scalar constants have no buffer");
-      auto nc = b.create<plan::ConstantOp>(loc, toBuffer(c.getType()), value);
+      if (auto it = shards.find(c); it != shards.end()) {
+        auto dense = dyn_cast<DenseElementsAttr>(value);
+        if (!dense)
+          return c.emitOpError("a tensor-parallel cut needs a dense "
+                               "constant");
+        value = cutConstant(dense, it->second);
+      }
+      auto nc = b.create<plan::ConstantOp>(
+          loc, toBuffer(cast<ShapedType>(value.getType())), value);
       map.map(c.getResult(), nc.getResult());
       continue;
     }
@@ -708,8 +851,11 @@ static LogicalResult lowerFunction(func::FuncOp func, plan::Device device,
     if (failed(buildParams(op, params)))
       return failure();
     SmallVector<Type> resultTypes;
-    for (Type t : op->getResultTypes())
-      resultTypes.push_back(toBuffer(t));
+    for (Type t : op->getResultTypes()) {
+      // A dequantised weight that is cut for tensor parallelism.
+      Type cut = cutResultTypes.lookup(op);
+      resultTypes.push_back(toBuffer(cut ? cut : t));
+    }
     auto call = b.create<plan::CallOp>(
         loc, resultTypes, b.getStringAttr(op->getName().getStringRef()),
         mapped(op->getOperands()), params.get(),

@@ -43,10 +43,10 @@ LogicalResult WeightOp::verify() {
     if (shards->size() != 3)
       return emitOpError("`shards` must be [dimension, halves, parts]");
     int64_t d = (*shards)[0], o = (*shards)[1], n = (*shards)[2];
-    if (d < 1 || d >= type.getRank() || (o != 1 && o != 2) || n < 1)
+    if (d < 0 || d >= type.getRank() || (o != 1 && o != 2) || n < 1)
       return emitOpError("`shards` = [")
              << d << ", " << o << ", " << n << "] does not fit " << type
-             << " (dimension 1 to rank - 1, halves 1 or 2, parts >= 1)";
+             << " (dimension 0 to rank - 1, halves 1 or 2, parts >= 1)";
     if (type.getDimSize(0) % n != 0 || type.getDimSize(d) % o != 0)
       return emitOpError("`shards` = [")
              << d << ", " << o << ", " << n << "]: " << type

@@ -46,7 +46,9 @@ def Plan_WeightOp : Plan_Op<"weight", [Pure]> {
     r·E + e holds rank r's part of index e: the elements whose middle
     index (of the n) is r. `o` is 2 for a weight whose dimension d holds
     two halves cut alike (a fused SwiGLU's gate and linear rows), else 1.
-    `bits` then has n·E entries.
+    `bits` then has n·E entries. d = 0 stores n copies of the source
+    `[E, ...]` as `[n·E, ...]` (a per-row scale, the same for every part of
+    its row).
 
     Example:
 
