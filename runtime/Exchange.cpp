@@ -25,8 +25,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 namespace moe::rt::dist {
 
@@ -521,7 +519,6 @@ Status exchangeExperts(const ExchangeLayout &l, const float *x, int64_t rows,
 
 StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
   HeldExperts held;
-  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
   for (const StepInfo &step : plan.steps()) {
     for (size_t in = 2; in <= 4 && in < step.inputs.size(); ++in) {
       int32_t w = plan.values()[step.inputs[in]].weight;
@@ -534,8 +531,6 @@ StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
           expertSlicesRead(step, in, info.shape[0], rank);
       if (!mine)
         continue; // not an expert weight of a partitioned step
-      const auto *base =
-          static_cast<const uint8_t *>(plan.weightTensor(size_t(w)).data());
       const uint64_t n = mine->size();
       for (uint64_t x = 0; x < n; ++x) {
         uint64_t at = info.packed() ? info.slices[x].offset
@@ -546,14 +541,7 @@ StatusOr<HeldExperts> releaseOtherExperts(const LoadedPlan &plan, int rank) {
           held.heldBytes += bytes;
           continue;
         }
-        // Whole pages inside the expert's bytes only.
-        uintptr_t from = (uintptr_t(base + at) + page - 1) / page * page;
-        uintptr_t to = uintptr_t(base + at + bytes) / page * page;
-        if (to > from &&
-            ::madvise(reinterpret_cast<void *>(from), to - from,
-                      MADV_DONTNEED) != 0)
-          return Status::error("madvise of slice " + std::to_string(x) +
-                               " of weight `" + info.name + "` failed");
+        MOE_RETURN_IF_ERROR(plan.releasePages(size_t(w), at, bytes));
       }
     }
   }

@@ -106,8 +106,11 @@ namespace {
 /// ONNX Runtime's QMoE layout (nn.dequantize) stored in the plan's packed
 /// format, one packed matrix per expert, without loss; null when the block
 /// size has no exact group size.
+/// `keep`: the indices of dimension 0 to repack (null: all); the others
+/// become absent slices, never read (a rank's other experts or slices).
 StatusOr<Tensor> repackDequantize(const std::vector<Tensor> &in,
-                                  const Attrs &attrs) {
+                                  const Attrs &attrs,
+                                  const std::vector<bool> *keep) {
   const Tensor &q = in[0], &s = in[1], &z = in[2];
   if (q.rank() != 3)
     return Tensor();
@@ -136,16 +139,31 @@ StatusOr<Tensor> repackDequantize(const std::vector<Tensor> &in,
   kernels::cpu::QuantLayout layout =
       kernels::cpu::quantLayout(format, a.rows, a.cols);
   uint64_t stride = (uint64_t(layout.totalBytes) + 63) / 64 * 64;
-  StatusOr<Tensor> storage =
-      Tensor::allocate(DType::U8, Shape{int64_t(stride * uint64_t(a.batch))});
+  if (keep && int64_t(keep->size()) != a.batch)
+    keep = nullptr;
+  int64_t kept = 0;
+  for (int64_t e = 0; e < a.batch; ++e)
+    kept += !keep || (*keep)[size_t(e)];
+  StatusOr<Tensor> storage = Tensor::allocate(
+      DType::U8, Shape{int64_t(stride * uint64_t(std::max<int64_t>(kept, 1)))});
   if (!storage.isOk())
     return storage.status();
   auto *base = static_cast<uint8_t *>(storage->mutableData());
+  uint64_t at = 0;
   for (int64_t e = 0; e < a.batch; ++e) {
-    kernels::cpu::repackMatrix(a, e, group, base + uint64_t(e) * stride);
+    if (keep && !(*keep)[size_t(e)]) {
+      kernels::cpu::QuantFormat absent;
+      absent.bits = kernels::cpu::kAbsentBits;
+      packed->formats.push_back(absent);
+      packed->offsets.push_back(0);
+      packed->sizes.push_back(0);
+      continue;
+    }
+    kernels::cpu::repackMatrix(a, e, group, base + at);
     packed->formats.push_back(format);
-    packed->offsets.push_back(uint64_t(e) * stride);
+    packed->offsets.push_back(at);
     packed->sizes.push_back(uint64_t(layout.totalBytes));
+    at += stride;
   }
   auto owner = std::make_shared<Tensor>(std::move(*storage));
   const void *data = owner->data();
@@ -197,7 +215,24 @@ Status Executor::foldConstants() {
       expertsOnly = expertsOnly && steps[user].kernelName == "moe.experts" &&
                     index >= 2 && index <= 4;
     if (expertsOnly && !uses[step.outputs[0]].empty()) {
-      StatusOr<Tensor> packed = repackDequantize(inputs, step.attrs);
+      // On a rank of a partitioned plan, only the experts (or slices) the
+      // rank computes (PlanLoader.h, expertSlicesRead).
+      std::optional<std::vector<bool>> keep;
+      if (dist::size() > 1 && !inputs[0].shape().empty())
+        for (auto [user, index] : uses[step.outputs[0]]) {
+          std::optional<std::vector<bool>> read = expertSlicesRead(
+              steps[user], index, inputs[0].dim(0), dist::rank());
+          if (!read) {
+            keep.reset();
+            break;
+          }
+          if (!keep)
+            keep = std::vector<bool>(read->size(), false);
+          for (size_t i = 0; i < read->size(); ++i)
+            (*keep)[i] = (*keep)[i] || (*read)[i];
+        }
+      StatusOr<Tensor> packed =
+          repackDequantize(inputs, step.attrs, keep ? &*keep : nullptr);
       if (!packed.isOk())
         return packed.status().withContext(where);
       if (packed->defined()) {
@@ -218,6 +253,21 @@ Status Executor::foldConstants() {
     }
     folded_[s] = true;
     ++foldedSteps_;
+  }
+  // A weight that only folded steps read (the codes and scales of
+  // dequantised experts, repacked above) is not read again: its mapped
+  // pages go back to the system.
+  for (size_t v = 0; v < values.size(); ++v) {
+    if (values[v].kind != ValueKind::Weight || uses[v].empty())
+      continue;
+    bool needed = false;
+    for (auto [user, index] : uses[v])
+      needed = needed || !folded_[user];
+    if (!needed) {
+      size_t w = size_t(values[v].weight);
+      MOE_RETURN_IF_ERROR(
+          plan_.releasePages(w, 0, plan_.weights()[w].size));
+    }
   }
   return Status::ok();
 }

@@ -77,8 +77,9 @@ public:
 
   /// Records where the plan comes from, before read().
   void attach(const std::string &path, const plan::PlanHeader &header,
-              std::shared_ptr<const void> mapping) {
+              std::shared_ptr<const void> mapping, bool fileMapped) {
     out_.path_ = path;
+    out_.fileMapped_ = fileMapped;
     out_.header_ = header;
     out_.mapping_ = std::move(mapping);
     out_.registry_ = options_.registry ? options_.registry
@@ -661,7 +662,8 @@ namespace {
 
 StatusOr<std::unique_ptr<LoadedPlan>>
 loadMapped(std::shared_ptr<const void> mapping, const uint8_t *base,
-           size_t size, const std::string &path, const LoadOptions &options) {
+           size_t size, const std::string &path, const LoadOptions &options,
+           bool fileMapped) {
   auto fail = [&](const Status &st) {
     return StatusOr<std::unique_ptr<LoadedPlan>>(st.withContext(path));
   };
@@ -695,7 +697,7 @@ loadMapped(std::shared_ptr<const void> mapping, const uint8_t *base,
         "flatbuffer fails the FlatBuffers verifier (corrupted plan)"));
   // Only now may the FlatBuffer be read.
   PlanReader reader(base, options, *plan);
-  reader.attach(path, header, std::move(mapping));
+  reader.attach(path, header, std::move(mapping), fileMapped);
   st = reader.read(*moe_plan::GetPlan(fb));
   if (!st.isOk())
     return fail(st);
@@ -730,7 +732,7 @@ StatusOr<std::unique_ptr<LoadedPlan>> loadPlan(const std::string &path,
     base = static_cast<const uint8_t *>(addr);
   }
   ::close(fd);
-  return loadMapped(mapping, base, size, path, options);
+  return loadMapped(mapping, base, size, path, options, /*fileMapped=*/true);
 }
 
 StatusOr<std::unique_ptr<LoadedPlan>>
@@ -747,12 +749,33 @@ loadPlanFromMemory(const uint8_t *data, size_t size, const std::string &name,
     std::memcpy(copy, data, size);
   std::shared_ptr<void> owner(copy, [](void *p) { std::free(p); });
   return loadMapped(owner, static_cast<const uint8_t *>(copy), size, name,
-                    options);
+                    options, /*fileMapped=*/false);
 }
 
 } // namespace moe::rt
 
 namespace moe::rt {
+
+Status LoadedPlan::releasePages(size_t i, uint64_t offset,
+                                uint64_t bytes) const {
+  if (!fileMapped_ || i >= weightTensors_.size() || bytes == 0)
+    return Status::ok();
+  const WeightInfo &w = weights_[i];
+  if (offset > w.size || bytes > w.size - offset)
+    return Status::error("releasePages: bytes [" + std::to_string(offset) +
+                         ", " + std::to_string(offset + bytes) +
+                         ") are outside weight `" + w.name + "`");
+  static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto *base =
+      static_cast<const uint8_t *>(weightTensors_[i].data()) + offset;
+  uintptr_t from = (uintptr_t(base) + page - 1) / page * page;
+  uintptr_t to = uintptr_t(base + bytes) / page * page;
+  if (to > from && ::madvise(reinterpret_cast<void *>(from), to - from,
+                             MADV_DONTNEED) != 0)
+    return Status::error("madvise of weight `" + w.name + "` failed: " +
+                         std::strerror(errno));
+  return Status::ok();
+}
 
 StatusOr<size_t>
 LoadedPlan::overrideAttrs(std::string_view kernel,

@@ -110,6 +110,11 @@ public:
   const Attrs &metadata() const { return metadata_; }
   /// The zero-copy tensor of weight i.
   const Tensor &weightTensor(size_t i) const { return weightTensors_[i]; }
+  /// Drops from memory the mapped pages wholly inside bytes [offset, offset
+  /// + bytes) of weight i, which this process will not read again (or, if it
+  /// does, reads back from the file): madvise(MADV_DONTNEED). A no-op for a
+  /// plan loaded from memory, whose pages are its only copy.
+  Status releasePages(size_t i, uint64_t offset, uint64_t bytes) const;
   const KernelRegistry &registry() const { return *registry_; }
 
   /// Edits the attributes of every step that calls `kernel` (moe-exec's
@@ -138,6 +143,7 @@ private:
   Attrs metadata_;
   std::vector<Tensor> weightTensors_;
   std::shared_ptr<const void> mapping_;
+  bool fileMapped_ = false; ///< weights are pages of the mapped plan file
   const KernelRegistry *registry_ = nullptr;
 };
 

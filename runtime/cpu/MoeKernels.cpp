@@ -507,6 +507,17 @@ Status runExperts(KernelContext &ctx) {
     MOE_RETURN_IF_ERROR(checkRunRanks(tp));
     first = int64_t(dist::rank()) * e;
   }
+  // The experts this rank computes: with an exchange, those its group rank
+  // (its node, in a hybrid step) holds; else every one.
+  std::vector<bool> computes(static_cast<size_t>(e), exchangeRanks == 0);
+  if (exchangeRanks > 0) {
+    const int64_t me = exchange.group().rank();
+    for (int64_t x = 0; x < e; ++x)
+      for (int64_t i = exchange.replicaOffsets[size_t(x)];
+           i < exchange.replicaOffsets[size_t(x) + 1]; ++i)
+        computes[size_t(x)] =
+            computes[size_t(x)] || exchange.replicas[size_t(i)] == me;
+  }
   // The rank's E slices of a dense [slices, ...] weight or bias.
   auto mine = [&](const Tensor &t) {
     return t.data<float>() + first * (t.numElements() / t.dim(0));
@@ -531,10 +542,12 @@ Status runExperts(KernelContext &ctx) {
     packed.base = static_cast<const uint8_t *>(t.data());
     packed.offsets = p->offsets.data() + first;
     packed.formats = p->formats.data() + first;
-    // An absent slice (a statically pruned expert) is never read: the
-    // expert must be pruned, so that its rows (if any) give zeros.
+    // An absent slice (a statically pruned expert, or on a rank of a
+    // partitioned plan an expert another rank computes) is never read: the
+    // expert must be pruned, so that its rows (if any) give zeros, or held
+    // elsewhere.
     for (int64_t x = 0; x < e; ++x)
-      if (packed.formats[x].bits == kc::kAbsentBits &&
+      if (packed.formats[x].bits == kc::kAbsentBits && computes[size_t(x)] &&
           !(size_t(x) < pruned.size() && pruned[size_t(x)]))
         return Status::error("input " + str(int64_t(i)) + ": expert " +
                              str(x) + " has no weights (absent slice) but is "

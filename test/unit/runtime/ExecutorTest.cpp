@@ -5,6 +5,8 @@
 
 #include "runtime/Executor.h"
 
+#include <random>
+#include <cstdio>
 #include <thread>
 #include <unistd.h>
 
@@ -320,3 +322,94 @@ TEST(Executor, MoeLayerMatchesNaive) {
 }
 
 } // namespace
+
+TEST(Executor, WeightsReadOnlyByFoldedStepsLeaveMemory) {
+  // Expert weights given as ONNX Runtime's QMoE codes and scales: the
+  // executor repacks them at creation (nn.dequantize folded into a packed
+  // bank), after which the mapped codes are never read; their pages go
+  // back to the system (mincore: not resident). The outputs are unchanged.
+  const int64_t E = 2, F = 512, H = 1024; // codes of w1: 2·512·512 bytes
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {3, H});
+  uint32_t off = pb.input("offsets", DType::I64, {E + 1});
+  std::mt19937 rng(7);
+  auto bytes = [&](size_t n) {
+    std::vector<uint8_t> v(n);
+    for (uint8_t &b : v)
+      b = uint8_t(rng());
+    return v;
+  };
+  auto scales = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float &s : v)
+      s = 0.01f + 0.001f * float(rng() % 10);
+    return v;
+  };
+  uint32_t q1 = pb.weight("q1", DType::U8, {E, F, H / 2},
+                          bytes(size_t(E * F * H / 2)));
+  uint32_t s1 = pb.weightF32("s1", {E, F}, scales(size_t(E * F)));
+  uint32_t q2 = pb.weight("q2", DType::U8, {E, H, F / 2},
+                          bytes(size_t(E * H * F / 2)));
+  uint32_t s2 = pb.weightF32("s2", {E, H}, scales(size_t(E * H)));
+  uint32_t none = pb.weight("none", DType::U8, {0}, {});
+  Attrs four = Attrs().setInt("bits", 4);
+  uint32_t w1 = pb.call1("nn.dequantize", {q1, s1, none}, DType::F32,
+                         {E, F, H}, four);
+  uint32_t w2 = pb.call1("nn.dequantize", {q2, s2, none}, DType::F32,
+                         {E, H, F}, four);
+  uint32_t y = pb.call1("moe.experts", {x, off, w1, w2}, DType::F32, {3, H},
+                        Attrs().setInt("num_experts", E));
+  pb.output(y);
+  std::string path = tempPath("folded.moeplan");
+  ASSERT_TRUE(pb.write(path).isOk());
+  auto plan = moe::rt::loadPlan(path);
+  ASSERT_TRUE(plan.isOk()) << plan.status().message();
+  // The resident bytes of the plan file's mapping (/proc/self/smaps: the
+  // pages this process maps, not the page cache's).
+  auto mappedRss = [&]() -> int64_t {
+    uintptr_t at = uintptr_t((*plan)->weightTensor(0).data());
+    FILE *f = std::fopen("/proc/self/smaps", "r");
+    if (!f)
+      return -1;
+    char line[512];
+    bool inside = false;
+    int64_t kb = -1;
+    while (std::fgets(line, sizeof(line), f)) {
+      unsigned long lo, hi;
+      if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+        inside = at >= lo && at < hi;
+        continue;
+      }
+      long v;
+      if (inside && std::sscanf(line, "Rss: %ld kB", &v) == 1)
+        kb = v;
+    }
+    std::fclose(f);
+    return kb * 1024;
+  };
+  // The load checked every weight: the codes are in memory ...
+  const int64_t codes = E * F * H / 2 + E * H * F / 2;
+  int64_t before = mappedRss();
+  if (before < 0)
+    GTEST_SKIP() << "no /proc/self/smaps";
+  EXPECT_GE(before, codes);
+  auto ex = Executor::create(**plan);
+  ASSERT_TRUE(ex.isOk()) << ex.status().message();
+  // ... and after the folding they are not (all but partial pages).
+  EXPECT_LE(mappedRss(), before - codes + 4 * 4096);
+  // The same plan from memory (no file behind its pages) keeps them, and
+  // computes the same.
+  std::vector<uint8_t> file = readFile(path);
+  ::unlink(path.c_str());
+  auto copy = moe::rt::loadPlanFromMemory(file.data(), file.size(), "copy");
+  ASSERT_TRUE(copy.isOk());
+  auto ex2 = Executor::create(**copy);
+  ASSERT_TRUE(ex2.isOk());
+  std::mt19937 r2(3);
+  Tensor xs = randomF32({3, H}, r2);
+  Tensor offs = i64({E + 1}, {0, 2, 3});
+  auto a = (*ex)->run({xs, offs});
+  auto b = (*ex2)->run({xs, offs});
+  ASSERT_TRUE(a.isOk() && b.isOk());
+  EXPECT_EQ((*a)[0].toVector<float>(), (*b)[0].toVector<float>());
+}
