@@ -226,20 +226,33 @@ bool displacements(const std::vector<int64_t> &counts, std::vector<int> &n,
 } // namespace
 #endif
 
+namespace {
+/// The checks of a row collective, and its work when the group is one rank
+/// (a copy of this rank's rows): true when that was all.
+StatusOr<bool> aloneCopies(const char *what, const std::vector<int64_t> &counts,
+                           const Group &group, const void *in, void *out,
+                           int64_t rowBytes) {
+  MOE_RETURN_IF_ERROR(group.check());
+  if (int64_t(counts.size()) != group.size())
+    return Status::error(std::string(what) + ": " +
+                         std::to_string(counts.size()) + " counts for " +
+                         std::to_string(group.size()) + " ranks");
+  if (group.size() > 1)
+    return false;
+  const int64_t bytes = counts[0] * rowBytes;
+  if (bytes > 0)
+    std::memcpy(out, in, size_t(bytes));
+  return true;
+}
+} // namespace
+
 Status allgatherRows(const void *mine, int64_t rowBytes,
                      const std::vector<int64_t> &counts, void *out,
                      const Group &group) {
-  MOE_RETURN_IF_ERROR(group.check());
-  if (int64_t(counts.size()) != group.size())
-    return Status::error("allgatherRows: " + std::to_string(counts.size()) +
-                         " counts for " + std::to_string(group.size()) +
-                         " ranks");
-  const int64_t bytes = counts[size_t(group.rank())] * rowBytes;
-  if (group.size() == 1) {
-    if (bytes > 0)
-      std::memcpy(out, mine, size_t(bytes));
-    return Status::ok();
-  }
+  StatusOr<bool> copied =
+      aloneCopies("allgatherRows", counts, group, mine, out, rowBytes);
+  if (!copied.isOk() || *copied)
+    return copied.status();
 #ifdef MOE_HAVE_MPI
   std::vector<int> n, at;
   if (rowBytes < 1 || rowBytes > INT_MAX || !displacements(counts, n, at))
@@ -269,17 +282,11 @@ Status allgatherRows(const void *mine, int64_t rowBytes,
 Status reduceScatterRows(const float *in, int64_t rowFloats,
                          const std::vector<int64_t> &counts, float *out,
                          const Group &group) {
-  MOE_RETURN_IF_ERROR(group.check());
-  if (int64_t(counts.size()) != group.size())
-    return Status::error("reduceScatterRows: " +
-                         std::to_string(counts.size()) + " counts for " +
-                         std::to_string(group.size()) + " ranks");
-  if (group.size() == 1) {
-    int64_t n = counts[0] * rowFloats;
-    if (n > 0)
-      std::memcpy(out, in, size_t(n) * sizeof(float));
-    return Status::ok();
-  }
+  StatusOr<bool> copied =
+      aloneCopies("reduceScatterRows", counts, group, in, out,
+                  rowFloats * int64_t(sizeof(float)));
+  if (!copied.isOk() || *copied)
+    return copied.status();
 #ifdef MOE_HAVE_MPI
   std::vector<int64_t> floats;
   for (int64_t c : counts)
