@@ -282,12 +282,14 @@ void PartitionPass::runOnOperation() {
       }
       OpBuilder ob(dispatch);
       IntegerAttr ranks = ob.getI64IntegerAttr(topo->ranks);
-      auto gather = [&](Value v) {
-        return ob.create<AllGatherOp>(op.getLoc(), v, ranks).getResult();
-      };
-      Value hidden = gather(dispatch.getHidden());
-      Value ids = gather(dispatch.getIds());
-      Value weights = gather(combine.getWeights());
+      // One gather for the three (one count exchange, one transfer).
+      auto gather = ob.create<AllGatherOp>(
+          op.getLoc(),
+          ValueRange{dispatch.getHidden(), dispatch.getIds(),
+                     combine.getWeights()},
+          ranks);
+      Value hidden = gather.getResult(0), ids = gather.getResult(1),
+            weights = gather.getResult(2);
       auto all = ob.create<DispatchOp>(dispatch.getLoc(), hidden, ids,
                                        dispatch.getNumExpertsAttr());
       op->setOperand(0, all.getRows());

@@ -244,20 +244,34 @@ LogicalResult AllGatherOp::inferReturnTypes(MLIRContext *,
                                             std::optional<Location>,
                                             Adaptor adaptor,
                                             SmallVectorImpl<Type> &types) {
-  auto in = cast<RankedTensorType>(adaptor.getInput().getType());
-  if (in.getRank() < 1)
-    return failure();
-  // The other ranks may hold other numbers of rows.
-  SmallVector<int64_t> shape(in.getShape());
-  shape[0] = ShapedType::kDynamic;
-  types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  for (Value v : adaptor.getInputs()) {
+    auto in = cast<RankedTensorType>(v.getType());
+    if (in.getRank() < 1)
+      return failure();
+    // The other ranks may hold other numbers of rows.
+    SmallVector<int64_t> shape(in.getShape());
+    shape[0] = ShapedType::kDynamic;
+    types.push_back(RankedTensorType::get(shape, in.getElementType()));
+  }
   return success();
 }
 
 LogicalResult AllGatherOp::verify() {
-  if (getInput().getType().getRank() < 1)
-    return emitOpError("needs an input of rank 1 or more (the rows are "
-                       "dimension 0)");
+  if (getInputs().empty())
+    return emitOpError("needs at least one input");
+  int64_t rows = ShapedType::kDynamic;
+  for (Value v : getInputs()) {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() < 1)
+      return emitOpError("needs inputs of rank 1 or more (the rows are "
+                         "dimension 0)");
+    int64_t r = t.getDimSize(0);
+    if (!ShapedType::isDynamic(r) && !ShapedType::isDynamic(rows) && r != rows)
+      return emitOpError("inputs have ")
+             << rows << " and " << r << " rows; they must travel together";
+    if (!ShapedType::isDynamic(r))
+      rows = r;
+  }
   return success();
 }
 

@@ -264,8 +264,9 @@ def Moe_AllGatherOp : Moe_Op<"all_gather", [Pure, InferTypeOpAdaptor]> {
   let description = [{
     The token exchange of a tensor-parallel layer over `ranks` ranks, each
     rank holding its own tokens: every rank gets the rows (dimension 0) of
-    every rank, rank 0's first. Ranks may hold different numbers of rows,
-    so the result's dimension 0 is dynamic. `moe-partition` gathers the
+    every rank, rank 0's first, for each input (the inputs share their row
+    count, and travel together). Ranks may hold different numbers of rows,
+    so the results' dimension 0 is dynamic. `moe-partition` gathers the
     hidden rows, expert ids and routing weights of a layer before
     `moe.dispatch`, so that every rank computes its slice of every expert
     on every token. With one rank it is the identity.
@@ -273,14 +274,14 @@ def Moe_AllGatherOp : Moe_Op<"all_gather", [Pure, InferTypeOpAdaptor]> {
     Example:
 
     ```mlir
-    %all = moe.all_gather %x {ranks = 2 : i64} : tensor<4x64xf32> -> tensor<?x64xf32>
+    %all, %ids_all = moe.all_gather %x, %ids {ranks = 2 : i64} : tensor<4x64xf32>, tensor<4x2xi64> -> tensor<?x64xf32>, tensor<?x2xi64>
     ```
   }];
-  let arguments = (ins AnyRankedTensor:$input,
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs,
                    ConfinedAttr<I64Attr, [IntPositive]>:$ranks);
-  let results = (outs AnyRankedTensor:$result);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
   let assemblyFormat = [{
-    $input attr-dict `:` type($input) `->` type($result)
+    $inputs attr-dict `:` type($inputs) `->` type($results)
   }];
   let hasVerifier = 1;
 }

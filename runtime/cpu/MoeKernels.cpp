@@ -381,37 +381,88 @@ StatusOr<int64_t> collectiveRanks(const Attrs &attrs) {
 }
 
 StatusOr<Types> inferAllGather(const Types &in, const Attrs &attrs) {
-  MOE_RETURN_IF_ERROR(checkArity(in, 1, 1));
+  if (in.empty())
+    return Status::error("moe.all_gather needs at least one input");
   int64_t ranks;
   MOE_ASSIGN_OR_RETURN(ranks, collectiveRanks(attrs));
-  if (in[0].shape.empty())
-    return Status::error("input 0 has rank 0; its rows are dimension 0");
-  TensorType out{in[0].dtype, in[0].shape};
-  if (ranks > 1)
-    out.shape[0] = -1; // the other ranks' rows are known at run time
-  return Types{out};
+  Types out;
+  int64_t rows = -1;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i].shape.empty())
+      return Status::error("input " + str(int64_t(i)) +
+                           " has rank 0; its rows are dimension 0");
+    int64_t r = in[i].shape[0];
+    if (r >= 0 && rows >= 0 && r != rows)
+      return Status::error("input " + str(int64_t(i)) + " has " + str(r) +
+                           " rows, input 0 " + str(rows) +
+                           "; the inputs travel together");
+    if (r >= 0)
+      rows = r;
+    out.push_back({in[i].dtype, in[i].shape});
+    if (ranks > 1)
+      out.back().shape[0] = -1; // the other ranks' rows come at run time
+  }
+  return out;
 }
 
+/// Every rank's rows of every input, in one transfer: each row of the
+/// inputs packed side by side, gathered, then unpacked into the outputs.
 Status runAllGather(KernelContext &ctx) {
   int64_t ranks;
   MOE_ASSIGN_OR_RETURN(ranks, collectiveRanks(ctx.attrs()));
   MOE_RETURN_IF_ERROR(checkRunRanks(ranks));
-  const Tensor &x = ctx.input(0);
+  const size_t n = ctx.numInputs();
+  const int64_t rows = ctx.input(0).dim(0);
+  std::vector<int64_t> rowBytes(n);
+  int64_t packedBytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor &x = ctx.input(i);
+    if (x.dim(0) != rows)
+      return Status::error("input " + str(int64_t(i)) + " has " +
+                           str(x.dim(0)) + " rows, input 0 " + str(rows));
+    rowBytes[i] = int64_t(dtypeSize(x.dtype()));
+    for (size_t d = 1; d < x.rank(); ++d)
+      rowBytes[i] *= x.dim(d);
+    packedBytes += rowBytes[i];
+  }
   std::vector<int64_t> counts;
-  MOE_ASSIGN_OR_RETURN(counts, dist::allgatherCounts(x.dim(0)));
-  Shape shape = x.shape();
-  shape[0] = 0;
+  MOE_ASSIGN_OR_RETURN(counts, dist::allgatherCounts(rows));
+  int64_t total = 0;
   for (int64_t c : counts)
-    shape[0] += c;
-  MOE_RETURN_IF_ERROR(ctx.allocateOutput(0, x.dtype(), shape));
-  int64_t rowBytes = int64_t(dtypeSize(x.dtype()));
-  for (size_t d = 1; d < x.rank(); ++d)
-    rowBytes *= x.dim(d);
-  if (rowBytes == 0)
+    total += c;
+  for (size_t i = 0; i < n; ++i) {
+    Shape shape = ctx.input(i).shape();
+    shape[0] = total;
+    MOE_RETURN_IF_ERROR(ctx.allocateOutput(i, ctx.input(i).dtype(), shape));
+  }
+  if (packedBytes == 0)
     return Status::ok();
   auto start = std::chrono::steady_clock::now();
-  MOE_RETURN_IF_ERROR(dist::allgatherRows(x.data(), rowBytes, counts,
-                                          ctx.output(0).mutableData()));
+  if (n == 1) {
+    MOE_RETURN_IF_ERROR(dist::allgatherRows(ctx.input(0).data(), packedBytes,
+                                            counts,
+                                            ctx.output(0).mutableData()));
+  } else {
+    std::vector<uint8_t> mine(size_t(rows * packedBytes)),
+        all(size_t(total * packedBytes));
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t *to = mine.data() + r * packedBytes;
+      for (size_t i = 0; i < n; to += rowBytes[i], ++i)
+        std::memcpy(to,
+                    static_cast<const uint8_t *>(ctx.input(i).data()) +
+                        r * rowBytes[i],
+                    size_t(rowBytes[i]));
+    }
+    MOE_RETURN_IF_ERROR(
+        dist::allgatherRows(mine.data(), packedBytes, counts, all.data()));
+    for (int64_t r = 0; r < total; ++r) {
+      const uint8_t *from = all.data() + r * packedBytes;
+      for (size_t i = 0; i < n; from += rowBytes[i], ++i)
+        std::memcpy(static_cast<uint8_t *>(ctx.output(i).mutableData()) +
+                        r * rowBytes[i],
+                    from, size_t(rowBytes[i]));
+    }
+  }
   if (ranks > 1)
     dist::addExchange(0, 0, 0, seconds(start));
   return Status::ok();

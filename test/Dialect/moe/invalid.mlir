@@ -176,3 +176,21 @@ func.func @all_to_all_ranks(%rows: tensor<?x16xf32>, %off: tensor<9xi64>) {
   %r, %o = moe.all_to_all %rows, %off {ranks = 0 : i64} : tensor<?x16xf32>, tensor<9xi64>
   return
 }
+
+// -----
+
+func.func @all_gather_rows(%x: tensor<4x16xf32>, %ids: tensor<3x2xi64>) {
+  // expected-error @+1 {{inputs have 4 and 3 rows; they must travel together}}
+  %all:2 = moe.all_gather %x, %ids {ranks = 2 : i64} : tensor<4x16xf32>, tensor<3x2xi64> -> tensor<?x16xf32>, tensor<?x2xi64>
+  return
+}
+
+// -----
+
+func.func @reduce_scatter_rows(%p: tensor<?x16xf32>, %x: tensor<4x16xf32>) {
+  // The result has the rows of the second input (this rank's).
+  // expected-error @+2 {{'moe.reduce_scatter' op inferred type(s) 'tensor<4x16xf32>' are incompatible with return type(s) of operation 'tensor<5x16xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %mine = moe.reduce_scatter %p, %x {ranks = 2 : i64} : tensor<?x16xf32>, tensor<4x16xf32> -> tensor<5x16xf32>
+  return
+}

@@ -68,3 +68,14 @@ func.func @all_to_all(%rows: tensor<?x16xf32>, %off: tensor<9xi64>) -> (tensor<?
   %r, %o = moe.all_to_all %rows, %off {ranks = 4 : i64, schedule = #moe.schedule<pipelined>, chunks = 4 : i64} : tensor<?x16xf32>, tensor<9xi64>
   return %r, %o : tensor<?x16xf32>, tensor<9xi64>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @tensor_parallel_collectives
+func.func @tensor_parallel_collectives(%x: tensor<4x16xf32>, %ids: tensor<4x2xi64>) -> tensor<4x16xf32> {
+  // CHECK: %[[G:.*]]:2 = moe.all_gather %{{.*}}, %{{.*}} {ranks = 2 : i64} : tensor<4x16xf32>, tensor<4x2xi64> -> tensor<?x16xf32>, tensor<?x2xi64>
+  %all:2 = moe.all_gather %x, %ids {ranks = 2 : i64} : tensor<4x16xf32>, tensor<4x2xi64> -> tensor<?x16xf32>, tensor<?x2xi64>
+  // CHECK: moe.reduce_scatter %[[G]]#0, %{{.*}} {ranks = 2 : i64} : tensor<?x16xf32>, tensor<4x16xf32> -> tensor<4x16xf32>
+  %mine = moe.reduce_scatter %all#0, %x {ranks = 2 : i64} : tensor<?x16xf32>, tensor<4x16xf32> -> tensor<4x16xf32>
+  return %mine : tensor<4x16xf32>
+}

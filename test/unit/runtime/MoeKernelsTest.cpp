@@ -292,11 +292,22 @@ TEST(MoeKernels, TensorParallelStepsOnOneRank) {
             std::string::npos)
       << both.status().message();
 
-  // The token collectives of a one-rank run are the identity.
+  // The token collectives of a one-rank run are the identity, for one
+  // input or several travelling together.
   Tensor ids = i64({5, 2}, {0, 1, 2, 0, 1, 2, 0, 2, 1, 1});
   Attrs one = Attrs().setInt("ranks", 1);
   EXPECT_EQ(run1("moe.all_gather", {ids}, one).toVector<int64_t>(),
             ids.toVector<int64_t>());
+  auto together = runKernel("moe.all_gather", {x, ids}, one);
+  ASSERT_TRUE(together.isOk()) << together.status().message();
+  ASSERT_EQ(together->size(), 2u);
+  EXPECT_EQ((*together)[0].toVector<float>(), x.toVector<float>());
+  EXPECT_EQ((*together)[1].toVector<int64_t>(), ids.toVector<int64_t>());
+  auto ragged = runKernel("moe.all_gather", {x, i64({2, 1}, {0, 1})}, one);
+  ASSERT_FALSE(ragged.isOk());
+  EXPECT_NE(ragged.status().message().find("travel together"),
+            std::string::npos)
+      << ragged.status().message();
   Tensor partial = randomF32({5, H}, rng);
   EXPECT_EQ(run1("moe.reduce_scatter", {partial, x}, one).toVector<float>(),
             partial.toVector<float>());
