@@ -21,7 +21,7 @@ namespace moe::rt::dist {
 
 namespace {
 int rank_ = 0, size_ = 1, localSize_ = 1;
-bool started_ = false;
+[[maybe_unused]] bool started_ = false; // MPI_Init was ours (MPI builds)
 } // namespace
 
 bool built() {
