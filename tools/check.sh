@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check.sh - installs what is missing, builds, and runs every test suite:
-# lit (dialects, passes, emission, tools, end to end) and GoogleTest (ctest).
+# lit (dialects, passes, emission, tools, end to end) and GoogleTest (ctest),
+# then the runtime alone built without MPI.
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 #
 #   tools/check.sh                 build into ${MOE_BUILD_DIR:-build}
@@ -69,6 +70,24 @@ PY
 if [ "$ctest_rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; fi
 passed=$((passed + cp))
 failed=$((failed + cf))
+
+# The runtime alone, built without MPI (-DMOE_ENABLE_MPI=OFF, as for a
+# machine without OpenMPI): it must still build warning-free and pass its
+# tests (one check; about 1.5 minutes on 2 cores).
+echo "check: the runtime without MPI"
+nompi="$BUILD/nompi"
+mkdir -p "$nompi"
+if moe_configure "$nompi" -DMOE_ENABLE_MPI=OFF -DMOE_ENABLE_COMPILER=OFF \
+     -DMOE_ENABLE_CUDA=OFF &&
+   ninja -C "$nompi" -j "$JOBS" moe-runtime-tests >"$nompi/build.log" 2>&1 &&
+   "$nompi/bin/moe-runtime-tests" >"$nompi/tests.log" 2>&1; then
+  echo "  the runtime without MPI builds and passes its tests"
+  passed=$((passed + 1))
+else
+  grep -E "error|FAILED" "$nompi/build.log" "$nompi/tests.log" 2>/dev/null | head -20 >&2
+  echo "  the runtime without MPI fails (logs: $nompi)" >&2
+  failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
