@@ -227,15 +227,14 @@ static LogicalResult buildParams(Operation *op, ParamBuilder &p) {
         p.i("has_b1", o.getB1() != nullptr);
         p.i("has_b2", o.getB2() != nullptr);
         p.i("has_b3", o.getB3() != nullptr);
-        // moe-partition's assignment: `replicas` lists each expert's ranks,
-        // `replica_offsets` [E + 1] where each expert's start in it, and
-        // `owners` the first of each. With an exchange, the tokens are the
-        // rank's own and travel to their experts' ranks (a sender spreads
-        // over an expert's replicas). Without one every rank holds every
-        // token: each expert is computed whole by one of its ranks, chosen
-        // at run time to balance the rows, and the ranks sum their outputs.
+        // moe-partition's assignment: `replicas` lists each expert's ranks
+        // (nodes, in a hybrid step), `replica_offsets` [E + 1] where each
+        // expert's start in it, and `owners` the first of each. With an
+        // exchange, the tokens are the rank's own and travel to their
+        // experts' ranks (a sender spreads over an expert's replicas).
+        // Without one (a plan partitioned for one rank) they change nothing.
         // Tensor parallel (moe-partition): the weights are cut into
-        // `tp_ranks` slices of F (shardExpertWeights); rank r computes its
+        // `tp_ranks` slices of F (collectShards); rank r computes its
         // slice of every expert.
         int64_t tp = tensorParallelRanks(o);
         if (tp > 1)
