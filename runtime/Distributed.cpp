@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
 #include <tuple>
 
 namespace moe::rt::dist {
@@ -42,6 +43,15 @@ Status init(int *argc, char ***argv) {
   int already = 0;
   MPI_Initialized(&already);
   if (!already) {
+    // More ranks on this node than cores: a rank waiting in MPI should give
+    // its core to the others rather than spin on it (OpenMPI's
+    // mpi_yield_when_idle; a value the user set wins). Measured on 4 ranks
+    // over 2 cores, hybrid layer: 189 -> 170 ms.
+    if (const char *local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
+      unsigned cores = std::thread::hardware_concurrency();
+      if (cores > 0 && std::strtol(local, nullptr, 10) > long(cores))
+        ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", /*overwrite=*/0);
+    }
     // Kernels call MPI from the executor's worker threads, one at a time.
     int provided = MPI_THREAD_SINGLE;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) !=
