@@ -63,6 +63,14 @@ struct ExchangeLayout {
     int64_t n = replicaOffsets[size_t(expert) + 1] - first;
     return replicas[size_t(first + sender % n)];
   }
+  /// Whether `rank` (of the group) holds `expert`.
+  bool holds(int64_t expert, int64_t rank) const {
+    for (int64_t i = replicaOffsets[size_t(expert)];
+         i < replicaOffsets[size_t(expert) + 1]; ++i)
+      if (replicas[size_t(i)] == rank)
+        return true;
+    return false;
+  }
   /// Checks the layout against the ranks of its group.
   Status check(int ranks) const;
 };

@@ -561,14 +561,9 @@ Status runExperts(KernelContext &ctx) {
   // The experts this rank computes: with an exchange, those its group rank
   // (its node, in a hybrid step) holds; else every one.
   std::vector<bool> computes(static_cast<size_t>(e), exchangeRanks == 0);
-  if (exchangeRanks > 0) {
-    const int64_t me = exchange.group().rank();
+  if (exchangeRanks > 0)
     for (int64_t x = 0; x < e; ++x)
-      for (int64_t i = exchange.replicaOffsets[size_t(x)];
-           i < exchange.replicaOffsets[size_t(x) + 1]; ++i)
-        computes[size_t(x)] =
-            computes[size_t(x)] || exchange.replicas[size_t(i)] == me;
-  }
+      computes[size_t(x)] = exchange.holds(x, exchange.group().rank());
   // The rank's E slices of a dense [slices, ...] weight or bias.
   auto mine = [&](const Tensor &t) {
     return t.data<float>() + first * (t.numElements() / t.dim(0));

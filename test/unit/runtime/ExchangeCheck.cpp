@@ -114,10 +114,7 @@ int main(int argc, char **argv) {
     std::vector<int64_t> computed(static_cast<size_t>(l.numExperts), 0);
     auto compute = [&](int64_t expert, const float *in, int64_t n,
                        float *out) -> moe::rt::Status {
-      bool held = false;
-      for (int64_t i = l.replicaOffsets[size_t(expert)];
-           i < l.replicaOffsets[size_t(expert) + 1]; ++i)
-        held = held || l.replicas[size_t(i)] == holder;
+      const bool held = l.holds(expert, holder);
       // Noted, not returned: the other ranks would wait for this one.
       if (!held && failure.empty())
         failure = "trial " + std::to_string(t) + ": rank " +
