@@ -174,23 +174,12 @@ StatusOr<Tensor> repackDequantize(const std::vector<Tensor> &in,
 
 } // namespace
 
-Status Executor::foldConstants() {
-  const std::vector<StepInfo> &steps = plan_.steps();
-  const std::vector<ValueInfo> &values = plan_.values();
-  constants_.assign(values.size(), Tensor());
-  folded_.assign(steps.size(), false);
-  std::vector<bool> known(values.size(), false);
+std::vector<bool> foldableSteps(const LoadedPlan &plan) {
+  const std::vector<StepInfo> &steps = plan.steps();
+  const std::vector<ValueInfo> &values = plan.values();
+  std::vector<bool> known(values.size(), false), foldable(steps.size(), false);
   for (size_t v = 0; v < values.size(); ++v)
-    if (values[v].kind == ValueKind::Weight) {
-      known[v] = true;
-      constants_[v] = plan_.weightTensor(size_t(values[v].weight));
-    }
-  // Who reads each value, and as which operand.
-  std::vector<std::vector<std::pair<size_t, size_t>>> uses(values.size());
-  for (size_t s = 0; s < steps.size(); ++s)
-    if (steps[s].kind == StepKind::Call)
-      for (size_t i = 0; i < steps[s].inputs.size(); ++i)
-        uses[steps[s].inputs[i]].push_back({s, i});
+    known[v] = values[v].kind == ValueKind::Weight;
   for (size_t s = 0; s < steps.size(); ++s) {
     const StepInfo &step = steps[s];
     // A step that talks to the other ranks runs with them, in plan order.
@@ -201,6 +190,32 @@ Status Executor::foldConstants() {
     for (uint32_t v : step.inputs)
       allKnown = allKnown && known[v];
     if (!allKnown)
+      continue;
+    foldable[s] = true;
+    for (uint32_t v : step.outputs)
+      known[v] = true;
+  }
+  return foldable;
+}
+
+Status Executor::foldConstants() {
+  const std::vector<StepInfo> &steps = plan_.steps();
+  const std::vector<ValueInfo> &values = plan_.values();
+  constants_.assign(values.size(), Tensor());
+  folded_.assign(steps.size(), false);
+  for (size_t v = 0; v < values.size(); ++v)
+    if (values[v].kind == ValueKind::Weight)
+      constants_[v] = plan_.weightTensor(size_t(values[v].weight));
+  // Who reads each value, and as which operand.
+  std::vector<std::vector<std::pair<size_t, size_t>>> uses(values.size());
+  for (size_t s = 0; s < steps.size(); ++s)
+    if (steps[s].kind == StepKind::Call)
+      for (size_t i = 0; i < steps[s].inputs.size(); ++i)
+        uses[steps[s].inputs[i]].push_back({s, i});
+  const std::vector<bool> foldable = foldableSteps(plan_);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const StepInfo &step = steps[s];
+    if (!foldable[s])
       continue;
     std::vector<Tensor> inputs;
     for (uint32_t v : step.inputs)
@@ -237,7 +252,6 @@ Status Executor::foldConstants() {
         return packed.status().withContext(where);
       if (packed->defined()) {
         constants_[step.outputs[0]] = std::move(*packed);
-        known[step.outputs[0]] = true;
         folded_[s] = true;
         ++foldedSteps_;
         continue;
@@ -249,7 +263,6 @@ Status Executor::foldConstants() {
       return out.status().withContext(where);
     for (size_t i = 0; i < step.outputs.size(); ++i) {
       constants_[step.outputs[i]] = std::move((*out)[i]);
-      known[step.outputs[i]] = true;
     }
     folded_[s] = true;
     ++foldedSteps_;

@@ -41,32 +41,63 @@ struct ExecutorOptions {
       observer;
 };
 
-class Executor {
+/// A plan ready to run on some device: what moe-exec and the scoring call,
+/// whether the steps run on the CPU (Executor) or on a GPU
+/// (cuda::CudaExecutor). Inputs and outputs are host tensors.
+class Runner {
+public:
+  virtual ~Runner() = default;
+  /// Checks count, dtypes and shapes of `inputs` against the program inputs.
+  virtual Status checkInputs(const std::vector<Tensor> &inputs) const = 0;
+  /// Runs the program; returns the program outputs in order.
+  virtual StatusOr<std::vector<Tensor>>
+  run(const std::vector<Tensor> &inputs) const = 0;
+  /// Host worker threads.
+  virtual int numThreads() const = 0;
+  /// With profiling on: per step, its mean wall time (ms) since the last
+  /// resetProfile().
+  virtual std::vector<double> stepMillis() const = 0;
+  virtual void resetProfile() const = 0;
+  virtual const LoadedPlan &plan() const = 0;
+};
+
+/// The steps computed once at load: Calls whose inputs are all weights or
+/// outputs of such steps, except those that communicate (they run with the
+/// other ranks).
+std::vector<bool> foldableSteps(const LoadedPlan &plan);
+
+class Executor : public Runner {
 public:
   /// Builds the dependency graph of `plan`, which must outlive the executor.
   static StatusOr<std::unique_ptr<Executor>>
   create(const LoadedPlan &plan, const ExecutorOptions &options = {});
-  ~Executor();
+  ~Executor() override;
 
   /// Checks count, dtypes and shapes of `inputs` against the program inputs
   /// (declared -1 dims are free): "input 0 `x`: shape [2, 3] does not
   /// match declared [?, 64]".
-  Status checkInputs(const std::vector<Tensor> &inputs) const;
+  Status checkInputs(const std::vector<Tensor> &inputs) const override;
 
   /// Runs the program; returns the program outputs in order. Safe to call
   /// from several threads at once.
-  StatusOr<std::vector<Tensor>> run(const std::vector<Tensor> &inputs) const;
+  StatusOr<std::vector<Tensor>>
+  run(const std::vector<Tensor> &inputs) const override;
 
-  int numThreads() const { return numThreads_; }
+  int numThreads() const override { return numThreads_; }
   /// Steps computed once when the executor was created (their inputs are
   /// all weights): weight transposes, stacks, dequantisation.
   size_t numFoldedSteps() const { return foldedSteps_; }
+  /// Whether step i was computed at creation.
+  bool isFolded(size_t step) const { return folded_[step]; }
+  /// The value computed at creation for value id v (a weight, or an output
+  /// of a folded step); undefined for the others.
+  const Tensor &constantValue(uint32_t v) const { return constants_[v]; }
 
   /// With ExecutorOptions::profile: per step, the mean wall time of its
   /// kernel call (ms) over the runs since the last resetProfile().
-  std::vector<double> stepMillis() const;
-  void resetProfile() const;
-  const LoadedPlan &plan() const { return plan_; }
+  std::vector<double> stepMillis() const override;
+  void resetProfile() const override;
+  const LoadedPlan &plan() const override { return plan_; }
 
 private:
   Executor(const LoadedPlan &plan, const ExecutorOptions &options);

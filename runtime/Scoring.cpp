@@ -48,7 +48,7 @@ double logSumExp(const float *row, int64_t v) {
 } // namespace
 
 StatusOr<ScoreResult>
-scorePerplexity(const Executor &plan, const Executor *reference,
+scorePerplexity(const Runner &plan, const Runner *reference,
                 const std::vector<uint8_t> &tokens, const ScoreOptions &options,
                 const std::function<void()> &afterRun,
                 const std::function<void(int64_t, int64_t)> &progress) {

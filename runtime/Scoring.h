@@ -56,7 +56,7 @@ struct ScoreResult {
 /// token-id → logits model, a file shorter than one window, a token id not
 /// below the vocabulary size, and any run's error.
 StatusOr<ScoreResult>
-scorePerplexity(const Executor &plan, const Executor *reference,
+scorePerplexity(const Runner &plan, const Runner *reference,
                 const std::vector<uint8_t> &tokens, const ScoreOptions &options,
                 const std::function<void()> &afterRun = {},
                 const std::function<void(int64_t, int64_t)> &progress = {});

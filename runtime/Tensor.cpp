@@ -81,6 +81,14 @@ Tensor Tensor::view(DType dtype, Shape shape, const void *data,
   return t;
 }
 
+Tensor Tensor::onDevice(DType dtype, Shape shape, void *data,
+                        std::shared_ptr<const void> owner) {
+  Tensor t = view(dtype, std::move(shape), data, std::move(owner));
+  t.isView_ = false;
+  t.onDevice_ = true;
+  return t;
+}
+
 Tensor Tensor::packedView(DType dtype, Shape shape, const void *data,
                           std::shared_ptr<const void> owner,
                           std::shared_ptr<const PackedWeight> packed) {
@@ -107,6 +115,8 @@ StatusOr<Tensor> Tensor::reshaped(Shape shape) const {
 StatusOr<Tensor> Tensor::clone() const {
   if (packed_)
     return Status::error("cannot copy a packed (quantised) weight");
+  if (onDevice_)
+    return Status::error("cannot copy a device tensor on the host");
   StatusOr<Tensor> t = allocate(dtype_, shape_);
   if (t.isOk() && byteSize())
     std::memcpy(t->mutableData(), data_, byteSize());

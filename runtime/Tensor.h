@@ -57,6 +57,11 @@ public:
   static Tensor packedView(DType dtype, Shape shape, const void *data,
                            std::shared_ptr<const void> owner,
                            std::shared_ptr<const PackedWeight> packed);
+  /// A writable tensor in device memory (a CUDA allocation) that `owner`
+  /// keeps alive. Its data() is a device address: only device kernels and
+  /// copies read it, and the host accessors (toVector, clone) refuse it.
+  static Tensor onDevice(DType dtype, Shape shape, void *data,
+                         std::shared_ptr<const void> owner);
   /// An owned tensor holding a copy of `values` (T must match the dtype's
   /// size; for tests and tools).
   template <typename T>
@@ -65,6 +70,8 @@ public:
 
   bool defined() const { return defined_; }
   bool isView() const { return isView_; }
+  /// The storage is device memory (see onDevice()).
+  bool isOnDevice() const { return onDevice_; }
   /// The layout of a packed weight; null for ordinary (dense) tensors. The
   /// element accessors below do not apply to packed tensors.
   const PackedWeight *packed() const { return packed_.get(); }
@@ -85,18 +92,19 @@ public:
   template <typename T> T *mutableData() {
     return static_cast<T *>(static_cast<void *>(data_));
   }
-  /// The elements copied out (T must match the dtype's size).
+  /// The elements copied out (T must match the dtype's size); empty for a
+  /// device tensor.
   template <typename T> std::vector<T> toVector() const {
-    std::vector<T> v(static_cast<size_t>(numElements_));
+    std::vector<T> v(onDevice_ ? 0 : static_cast<size_t>(numElements_));
     if (!v.empty())
       std::memcpy(v.data(), data_, v.size() * sizeof(T));
     return v;
   }
 
   /// The same storage with another shape of the same element count (not for
-  /// packed tensors).
+  /// packed tensors; device tensors stay on the device).
   StatusOr<Tensor> reshaped(Shape shape) const;
-  /// A deep, owned copy (not for packed tensors).
+  /// A deep, owned copy (not for packed or device tensors).
   StatusOr<Tensor> clone() const;
 
 private:
@@ -107,6 +115,7 @@ private:
   std::shared_ptr<const PackedWeight> packed_;
   uint8_t *data_ = nullptr;
   bool isView_ = false;
+  bool onDevice_ = false;
   bool defined_ = false;
 };
 

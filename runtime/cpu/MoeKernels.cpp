@@ -4,6 +4,7 @@
 #include "runtime/Distributed.h"
 #include "runtime/Exchange.h"
 #include "runtime/PlanFile.h"
+#include "runtime/cpu/MoeAttrs.h"
 #include "runtime/cpu/Registration.h"
 
 #include "kernels/cpu/Moe.h"
@@ -152,14 +153,6 @@ Status runDispatch(KernelContext &ctx) {
                       ctx.output(2).mutableData<int64_t>());
 }
 
-/// The optional operands of moe.experts, in operand order, and the
-/// activation.
-struct ExpertsLayout {
-  bool w3 = false, b1 = false, b2 = false, b3 = false;
-  kc::ExpertActivation act;
-  size_t numInputs() const { return 4 + w3 + b1 + b2 + b3; }
-};
-
 /// `activation` with ONNX Runtime's SwiGLU parameters: `activation_alpha`
 /// (default 1), `activation_beta` (0), `swiglu_limit` when
 /// `has_swiglu_limit` (else no clamp) and `swiglu_fusion` (0, 1 or 2).
@@ -209,7 +202,7 @@ StatusOr<kc::ExpertActivation> activation(const Attrs &attrs) {
   return act;
 }
 
-StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
+StatusOr<ExpertsLayout> layoutOf(const Attrs &attrs, int64_t e) {
   ExpertsLayout l;
   int64_t v;
   MOE_ASSIGN_OR_RETURN(v, attrs.getInt("has_w3", 0));
@@ -278,7 +271,7 @@ StatusOr<Types> inferExperts(const Types &in, const Attrs &attrs) {
   int64_t e;
   MOE_ASSIGN_OR_RETURN(e, numExperts(attrs));
   ExpertsLayout l;
-  MOE_ASSIGN_OR_RETURN(l, expertsLayout(attrs, e));
+  MOE_ASSIGN_OR_RETURN(l, layoutOf(attrs, e));
   MOE_RETURN_IF_ERROR(checkArity(in, l.numInputs(), l.numInputs()));
   for (size_t i = 0; i < in.size(); ++i)
     MOE_RETURN_IF_ERROR(checkDType(in, i, i == 1 ? DType::I64 : DType::F32));
@@ -508,7 +501,7 @@ Status runExperts(KernelContext &ctx) {
   int64_t e;
   MOE_ASSIGN_OR_RETURN(e, numExperts(ctx.attrs()));
   ExpertsLayout l;
-  MOE_ASSIGN_OR_RETURN(l, expertsLayout(ctx.attrs(), e));
+  MOE_ASSIGN_OR_RETURN(l, layoutOf(ctx.attrs(), e));
   std::vector<int64_t> prunedList;
   MOE_ASSIGN_OR_RETURN(prunedList,
                        ctx.attrs().getInts("pruned", std::vector<int64_t>{}));
@@ -674,6 +667,14 @@ bool expertsAcceptsPacked(size_t input, const Attrs &attrs) {
 }
 
 } // namespace
+
+StatusOr<kc::Scoring> routeScoring(const Attrs &attrs) {
+  return scoring(attrs);
+}
+StatusOr<int64_t> expertCount(const Attrs &attrs) { return numExperts(attrs); }
+StatusOr<ExpertsLayout> expertsLayout(const Attrs &attrs, int64_t e) {
+  return layoutOf(attrs, e);
+}
 
 void registerMoeKernels(KernelRegistry &r) {
   add(r, "moe.route", inferRoute, runRoute);

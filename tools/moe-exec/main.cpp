@@ -11,6 +11,11 @@
 #include "runtime/Distributed.h"
 #include "runtime/Exchange.h"
 #include "runtime/Executor.h"
+#include "runtime/DeviceMemory.h"
+#ifdef MOE_HAVE_CUDA
+#include "runtime/cuda/CudaExecutor.h"
+#include "runtime/cuda/MeasureDevice.h"
+#endif
 #include "runtime/Profile.h"
 #include "runtime/Scoring.h"
 #include "runtime/io/TensorProto.h"
@@ -146,7 +151,22 @@ options:
   --profile) is the rank's number. Rank 0 prints; it alone writes --outputs
   unless the path says {rank}. --threads defaults to the node's cores
   divided among its ranks. An error on one rank ends every rank.
-  --device cpu             where to run; this build has only `cpu`
+  --device cpu|cuda        where to run (default cpu). cuda runs the steps on
+                           GPU 0 with cuBLASLt and the CUDA kernels, shape
+                           arithmetic on the host; a plan with an op that has
+                           no CUDA kernel is refused, naming the step and op
+                           (checked before looking for a GPU). Builds without
+                           CUDA have only cpu.
+  --device-memory SIZE     with --device cuda: the device memory the plan may
+                           use (weights, activations, scratch), e.g. 40G
+                           (default: the GPU's free memory less 512 MiB);
+                           exceeding it is an error naming what needed how
+                           much
+  --measure-device FILE    measure this machine's GPU 0 and host and write the
+                           device profile JSON that moe-place-experts reads
+                           (docs/placement.md): HBM and pinned PCIe bandwidth
+                           both ways, the f32/bf16 GEMM rate, host read
+                           bandwidth and the CPU expert GEMV rate
   --no-verify-weights      skip the weight checksums when loading (under
                            mpirun each rank checks only the experts, or
                            slices, it holds, and keeps only those in
@@ -182,6 +202,8 @@ struct Options {
   bool int8Activations = false;
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
+  uint64_t deviceMemory = 0;
+  std::optional<std::string> measureDevice;
   std::optional<std::string> profile;
   int64_t profileSamples = -1; // -1: the default (see --help)
   std::optional<std::string> perplexity;
@@ -430,6 +452,19 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       MOE_RETURN_IF_ERROR(nextInt(1, o.batch));
     } else if (arg == "--device") {
       MOE_RETURN_IF_ERROR(next(o.device));
+    } else if (arg == "--device-memory") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      StatusOr<uint64_t> b = moe::rt::parseBytes(v);
+      if (!b.isOk())
+        return Status::error("--device-memory: " + b.status().message());
+      if (*b == 0)
+        return Status::error("--device-memory: must be more than 0");
+      o.deviceMemory = *b;
+    } else if (arg == "--measure-device") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.measureDevice = v;
     } else if (arg == "--input-shape") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -723,15 +758,43 @@ int runTool(int argc, char **argv) {
     }
     return 0;
   }
-  if (o.device != "cpu") {
-    if (o.device == "cuda" || o.device == "hybrid")
-      return fail("device `" + o.device + "` is not available in this build");
+  if (o.measureDevice) {
+#ifdef MOE_HAVE_CUDA
+    StatusOr<std::string> json = moe::rt::cuda::measureDevice(
+        ::isatty(STDERR_FILENO) != 0);
+    if (!json.isOk())
+      return fail(json.status().message());
+    Status st = writeFileAtomically(*o.measureDevice, *json);
+    if (!st.isOk())
+      return fail(st.message());
+    std::printf("%s", json->c_str());
+    return 0;
+#else
+    return fail("--measure-device needs a build with CUDA (nvcc was not "
+                "found when this moe-exec was configured)");
+#endif
+  }
+  if (o.device != "cpu" && o.device != "cuda") {
+    if (o.device == "hybrid")
+      return fail("device `hybrid` is not built yet (the hybrid CPU+GPU "
+                  "executor of issue 7)");
     std::fprintf(stderr,
-                 "moe-exec: error: unknown device `%s`, expected cpu, cuda or "
-                 "hybrid (see moe-exec --help)\n",
+                 "moe-exec: error: unknown device `%s`, expected cpu or cuda "
+                 "(see moe-exec --help)\n",
                  o.device.c_str());
     return 2;
   }
+
+#ifndef MOE_HAVE_CUDA
+  if (o.device == "cuda")
+    return fail("device `cuda` is not available in this build (nvcc was "
+                "not found when this moe-exec was configured)");
+#endif
+  if (o.device == "cuda" && moe::rt::dist::size() > 1)
+    return fail("--device cuda under mpirun needs NCCL ranks, which are not "
+                "built yet; run the ranks on the cpu device");
+  if (o.device != "cuda" && o.deviceMemory)
+    return fail("--device-memory applies to --device cuda only");
 
   LoadOptions loadOptions;
   loadOptions.verifyWeights = o.verifyWeights;
@@ -858,16 +921,41 @@ int runTool(int argc, char **argv) {
     threadLimit = std::make_unique<tbb::global_control>(
         tbb::global_control::max_allowed_parallelism, size_t(o.threads));
 
+  // The plan's runner on the chosen device.
+  auto makeRunner = [&](const LoadedPlan &p, const ExecutorOptions &eo)
+      -> StatusOr<std::unique_ptr<Runner>> {
+    if (o.device == "cuda") {
+#ifdef MOE_HAVE_CUDA
+      if (eo.observer)
+        return Status::error("--profile is not supported on the cuda device "
+                             "yet (profile on cpu: routing does not depend "
+                             "on the device)");
+      moe::rt::cuda::CudaExecutorOptions co;
+      co.memoryBudget = o.deviceMemory;
+      co.hostThreads = eo.numThreads;
+      co.profile = eo.profile;
+      StatusOr<std::unique_ptr<moe::rt::cuda::CudaExecutor>> c =
+          moe::rt::cuda::CudaExecutor::create(p, co);
+      if (!c.isOk())
+        return c.status();
+      return std::unique_ptr<Runner>(std::move(*c));
+#endif
+    }
+    StatusOr<std::unique_ptr<Executor>> e = Executor::create(p, eo);
+    if (!e.isOk())
+      return e.status();
+    return std::unique_ptr<Runner>(std::move(*e));
+  };
+
   if (o.perplexity) {
     StatusOr<std::vector<uint8_t>> tokens = readBytes(*o.perplexity);
     if (!tokens.isOk())
       return fail(tokens.status().message());
-    StatusOr<std::unique_ptr<Executor>> ex =
-        Executor::create(plan, execOptions);
+    StatusOr<std::unique_ptr<Runner>> ex = makeRunner(plan, execOptions);
     if (!ex.isOk())
       return fail(ex.status().message());
     std::unique_ptr<LoadedPlan> refPlan;
-    std::unique_ptr<Executor> refEx;
+    std::unique_ptr<Runner> refEx;
     if (o.reference) {
       StatusOr<std::unique_ptr<LoadedPlan>> r =
           loadPlan(*o.reference, loadOptions);
@@ -877,8 +965,7 @@ int runTool(int argc, char **argv) {
       ExecutorOptions refOptions;
       refOptions.numThreads = o.threads;
       refOptions.ordered = execOptions.ordered;
-      StatusOr<std::unique_ptr<Executor>> re =
-          Executor::create(*refPlan, refOptions);
+      StatusOr<std::unique_ptr<Runner>> re = makeRunner(*refPlan, refOptions);
       if (!re.isOk())
         return fail(re.status().message());
       refEx = std::move(*re);
@@ -976,7 +1063,7 @@ int runTool(int argc, char **argv) {
   }
   // With --bench and pruning in the plan: count what pruning changed.
   std::unique_ptr<RoutingProfiler> pruneStats;
-  if (o.bench && !profiler && pruningActive(plan)) {
+  if (o.bench && !profiler && pruningActive(plan) && o.device == "cpu") {
     ProfileOptions po;
     po.samples = 0;
     StatusOr<std::unique_ptr<RoutingProfiler>> p =
@@ -990,7 +1077,7 @@ int runTool(int argc, char **argv) {
       };
     }
   }
-  StatusOr<std::unique_ptr<Executor>> ex = Executor::create(plan, execOptions);
+  StatusOr<std::unique_ptr<Runner>> ex = makeRunner(plan, execOptions);
   if (!ex.isOk())
     return fail(ex.status().message());
   Status st = Status::ok();

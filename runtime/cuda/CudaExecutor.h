@@ -1,0 +1,85 @@
+//===- CudaExecutor.h - Running a loaded plan on a GPU ----------*- C++ -*-===//
+//
+// Runs a plan on the `cuda` device: the steps in plan order on the device's
+// stream, each where CudaKernels.h places it (a CUDA kernel, a reshape of
+// device storage, or shape arithmetic on the host), moving a value between
+// host and device only when a step needs it where it is not. Weights and
+// the values folded at load (computed once on the host, as the CPU
+// executor does) are copied to the device once, at creation, under the
+// device's memory budget. Inputs and outputs are host tensors.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_RUNTIME_CUDA_CUDAEXECUTOR_H
+#define MOE_RUNTIME_CUDA_CUDAEXECUTOR_H
+
+#include "runtime/Executor.h"
+#include "runtime/cuda/CudaKernels.h"
+
+#include <memory>
+#include <mutex>
+
+namespace moe::rt::cuda {
+
+class CudaDevice;
+
+struct CudaExecutorOptions {
+  /// The CUDA device's index.
+  int device = 0;
+  /// Device bytes the plan may use: weights, activations, scratch (0: the
+  /// device's free memory less 512 MiB).
+  uint64_t memoryBudget = 0;
+  /// Host threads for the steps that run on the host and for folding.
+  int hostThreads = 0;
+  /// Time every step (stepMillis()); waits for the stream after each.
+  bool profile = false;
+};
+
+class CudaExecutor : public Runner {
+public:
+  /// Checks that every step can run on the device (checkCudaSupport, before
+  /// any CUDA call), opens the device, folds the constant steps on the host
+  /// and copies the weights the device steps read to the device.
+  static StatusOr<std::unique_ptr<CudaExecutor>>
+  create(const LoadedPlan &plan, const CudaExecutorOptions &options = {});
+  ~CudaExecutor() override;
+
+  Status checkInputs(const std::vector<Tensor> &inputs) const override;
+  /// Runs the program (one run at a time; concurrent callers wait).
+  StatusOr<std::vector<Tensor>>
+  run(const std::vector<Tensor> &inputs) const override;
+  int numThreads() const override;
+  std::vector<double> stepMillis() const override;
+  void resetProfile() const override;
+  const LoadedPlan &plan() const override { return plan_; }
+
+  /// The device's name ("NVIDIA H200"), for reports.
+  std::string deviceName() const;
+  /// Bytes of weights held on the device, and the budget's peak so far.
+  uint64_t weightBytesOnDevice() const { return weightBytes_; }
+  uint64_t peakDeviceBytes() const;
+  /// Where each step runs.
+  const std::vector<CudaPlacement> &placements() const { return placement_; }
+
+private:
+  CudaExecutor(const LoadedPlan &plan, const CudaExecutorOptions &options)
+      : plan_(plan), options_(options) {}
+  struct RunState;
+  Status runStep(size_t index, RunState &state) const;
+
+  const LoadedPlan &plan_;
+  CudaExecutorOptions options_;
+  std::shared_ptr<CudaDevice> device_;
+  /// Folds the constants and runs the host steps' kernels.
+  std::unique_ptr<Executor> host_;
+  std::vector<CudaPlacement> placement_;
+  /// Device copies of the weights and folded values device steps read.
+  std::vector<Tensor> deviceConstants_;
+  uint64_t weightBytes_ = 0;
+  mutable std::mutex mutex_;
+  mutable std::vector<double> stepMs_;
+  mutable uint64_t profiledRuns_ = 0;
+};
+
+} // namespace moe::rt::cuda
+
+#endif // MOE_RUNTIME_CUDA_CUDAEXECUTOR_H
