@@ -82,8 +82,10 @@ Tensor Tensor::view(DType dtype, Shape shape, const void *data,
 }
 
 Tensor Tensor::onDevice(DType dtype, Shape shape, void *data,
-                        std::shared_ptr<const void> owner) {
+                        std::shared_ptr<const void> owner,
+                        std::shared_ptr<const PackedWeight> packed) {
   Tensor t = view(dtype, std::move(shape), data, std::move(owner));
+  t.packed_ = std::move(packed);
   t.isView_ = false;
   t.onDevice_ = true;
   return t;

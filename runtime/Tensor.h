@@ -58,10 +58,11 @@ public:
                            std::shared_ptr<const void> owner,
                            std::shared_ptr<const PackedWeight> packed);
   /// A writable tensor in device memory (a CUDA allocation) that `owner`
-  /// keeps alive. Its data() is a device address: only device kernels and
+  /// keeps alive; with `packed`, a packed weight's bytes on the device. Its data() is a device address: only device kernels and
   /// copies read it, and the host accessors (toVector, clone) refuse it.
   static Tensor onDevice(DType dtype, Shape shape, void *data,
-                         std::shared_ptr<const void> owner);
+                         std::shared_ptr<const void> owner,
+                         std::shared_ptr<const PackedWeight> packed = nullptr);
   /// An owned tensor holding a copy of `values` (T must match the dtype's
   /// size; for tests and tools).
   template <typename T>

@@ -67,5 +67,8 @@ if config.moe_enable_mpi and shutil.which("mpirun"):
 # the test after 5 minutes instead of holding CI.
 config.substitutions.append(("%mpirun", "timeout 300 mpirun"))
 
+# cuda-build: moe-exec has the cuda device; cuda: and a GPU to run it on.
+if config.moe_enable_cuda:
+    config.available_features.add("cuda-build")
 if config.moe_enable_cuda and has_gpu():
     config.available_features.add("cuda")

@@ -81,6 +81,12 @@ __device__ float applyUnary(UnaryOp op, float x) {
     return x > 0 ? x : 0.0f;
   case UnaryOp::Gelu:
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+  case UnaryOp::GeluTanh: {
+    const float c = 0.7978845608028654f; // sqrt(2 / pi)
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+  }
+  case UnaryOp::Rsqrt:
+    return rsqrtf(x);
   case UnaryOp::Abs:
     return fabsf(x);
   case UnaryOp::Sin:
@@ -142,6 +148,46 @@ __global__ void softmaxKernel(const float *x, int64_t cols, float *out) {
   sum = reduce[0];
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     dst[c] = expf(row[c] - mx) / sum;
+}
+
+/// A block-wide sum (every thread gets it); `scratch` holds 32 floats.
+__device__ float blockSum(float v, float *scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int o = 16; o > 0; o /= 2)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads(); // scratch may still be read by a previous call
+  if (lane == 0)
+    scratch[warp] = v;
+  __syncthreads();
+  float s = 0;
+  for (unsigned w = 0; w < blockDim.x / 32; ++w)
+    s += scratch[w];
+  return s;
+}
+
+/// One block per row; sums in float, as the CPU's rows are short.
+__global__ void normKernel(const float *x, const float *w, const float *b,
+                           float eps, bool layer, int64_t d, float *y) {
+  __shared__ float scratch[32];
+  const float *row = x + blockIdx.x * d;
+  float *out = y + blockIdx.x * d;
+  float mean = 0;
+  if (layer) {
+    float s = 0;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+      s += row[i];
+    mean = blockSum(s, scratch) / float(d);
+  }
+  float sq = 0;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float v = row[i] - mean;
+    sq += v * v;
+  }
+  float inv = rsqrtf(blockSum(sq, scratch) / float(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float v = (row[i] - mean) * inv * w[i];
+    out[i] = b ? v + b[i] : v;
+  }
 }
 
 /// One thread per output element (outer, inner); the reduced axis summed
@@ -359,6 +405,17 @@ rt::Status softmaxRows(const float *x, int64_t rows, int64_t cols, float *out,
   unsigned threads = cols >= 256 ? 256 : 32;
   softmaxKernel<<<unsigned(rows), threads, 0, stream>>>(x, cols, out);
   return checkLaunch("softmaxKernel launch");
+}
+
+rt::Status normRows(const float *x, const float *w, const float *b, float eps,
+                    bool layer, int64_t rows, int64_t d, float *y,
+                    Stream stream) {
+  if (rows == 0 || d == 0)
+    return rt::Status::ok();
+  unsigned threads = d >= 1024 ? 512 : d >= 256 ? 256 : 64;
+  normKernel<<<unsigned(rows), threads, 0, stream>>>(x, w, b, eps, layer, d,
+                                                     y);
+  return checkLaunch("normKernel launch");
 }
 
 rt::Status reduceMiddle(const float *x, int64_t outer, int64_t reduced,

@@ -20,8 +20,8 @@ constexpr int kMaxRank = 8;
 
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Max, Min };
 enum class UnaryOp {
-  Neg, Sqrt, Reciprocal, Exp, Log, Tanh, Sigmoid, Silu, Relu, Gelu, Abs,
-  Sin, Cos, Erf
+  Neg, Sqrt, Reciprocal, Exp, Log, Tanh, Sigmoid, Silu, Relu, Gelu, GeluTanh,
+  Abs, Sin, Cos, Erf, Rsqrt
 };
 
 /// out = a op b, `outShape` the broadcast of `aShape` and `bShape`.
@@ -37,6 +37,12 @@ rt::Status unary(UnaryOp op, const float *x, int64_t n, float *out,
 /// Softmax over the last axis of [rows, cols].
 rt::Status softmaxRows(const float *x, int64_t rows, int64_t cols, float *out,
                        Stream stream);
+
+/// y = x / sqrt(mean(x²) + eps) · w (rms) or (x − mean) / sqrt(var + eps)
+/// · w (+ b) (layer, biased variance) over rows of length d; b may be null.
+rt::Status normRows(const float *x, const float *w, const float *b, float eps,
+                    bool layer, int64_t rows, int64_t d, float *y,
+                    Stream stream);
 
 /// out[outer, inner] = mean (or sum) over the middle axis of
 /// x[outer, reduced, inner].

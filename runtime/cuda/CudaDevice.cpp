@@ -168,9 +168,21 @@ StatusOr<Tensor> CudaDevice::upload(const Tensor &host,
                                     const std::string &what) {
   if (host.isOnDevice())
     return host;
-  if (host.packed())
-    return Status::error(what + ": packed (quantised) weights cannot be "
-                                "copied to the cuda device yet");
+  if (const PackedWeight *p = host.packed()) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < p->offsets.size(); ++i)
+      bytes = std::max<uint64_t>(bytes, p->offsets[i] + p->sizes[i]);
+    StatusOr<Tensor> raw = scratch(bytes, what);
+    if (!raw.isOk())
+      return raw;
+    MOE_RETURN_IF_ERROR(
+        copyIn(raw->mutableData(), host.data(), bytes).withContext(what));
+    // The device tensor keeps the raw allocation alive.
+    auto owner = std::make_shared<Tensor>(*raw);
+    auto layout = std::make_shared<const PackedWeight>(*p);
+    return Tensor::onDevice(host.dtype(), host.shape(), raw->mutableData(),
+                            std::move(owner), std::move(layout));
+  }
   StatusOr<Tensor> d = allocate(host.dtype(), host.shape(), what);
   if (!d.isOk())
     return d;

@@ -55,8 +55,9 @@ public:
   StatusOr<Tensor> allocate(DType dtype, Shape shape, const std::string &what);
   /// Device bytes for scratch use, freed (stream-ordered) with the tensor.
   StatusOr<Tensor> scratch(uint64_t bytes, const std::string &what);
-  /// A device copy of host tensor `host` (dense), through pinned staging;
-  /// returns once the copy is enqueued.
+  /// A device copy of host tensor `host`, through pinned staging; returns
+  /// once the copy is enqueued. A packed weight's bytes are copied as they
+  /// are (its PackedWeight is shared): kernels read its slices in place.
   StatusOr<Tensor> upload(const Tensor &host, const std::string &what);
   /// A host copy of device tensor `dev`; waits for the stream.
   StatusOr<Tensor> download(const Tensor &dev);

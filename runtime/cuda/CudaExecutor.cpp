@@ -61,7 +61,8 @@ CudaExecutor::create(const LoadedPlan &plan,
               : "value " + std::to_string(v) + " (computed at load)";
       std::string where = "step " + std::to_string(s) + " `" +
                           steps[s].kernelName + "`";
-      if (c.packed())
+      if (c.packed() &&
+          !cudaReadsPacked(steps[s], i, c.packed()->formats))
         return Status::error(where + ": input " + std::to_string(i) +
                              " is a packed (quantised) weight: no CUDA "
                              "kernel for this step");

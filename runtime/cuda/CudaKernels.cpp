@@ -82,6 +82,29 @@ CudaKernel unaryKernel(const std::string &name, kcu::UnaryOp op) {
   return k;
 }
 
+CudaKernel geluKernel() {
+  CudaKernel k;
+  k.name = "nn.gelu";
+  k.supports = [](const StepInfo &step, const Types &in) -> Status {
+    MOE_RETURN_IF_ERROR(allF32(in));
+    std::string approx;
+    MOE_ASSIGN_OR_RETURN(approx, step.attrs.getString("approximate", "none"));
+    if (approx != "none" && approx != "tanh")
+      return Status::error("attribute `approximate` is '" + approx + "'");
+    return Status::ok();
+  };
+  k.run = [](CudaKernelContext &c) -> Status {
+    std::string approx;
+    MOE_ASSIGN_OR_RETURN(approx,
+                         c.step.attrs.getString("approximate", "none"));
+    return kcu::unary(approx == "tanh" ? kcu::UnaryOp::GeluTanh
+                                       : kcu::UnaryOp::Gelu,
+                      in<float>(c, 0), c.inputs[0].numElements(),
+                      out<float>(c, 0), c.device.stream());
+  };
+  return k;
+}
+
 // --- dense ----------------------------------------------------------------
 
 CudaKernel softmaxKernel() {
@@ -168,6 +191,40 @@ CudaKernel transposeKernel() {
     MOE_ASSIGN_OR_RETURN(perm, c.step.attrs.getInts("perm", reverse));
     return kcu::transpose(x.data(), x.shape(), perm, dtypeSize(x.dtype()),
                           c.outputs[0].mutableData(), c.device.stream());
+  };
+  return k;
+}
+
+CudaKernel linearKernel() {
+  CudaKernel k;
+  k.name = "nn.linear";
+  k.supports = [](const StepInfo &, const Types &in) { return allF32(in); };
+  k.run = [](CudaKernelContext &c) {
+    const Tensor &x = c.inputs[0], &w = c.inputs[1];
+    const float *bias = c.inputs.size() == 3 ? in<float>(c, 2) : nullptr;
+    const int64_t rows = product(x.shape(), 0, x.rank() - 1);
+    return c.device.blas().linear(x.data(), kcu::GemmType::F32, rows,
+                                  w.dim(1), w.data(), kcu::GemmType::F32,
+                                  w.dim(0), bias, out<float>(c, 0),
+                                  c.device.stream());
+  };
+  return k;
+}
+
+CudaKernel normKernel(const std::string &name, bool layer) {
+  CudaKernel k;
+  k.name = name;
+  k.supports = [](const StepInfo &, const Types &in) { return allF32(in); };
+  k.run = [layer](CudaKernelContext &c) -> Status {
+    const Tensor &x = c.inputs[0];
+    double eps;
+    MOE_ASSIGN_OR_RETURN(eps, c.step.attrs.getFloat("eps", 1e-5));
+    const int64_t d = x.rank() ? x.shape().back() : 1;
+    const float *b =
+        layer && c.inputs.size() == 3 ? in<float>(c, 2) : nullptr;
+    return kcu::normRows(x.data<float>(), in<float>(c, 1), b, float(eps),
+                         layer, d ? x.numElements() / d : 0, d,
+                         out<float>(c, 0), c.device.stream());
   };
   return k;
 }
@@ -565,12 +622,38 @@ CudaKernel expertsKernel() {
         return Status::error("offsets decrease at expert " + str(x2));
       most = std::max(most, off[x2 + 1] - off[x2]);
     }
+    // Expert x2's matrix of weight input i: its address and whether it is
+    // bf16 (a packed bank of bits 0/16 slices, or a dense f32 bank).
+    struct Matrix {
+      const void *data = nullptr;
+      bool bf16 = false;
+      bool absent = false;
+    };
+    auto matrix = [&](size_t i, int64_t x2, int64_t elems) -> Matrix {
+      const Tensor &t = c.inputs[i];
+      const PackedWeight *p = t.packed();
+      if (!p)
+        return {t.data<float>() + x2 * elems, false, false};
+      const kernels::cpu::QuantFormat &f = p->formats[size_t(x2)];
+      return {static_cast<const uint8_t *>(t.data()) + p->offsets[size_t(x2)],
+              f.bits == 16, f.bits == kernels::cpu::kAbsentBits};
+    };
     size_t next = 4;
-    const float *w1 = in<float>(c, 2), *w2 = in<float>(c, 3);
-    const float *w3 = l.w3 ? in<float>(c, next++) : nullptr;
+    const size_t w3i = l.w3 ? next++ : 0;
     const float *b1 = l.b1 ? in<float>(c, next++) : nullptr;
     const float *b2 = l.b2 ? in<float>(c, next++) : nullptr;
     const float *b3 = l.b3 ? in<float>(c, next++) : nullptr;
+    for (size_t i : {size_t(2), size_t(3), w3i}) {
+      const PackedWeight *p = i ? c.inputs[i].packed() : nullptr;
+      if (p && int64_t(p->formats.size()) != e)
+        return Status::error("input " + str(int64_t(i)) + " is packed in " +
+                             str(int64_t(p->formats.size())) +
+                             " slices, expected " + str(e));
+    }
+    bool anyBf16 = false;
+    for (int64_t x2 = 0; x2 < e; ++x2)
+      for (size_t i : {size_t(2), size_t(3), w3i})
+        anyBf16 = anyBf16 || (i && matrix(i, x2, 0).bf16);
     kcu::ActivationParams act;
     act.kind = int(l.act.kind);
     act.alpha = l.act.alpha;
@@ -580,8 +663,12 @@ CudaKernel expertsKernel() {
     act.fusion = l.act.fusion;
     kcu::Stream s = c.device.stream();
     float *y = out<float>(c, 0);
-    // Scratch for the largest expert: g (2F wide when fused), l, h.
+    // Scratch for the largest expert: g (2F wide when fused), l, h; and,
+    // for bf16 experts, x and h in bf16.
     uint64_t scratchFloats = uint64_t(most) * uint64_t(gWidth + 2 * ffn);
+    if (anyBf16)
+      scratchFloats += (uint64_t(rows) * uint64_t(h) + 1) / 2 +
+                       (uint64_t(most) * uint64_t(ffn) + 1) / 2 + 64;
     StatusOr<Tensor> scratch = c.device.scratch(
         std::max<uint64_t>(scratchFloats, 1) * sizeof(float),
         "moe.experts scratch");
@@ -590,32 +677,58 @@ CudaKernel expertsKernel() {
     float *g = scratch->mutableData<float>();
     float *lin = g + most * gWidth;
     float *hid = lin + most * ffn;
+    // bf16 copies, 64-byte aligned.
+    auto align = [](void *p) {
+      return reinterpret_cast<uint16_t *>(
+          (reinterpret_cast<uintptr_t>(p) + 63) / 64 * 64);
+    };
+    uint16_t *xb = align(hid + most * ffn);
+    uint16_t *hb = align(xb + rows * h);
+    if (anyBf16)
+      MOE_RETURN_IF_ERROR(kcu::cast(x.data(), int(DType::F32), xb,
+                                    int(DType::BF16), rows * h, s));
     kcu::Blas &blas = c.device.blas();
-    const auto f32 = kcu::GemmType::F32;
+    const auto f32 = kcu::GemmType::F32, bf16 = kcu::GemmType::BF16;
+    // One linear layer of expert x2: out[n, N] = in[n, K] · W[N, K]ᵀ.
+    auto linear = [&](const float *inF, const uint16_t *inB, int64_t n,
+                      int64_t k2, Matrix w, int64_t nOut, const float *bias,
+                      float *outp) {
+      return w.bf16 ? blas.linear(inB, bf16, n, k2, w.data, bf16, nOut, bias,
+                                  outp, s)
+                    : blas.linear(inF, f32, n, k2, w.data, f32, nOut, bias,
+                                  outp, s);
+    };
     for (int64_t x2 = 0; x2 < e; ++x2) {
       const int64_t n = off[x2 + 1] - off[x2];
       if (n == 0)
         continue;
       float *ye = y + off[x2] * h;
-      if (size_t(x2) < pruned.size() && pruned[size_t(x2)]) {
+      Matrix m1 = matrix(2, x2, gWidth * h), m2 = matrix(3, x2, h * ffn);
+      Matrix m3 = l.w3 ? matrix(w3i, x2, ffn * h) : Matrix{};
+      bool isPruned = size_t(x2) < pruned.size() && pruned[size_t(x2)];
+      if (!isPruned && (m1.absent || m2.absent || m3.absent))
+        return Status::error("expert " + str(x2) + " has no weights (absent "
+                             "slice) but is not pruned");
+      if (isPruned) {
         MOE_RETURN_IF_ERROR(kcu::check(
             cudaMemsetAsync(ye, 0, size_t(n * h) * sizeof(float), s),
             "cudaMemsetAsync(pruned expert rows)"));
         continue;
       }
       const float *xe = x.data<float>() + off[x2] * h;
-      MOE_RETURN_IF_ERROR(blas.linear(xe, f32, n, h, w1 + x2 * gWidth * h,
-                                      f32, gWidth,
-                                      b1 ? b1 + x2 * gWidth : nullptr, g, s));
-      if (w3)
-        MOE_RETURN_IF_ERROR(blas.linear(xe, f32, n, h, w3 + x2 * ffn * h, f32,
-                                        ffn, b3 ? b3 + x2 * ffn : nullptr,
-                                        lin, s));
+      const uint16_t *xbe = xb + off[x2] * h;
+      MOE_RETURN_IF_ERROR(linear(xe, xbe, n, h, m1, gWidth,
+                                 b1 ? b1 + x2 * gWidth : nullptr, g));
+      if (l.w3)
+        MOE_RETURN_IF_ERROR(
+            linear(xe, xbe, n, h, m3, ffn, b3 ? b3 + x2 * ffn : nullptr, lin));
+      MOE_RETURN_IF_ERROR(kcu::expertActivation(g, l.w3 ? lin : nullptr, n,
+                                                ffn, act, hid, s));
+      if (m2.bf16)
+        MOE_RETURN_IF_ERROR(kcu::cast(hid, int(DType::F32), hb,
+                                      int(DType::BF16), n * ffn, s));
       MOE_RETURN_IF_ERROR(
-          kcu::expertActivation(g, w3 ? lin : nullptr, n, ffn, act, hid, s));
-      MOE_RETURN_IF_ERROR(blas.linear(hid, f32, n, ffn, w2 + x2 * h * ffn,
-                                      f32, h, b2 ? b2 + x2 * h : nullptr, ye,
-                                      s));
+          linear(hid, hb, n, ffn, m2, h, b2 ? b2 + x2 * h : nullptr, ye));
     }
     if (off[e] < rows)
       MOE_RETURN_IF_ERROR(kcu::check(
@@ -688,6 +801,8 @@ const std::map<std::string, CudaKernel> &table() {
     add(unaryKernel("nn.abs", U::Abs));
     add(unaryKernel("nn.sin", U::Sin));
     add(unaryKernel("nn.cos", U::Cos));
+    add(unaryKernel("nn.rsqrt", U::Rsqrt));
+    add(geluKernel());
     add(softmaxKernel());
     add(reduceKernel("nn.reduce_mean", true));
     add(reduceKernel("nn.reduce_sum", false));
@@ -700,6 +815,9 @@ const std::map<std::string, CudaKernel> &table() {
     add(sliceKernel(true));
     add(sliceKernel(false));
     add(matmulKernel());
+    add(linearKernel());
+    add(normKernel("nn.rms_norm", false));
+    add(normKernel("nn.layer_norm", true));
     add(routeKernel());
     add(dispatchKernel());
     add(expertsKernel());
@@ -727,6 +845,16 @@ bool integerOnly(const LoadedPlan &plan, const StepInfo &step) {
 }
 
 } // namespace
+
+bool cudaReadsPacked(const StepInfo &step, size_t input,
+                     const std::vector<kernels::cpu::QuantFormat> &formats) {
+  if (step.kernelName != "moe.experts" || input < 2 || input > 4)
+    return false;
+  for (const kernels::cpu::QuantFormat &f : formats)
+    if (f.bits != 0 && f.bits != 16 && f.bits != kernels::cpu::kAbsentBits)
+      return false;
+  return true;
+}
 
 const CudaKernel *findCudaKernel(const std::string &kernel) {
   auto it = table().find(kernel);
@@ -756,11 +884,16 @@ StatusOr<CudaPlacement> cudaPlacement(const LoadedPlan &plan, size_t index,
     return Status::error(where + ": no CUDA kernel");
   if (k->supports) {
     Types in;
-    for (uint32_t v : step.inputs) {
-      const ValueInfo &info = plan.values()[v];
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      const ValueInfo &info = plan.values()[step.inputs[i]];
       TensorType t{info.dtype, info.shape, false};
-      if (info.kind == ValueKind::Weight)
-        t.packed = plan.weights()[size_t(info.weight)].packed();
+      if (info.kind == ValueKind::Weight) {
+        const WeightInfo &w = plan.weights()[size_t(info.weight)];
+        std::vector<kernels::cpu::QuantFormat> formats;
+        for (const WeightSliceInfo &slice : w.slices)
+          formats.push_back(slice.format);
+        t.packed = w.packed() && !cudaReadsPacked(step, i, formats);
+      }
       in.push_back(t);
     }
     // An input computed at load from packed weights (nn.dequantize of

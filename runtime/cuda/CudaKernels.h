@@ -63,6 +63,13 @@ struct CudaKernel {
   bool allocatesOutputs = false;
 };
 
+/// Whether input `input` of `step`, a packed weight in `formats`, is read
+/// on the device as it is: the w1, w2 and w3 of moe.experts with every
+/// expert plain f32 (bits 0), bf16 (bits 16) or absent. (The int8/int4/
+/// int3/int2 formats need the dequantising GEMV, not written yet.)
+bool cudaReadsPacked(const StepInfo &step, size_t input,
+                     const std::vector<kernels::cpu::QuantFormat> &formats);
+
 /// The entry for `kernel`, or null.
 const CudaKernel *findCudaKernel(const std::string &kernel);
 /// Every kernel name with a CUDA entry (for --help and messages).

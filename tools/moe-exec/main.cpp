@@ -47,6 +47,7 @@ const char *const kHelp = R"(moe-exec - run a compiled Mixture-of-Experts plan
 
 usage: moe-exec PLAN [options]
        mpirun -np N moe-exec --measure-network FILE
+       moe-exec --measure-device FILE
 
 The plan is loaded (memory-mapped) and fully verified before anything runs:
 header, checksums, FlatBuffers verifier, every value, weight and step, and
@@ -184,6 +185,8 @@ examples:
   moe-exec block.moeplan --random-inputs 7 --input-shape 0=1,1024 --bench --json
   moe-exec lm.moeplan --perplexity eval.bin --profile lm.profile.json
   moe-exec lm-int4.moeplan --perplexity eval.bin --reference lm.moeplan
+  moe-exec block.moeplan --device cuda --inputs test_data_set_0 --outputs out
+  moe-exec --measure-device gpu-host.json
 
 exit status: 0 on success, 1 on an error (one line on stderr, starting with
 "moe-exec: error:"), 2 on a bad command line.
@@ -497,7 +500,7 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
                    "')");
     }
   }
-  if (o.measureNetwork)
+  if (o.measureNetwork || o.measureDevice)
     return o; // needs no plan
   if (o.plan.empty())
     return usage("no plan given");

@@ -1,0 +1,258 @@
+//===- CudaExecutorTest.cpp - Plans on the cuda device against the CPU ----===//
+//
+// Each test builds a small plan, runs it on the CPU executor and on the
+// cuda device with the same random inputs, and expects the same outputs.
+// They skip where no GPU is present (CI builds them; a GPU host runs them).
+//
+//===----------------------------------------------------------------------===//
+
+#include "test/unit/cuda/CudaTestUtil.h"
+
+#include <random>
+
+using namespace moe::test;
+using moe::rt::Attrs;
+using moe::rt::Tensor;
+using moe::rt::TensorType;
+
+namespace {
+
+/// One step of `kernel` on inputs of the given types (random f32 inputs,
+/// or the given tensors), one output; compared on both devices.
+void checkOneStep(const std::string &kernel,
+                  const std::vector<Tensor> &inputs, DType outType,
+                  Shape outShape, Attrs attrs = {}, float tol = 1e-5f) {
+  PlanBuilder pb;
+  std::vector<uint32_t> ids;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    ids.push_back(pb.input("x" + std::to_string(i), inputs[i].dtype(),
+                           inputs[i].shape()));
+  pb.output(pb.call1(kernel, ids, outType, std::move(outShape),
+                     std::move(attrs)));
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  expectSameOnCuda(*plan, inputs, tol);
+}
+
+TEST(CudaExecutor, Elementwise) {
+  MOE_REQUIRE_GPU();
+  std::mt19937 rng(1);
+  Tensor a = randomF32({2, 3, 4}, rng), b = randomF32({4}, rng),
+         c = randomF32({3, 1}, rng, 0.5f, 2.0f);
+  for (const char *op : {"nn.add", "nn.sub", "nn.mul", "nn.max", "nn.min"})
+    checkOneStep(op, {a, b}, DType::F32, {2, 3, 4});
+  checkOneStep("nn.div", {a, c}, DType::F32, {2, 3, 4});
+  checkOneStep("nn.gelu", {a}, DType::F32, {2, 3, 4},
+               Attrs().setString("approximate", "tanh"));
+  checkOneStep("nn.pow", {c, f32({1}, {2.0f})}, DType::F32, {3, 1});
+  checkOneStep("nn.pow", {c, f32({1}, {0.37f})}, DType::F32, {3, 1});
+  Tensor pos = randomF32({37, 5}, rng, 0.1f, 3.0f);
+  for (const char *op :
+       {"nn.neg", "nn.sqrt", "nn.reciprocal", "nn.exp", "nn.log", "nn.tanh",
+        "nn.sigmoid", "nn.silu", "nn.relu", "nn.abs", "nn.sin", "nn.cos",
+        "nn.rsqrt", "nn.gelu"})
+    checkOneStep(op, {std::string(op) == "nn.log" ||
+                              std::string(op) == "nn.sqrt" ||
+                              std::string(op) == "nn.rsqrt"
+                          ? pos
+                          : randomF32({37, 5}, rng, -3.0f, 3.0f)},
+                 DType::F32, {37, 5});
+}
+
+TEST(CudaExecutor, DenseAndNorms) {
+  MOE_REQUIRE_GPU();
+  std::mt19937 rng(2);
+  checkOneStep("nn.softmax", {randomF32({7, 333}, rng, -5, 5)}, DType::F32,
+               {7, 333});
+  checkOneStep("nn.reduce_mean", {randomF32({2, 3, 4}, rng)}, DType::F32,
+               {2, 3, 1}, Attrs().setInts("axes", {-1}));
+  checkOneStep("nn.reduce_sum", {randomF32({2, 3, 4}, rng)}, DType::F32,
+               {2, 4}, Attrs().setInts("axes", {1}).setInt("keepdims", 0));
+  checkOneStep("nn.transpose", {randomF32({2, 3, 4, 5}, rng)}, DType::F32,
+               {2, 4, 3, 5}, Attrs().setInts("perm", {0, 2, 1, 3}));
+  checkOneStep("nn.matmul",
+               {randomF32({2, 3, 5, 4}, rng), randomF32({4, 6}, rng)},
+               DType::F32, {2, 3, 5, 6}, {}, 1e-4f);
+  checkOneStep("nn.matmul",
+               {randomF32({2, 5, 4}, rng), randomF32({2, 4, 6}, rng)},
+               DType::F32, {2, 5, 6}, {}, 1e-4f);
+  checkOneStep("nn.matmul",
+               {randomF32({5, 4}, rng), randomF32({3, 4, 7}, rng)},
+               DType::F32, {3, 5, 7}, {}, 1e-4f);
+  checkOneStep("nn.linear",
+               {randomF32({3, 9, 16}, rng), randomF32({12, 16}, rng),
+                randomF32({12}, rng)},
+               DType::F32, {3, 9, 12}, {}, 1e-4f);
+  checkOneStep("nn.rms_norm",
+               {randomF32({6, 300}, rng), randomF32({300}, rng)}, DType::F32,
+               {6, 300}, Attrs().setFloat("eps", 1e-6));
+  checkOneStep("nn.layer_norm",
+               {randomF32({6, 40}, rng), randomF32({40}, rng),
+                randomF32({40}, rng)},
+               DType::F32, {6, 40}, Attrs().setFloat("eps", 1e-5));
+}
+
+TEST(CudaExecutor, LayoutAndIndexing) {
+  MOE_REQUIRE_GPU();
+  std::mt19937 rng(3);
+  checkOneStep("nn.cast", {randomF32({9}, rng, -300, 300)}, DType::I64, {9},
+               Attrs().setInt("to", int64_t(DType::I64)));
+  checkOneStep("nn.cast", {i64({4}, {-3, 0, 7, 1 << 20})}, DType::F32, {4},
+               Attrs().setInt("to", int64_t(DType::F32)));
+  checkOneStep("nn.cast", {f32({4}, {0.0f, -0.5f, 2.0f, NAN})}, DType::I1,
+               {4}, Attrs().setInt("to", int64_t(DType::I1)));
+  checkOneStep("nn.cast", {randomF32({9}, rng, -3, 3)}, DType::BF16, {9},
+               Attrs().setInt("to", int64_t(DType::BF16)));
+  checkOneStep("nn.gather",
+               {randomF32({10, 8}, rng), i64({2, 3}, {0, 9, -1, 4, 4, 2})},
+               DType::F32, {2, 3, 8}, Attrs().setInt("axis", 0));
+  checkOneStep("nn.gather", {randomF32({3, 10, 2}, rng), i64({2}, {7, -10})},
+               DType::F32, {3, 2, 2}, Attrs().setInt("axis", 1));
+  checkOneStep("nn.concat",
+               {randomF32({2, 3, 4}, rng), randomF32({2, 1, 4}, rng),
+                randomF32({2, 5, 4}, rng)},
+               DType::F32, {2, 9, 4}, Attrs().setInt("axis", 1));
+  Tensor cond = *Tensor::fromVector<uint8_t>(DType::I1, {4, 1}, {1, 0, 0, 1});
+  checkOneStep("nn.where",
+               {cond, randomF32({4, 5}, rng), randomF32({5}, rng)},
+               DType::F32, {4, 5});
+  checkOneStep("nn.expand", {randomF32({3, 1}, rng), i64({3}, {2, 3, 4})},
+               DType::F32, {2, 3, 4});
+  checkOneStep("nn.dynamic_slice",
+               {randomF32({6, 7}, rng), i64({2}, {-1, 1}), i64({2}, {-100, 6}),
+                i64({2}, {0, 1}), i64({2}, {-2, 2})},
+               DType::F32, {-1, -1});
+  checkOneStep("nn.slice", {randomF32({6, 7}, rng)}, DType::F32, {2, 7},
+               Attrs().setInts("starts", {1}).setInts("ends", {5})
+                   .setInts("axes", {0}).setInts("steps", {2}));
+  checkOneStep("nn.unsqueeze", {randomF32({6, 7}, rng), i64({1}, {1})},
+               DType::F32, {6, 1, 7});
+}
+
+/// A MoE layer (router, route, dispatch, experts, combine) with the given
+/// expert attributes, compared for several token counts.
+void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
+                   const std::string &activation, int fusion, bool w3,
+                   bool biases, std::vector<int64_t> pruned,
+                   bool sigmoid = false, bool bf16 = false) {
+  std::mt19937 rng(uint32_t(E * 131 + K * 7 + H + F + fusion));
+  const int64_t G = fusion ? 2 * F : F;
+  PlanBuilder pb;
+  uint32_t x = pb.input("hidden", DType::F32, {-1, H});
+  uint32_t router = pb.weightF32("router", {E, H},
+                                 randomF32({E, H}, rng).toVector<float>());
+  auto weight = [&](const std::string &name, Shape shape) {
+    std::vector<float> v = randomF32(shape, rng, -0.3f, 0.3f).toVector<float>();
+    if (!bf16)
+      return pb.weightF32(name, shape, v);
+    return pb.weightPacked(name, shape, v,
+                           std::vector<moe::kernels::cpu::QuantFormat>(
+                               size_t(shape[0]), {16, 0, true, false}));
+  };
+  std::vector<uint32_t> in{0, 0, weight("w1", {E, G, H}),
+                           weight("w2", {E, H, F})};
+  if (w3)
+    in.push_back(weight("w3", {E, F, H}));
+  if (biases) {
+    in.push_back(pb.weightF32("b1", {E, G},
+                              randomF32({E, G}, rng).toVector<float>()));
+    in.push_back(pb.weightF32("b2", {E, H},
+                              randomF32({E, H}, rng).toVector<float>()));
+    if (w3)
+      in.push_back(pb.weightF32("b3", {E, F},
+                                randomF32({E, F}, rng).toVector<float>()));
+  }
+  uint32_t logits = pb.call1("nn.linear", {x, router}, DType::F32, {-1, E});
+  auto routed = pb.call("moe.route", {logits},
+                        {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
+                        Attrs().setInt("k", K)
+                            .setString("scoring", sigmoid ? "sigmoid"
+                                                          : "softmax")
+                            .setInt("normalize", 1));
+  auto d = pb.call("moe.dispatch", {x, routed[0]},
+                   {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
+                    {DType::I64, {-1}}},
+                   Attrs().setInt("num_experts", E));
+  in[0] = d[0];
+  in[1] = d[1];
+  Attrs ea = Attrs().setInt("num_experts", E).setString("activation",
+                                                        activation);
+  ea.setInt("has_w3", w3).setInt("has_b1", biases).setInt("has_b2", biases)
+      .setInt("has_b3", biases && w3).setInt("swiglu_fusion", fusion);
+  if (!pruned.empty())
+    ea.setInts("pruned", pruned);
+  uint32_t y = pb.call1("moe.experts", in, DType::F32, {-1, H}, ea);
+  uint32_t out = pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
+                          {-1, H});
+  pb.output(out);
+  pb.output(routed[0]);
+  pb.output(d[1]);
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  for (int64_t T : {1, 7, 64, 300})
+    expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, bf16 ? 2e-2f : 2e-4f);
+}
+
+TEST(CudaExecutor, MoeLayerSiluWithW3) {
+  MOE_REQUIRE_GPU();
+  checkMoeLayer(8, 2, 64, 96, "silu", 0, true, false, {});
+}
+
+TEST(CudaExecutor, MoeLayerFusedSwigluBothLayoutsWithBiases) {
+  MOE_REQUIRE_GPU();
+  checkMoeLayer(4, 2, 32, 40, "swiglu", 1, false, true, {});
+  checkMoeLayer(4, 2, 32, 40, "swiglu", 2, false, true, {});
+}
+
+TEST(CudaExecutor, MoeLayerManyExpertsGeluPrunedSigmoid) {
+  MOE_REQUIRE_GPU();
+  std::vector<int64_t> pruned(64, 0);
+  pruned[3] = pruned[40] = 1;
+  checkMoeLayer(64, 8, 48, 32, "gelu", 0, false, true, pruned, true);
+}
+
+TEST(CudaExecutor, MoeLayerBf16Experts) {
+  MOE_REQUIRE_GPU();
+  checkMoeLayer(8, 2, 64, 128, "silu", 0, true, false, {}, false, true);
+}
+
+TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {
+  MOE_REQUIRE_GPU();
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {2, 4});
+  uint32_t ids = pb.input("ids", DType::I64, {2, 1});
+  auto d = pb.call("moe.dispatch", {x, ids},
+                   {{DType::F32, {2, 4}}, {DType::I64, {4}}, {DType::I64, {2}}},
+                   Attrs().setInt("num_experts", 3));
+  pb.output(d[0]);
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  auto ex = moe::rt::cuda::CudaExecutor::create(*plan);
+  ASSERT_TRUE(ex.isOk()) << ex.status().message();
+  std::mt19937 rng(5);
+  auto r = (*ex)->run({randomF32({2, 4}, rng), i64({2, 1}, {1, 3})});
+  ASSERT_FALSE(r.isOk());
+  EXPECT_NE(r.status().message().find("1 expert ids are outside [-1, 3)"),
+            std::string::npos)
+      << r.status().message();
+}
+
+TEST(CudaExecutor, WeightsBeyondTheBudgetAreAnError) {
+  MOE_REQUIRE_GPU();
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {1, 1024});
+  uint32_t w = pb.weightF32("big", {1024, 1024},
+                            std::vector<float>(1024 * 1024, 0.5f));
+  pb.output(pb.call1("nn.matmul", {x, w}, DType::F32, {1, 1024}));
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  moe::rt::cuda::CudaExecutorOptions o;
+  o.memoryBudget = 1 << 20; // 1 MiB: the 4 MiB weight does not fit
+  auto ex = moe::rt::cuda::CudaExecutor::create(*plan, o);
+  ASSERT_FALSE(ex.isOk());
+  EXPECT_EQ(ex.status().message(),
+            "cuda: device memory budget of 1.00 MiB exceeded: weight `big` "
+            "needs 4.00 MiB, 0 B are in use");
+}
+
+} // namespace
