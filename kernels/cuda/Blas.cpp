@@ -4,14 +4,50 @@
 
 #include "kernels/cuda/CudaCheck.h"
 
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 namespace moe::cuda {
+
+namespace {
+
+/// What the algorithm choice depends on: the shapes, types, transposes,
+/// batching, the epilogue and the operands' alignments.
+struct GemmKey {
+  int64_t rowsA, colsA, ldA, rowsB, colsB, ldB, rowsC, colsC, ldC;
+  int64_t batch, strideA, strideB, strideC;
+  int typeA, typeB, transA, bias;
+  int alignA, alignB, alignC;
+  auto tie() const {
+    return std::tie(rowsA, colsA, ldA, rowsB, colsB, ldB, rowsC, colsC, ldC,
+                    batch, strideA, strideB, strideC, typeA, typeB, transA,
+                    bias, alignA, alignB, alignC);
+  }
+  bool operator<(const GemmKey &o) const { return tie() < o.tie(); }
+};
+
+/// The largest power of two (at most 256) that divides the address.
+int alignmentOf(const void *p) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  int align = 256;
+  while (align > 1 && a % uintptr_t(align) != 0)
+    align /= 2;
+  return align;
+}
+
+} // namespace
 
 struct Blas::State {
   cublasLtHandle_t handle = nullptr;
   void *workspace = nullptr;
   size_t workspaceBytes = 0;
+  /// The heuristic's choice per GEMM form: asking costs tens of
+  /// microseconds, more than a decode step's GEMM.
+  std::map<GemmKey, cublasLtMatmulAlgo_t> algos;
+  std::mutex mutex;
 };
 
 namespace {
@@ -61,29 +97,52 @@ rt::Status setBatch(cublasLtMatrixLayout_t layout, int64_t batch,
                "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)");
 }
 
-/// D (column-major rows × cols) = op(A) · op(B), with the descriptors made
-/// and a heuristic algorithm chosen; one call of cublasLtMatmul.
-rt::Status run(Blas::State &s, Descriptors &d, const void *a, const void *b,
-               void *c, Stream stream) {
-  MOE_RETURN_IF_ERROR(check(cublasLtMatmulPreferenceCreate(&d.pref),
-                            "cublasLtMatmulPreferenceCreate"));
-  uint64_t ws = s.workspaceBytes;
-  MOE_RETURN_IF_ERROR(check(
-      cublasLtMatmulPreferenceSetAttribute(
-          d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
-      "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)"));
-  cublasLtMatmulHeuristicResult_t result = {};
-  int found = 0;
-  MOE_RETURN_IF_ERROR(check(
-      cublasLtMatmulAlgoGetHeuristic(s.handle, d.op, d.a, d.b, d.c, d.c,
-                                     d.pref, 1, &result, &found),
-      "cublasLtMatmulAlgoGetHeuristic"));
-  if (found == 0)
-    return rt::Status::error("cublasLtMatmulAlgoGetHeuristic found no "
-                             "algorithm for this GEMM");
+/// D (column-major) = op(A) · op(B) with the descriptors made: one call of
+/// cublasLtMatmul, with the algorithm the heuristic chose for this form
+/// (cached in the state, keyed by `key`).
+rt::Status run(Blas::State &s, Descriptors &d, GemmKey key, const void *a,
+               const void *b, void *c, Stream stream) {
+  key.alignA = alignmentOf(a);
+  key.alignB = alignmentOf(b);
+  key.alignC = alignmentOf(c);
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.algos.find(key);
+  if (it == s.algos.end()) {
+    MOE_RETURN_IF_ERROR(check(cublasLtMatmulPreferenceCreate(&d.pref),
+                              "cublasLtMatmulPreferenceCreate"));
+    uint64_t ws = s.workspaceBytes;
+    MOE_RETURN_IF_ERROR(check(
+        cublasLtMatmulPreferenceSetAttribute(
+            d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)),
+        "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)"));
+    // Only algorithms that work with these operands' alignments (the
+    // default assumes 256 bytes; an expert's rows start anywhere).
+    const std::pair<cublasLtMatmulPreferenceAttributes_t, int> aligns[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignA},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignB},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignC},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignC}};
+    for (const auto &[attr, value] : aligns) {
+      uint32_t v = uint32_t(value);
+      MOE_RETURN_IF_ERROR(check(
+          cublasLtMatmulPreferenceSetAttribute(d.pref, attr, &v, sizeof(v)),
+          "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)"));
+    }
+    cublasLtMatmulHeuristicResult_t result;
+    std::memset(&result, 0, sizeof(result));
+    int found = 0;
+    MOE_RETURN_IF_ERROR(check(
+        cublasLtMatmulAlgoGetHeuristic(s.handle, d.op, d.a, d.b, d.c, d.c,
+                                       d.pref, 1, &result, &found),
+        "cublasLtMatmulAlgoGetHeuristic"));
+    if (found == 0)
+      return rt::Status::error("cublasLtMatmulAlgoGetHeuristic found no "
+                               "algorithm for this GEMM");
+    it = s.algos.emplace(key, result.algo).first;
+  }
   const float alpha = 1.0f, beta = 0.0f;
   return check(cublasLtMatmul(s.handle, d.op, &alpha, a, d.a, b, d.b, &beta,
-                              c, d.c, c, d.c, &result.algo, s.workspace,
+                              c, d.c, c, d.c, &it->second, s.workspace,
                               s.workspaceBytes, stream),
                "cublasLtMatmul");
 }
@@ -160,7 +219,9 @@ rt::Status Blas::linear(const void *x, GemmType xType, int64_t m, int64_t k,
   MOE_RETURN_IF_ERROR(check(cublasLtMatrixLayoutCreate(
                                 &d.c, CUDA_R_32F, uint64_t(n), uint64_t(m), n),
                             "cublasLtMatrixLayoutCreate(y)"));
-  return run(*state_, d, w, x, y, stream);
+  GemmKey key{k, n, k, k, m, k, n, m, n, 1, 0, 0, 0,
+              int(wType), int(xType), 1, bias != nullptr, 0, 0, 0};
+  return run(*state_, d, key, w, x, y, stream);
 }
 
 rt::Status Blas::matmul(const float *a, int64_t strideA, const float *b,
@@ -192,7 +253,9 @@ rt::Status Blas::matmul(const float *a, int64_t strideA, const float *b,
     MOE_RETURN_IF_ERROR(setBatch(d.b, batch, strideA));
     MOE_RETURN_IF_ERROR(setBatch(d.c, batch, m * n));
   }
-  return run(*state_, d, b, a, c, stream);
+  GemmKey key{n, k, n, k, m, k, n, m, n, batch, strideB, strideA, m * n,
+              int(GemmType::F32), int(GemmType::F32), 0, 0, 0, 0, 0};
+  return run(*state_, d, key, b, a, c, stream);
 }
 
 } // namespace moe::cuda

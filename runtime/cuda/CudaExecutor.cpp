@@ -217,6 +217,12 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
 
 StatusOr<std::vector<Tensor>>
 CudaExecutor::run(const std::vector<Tensor> &inputs) const {
+  return runDevice(inputs, false);
+}
+
+StatusOr<std::vector<Tensor>>
+CudaExecutor::runDevice(const std::vector<Tensor> &inputs,
+                        bool outputsOnDevice) const {
   MOE_RETURN_IF_ERROR(checkInputs(inputs));
   std::lock_guard<std::mutex> lock(mutex_);
   const std::vector<ValueInfo> &values = plan_.values();
@@ -226,7 +232,8 @@ CudaExecutor::run(const std::vector<Tensor> &inputs) const {
   for (size_t v = 0; v < values.size(); ++v)
     st.host[v] = host_->constantValue(uint32_t(v));
   for (size_t i = 0; i < plan_.inputs().size(); ++i)
-    st.host[plan_.inputs()[i]] = inputs[i];
+    (inputs[i].isOnDevice() ? st.dev : st.host)[plan_.inputs()[i]] =
+        inputs[i];
   const std::vector<StepInfo> &steps = plan_.steps();
   for (size_t s = 0; s < steps.size(); ++s) {
     if (host_->isFolded(s))
@@ -245,6 +252,10 @@ CudaExecutor::run(const std::vector<Tensor> &inputs) const {
   }
   std::vector<Tensor> outputs;
   for (uint32_t v : plan_.outputs()) {
+    if (outputsOnDevice && st.dev[v].defined()) {
+      outputs.push_back(st.dev[v]);
+      continue;
+    }
     if (st.host[v].defined()) {
       outputs.push_back(st.host[v]);
       continue;

@@ -47,6 +47,13 @@ public:
   /// Runs the program (one run at a time; concurrent callers wait).
   StatusOr<std::vector<Tensor>>
   run(const std::vector<Tensor> &inputs) const override;
+  /// Like run(), but inputs may already be device tensors (they are not
+  /// copied), and with `outputsOnDevice` the outputs stay on the device
+  /// (no copy back): for chaining plans and for timing the device alone.
+  StatusOr<std::vector<Tensor>> runDevice(const std::vector<Tensor> &inputs,
+                                          bool outputsOnDevice) const;
+  /// The device, for uploads and synchronisation around runDevice().
+  CudaDevice &device() const { return *device_; }
   int numThreads() const override;
   std::vector<double> stepMillis() const override;
   void resetProfile() const override;

@@ -71,6 +71,38 @@ std::string num(double v) {
 
 } // namespace
 
+StatusOr<double> measureHbmReadBandwidth(CudaDevice &device) {
+  const CudaDeviceInfo &info = device.info();
+  cudaStream_t stream = device.stream();
+  Timer timer;
+  MOE_RETURN_IF_ERROR(timer.create());
+  uint64_t bytes = std::min<uint64_t>(uint64_t(2) << 30,
+                                      info.freeBytes / 4 / 16 * 16);
+  StatusOr<Tensor> buf = device.scratch(bytes, "HBM probe");
+  if (!buf.isOk())
+    return buf.status();
+  unsigned blocks = unsigned(info.multiprocessors) * 8;
+  StatusOr<Tensor> partials =
+      device.scratch(uint64_t(blocks) * sizeof(float), "HBM probe sums");
+  if (!partials.isOk())
+    return partials.status();
+  MOE_RETURN_IF_ERROR(check(cudaMemsetAsync(buf->mutableData(), 0, bytes,
+                                            stream),
+                            "cudaMemsetAsync(HBM probe)"));
+  auto once = [&]() {
+    return timer.time(stream, [&] {
+      return moe::cuda::readAll(buf->data(), bytes,
+                                partials->mutableData<float>(), blocks,
+                                stream);
+    });
+  };
+  MOE_RETURN_IF_ERROR(once().status()); // warm up
+  StatusOr<double> s = medianOf(10, once);
+  if (!s.isOk())
+    return s.status();
+  return double(bytes) / *s;
+}
+
 StatusOr<std::string> measureDevice(bool progress) {
   auto say = [&](const char *what) {
     if (progress)
@@ -90,33 +122,12 @@ StatusOr<std::string> measureDevice(bool progress) {
 
   // HBM: a streaming read of a buffer far larger than the L2 cache.
   say("HBM read bandwidth");
-  uint64_t hbmBytes = std::min<uint64_t>(uint64_t(2) << 30,
-                                         info.freeBytes / 4 / 16 * 16);
   double hbm;
   {
-    StatusOr<Tensor> buf = device->scratch(hbmBytes, "HBM probe");
-    if (!buf.isOk())
-      return buf.status();
-    unsigned blocks = unsigned(info.multiprocessors) * 8;
-    StatusOr<Tensor> partials =
-        device->scratch(uint64_t(blocks) * sizeof(float), "HBM probe sums");
-    if (!partials.isOk())
-      return partials.status();
-    MOE_RETURN_IF_ERROR(check(
-        cudaMemsetAsync(buf->mutableData(), 0, hbmBytes, stream),
-        "cudaMemsetAsync(HBM probe)"));
-    auto once = [&]() {
-      return timer.time(stream, [&] {
-        return moe::cuda::readAll(buf->data(), hbmBytes,
-                                  partials->mutableData<float>(), blocks,
-                                  stream);
-      });
-    };
-    MOE_RETURN_IF_ERROR(once().status()); // warm up
-    StatusOr<double> s = medianOf(10, once);
-    if (!s.isOk())
-      return s.status();
-    hbm = double(hbmBytes) / *s;
+    StatusOr<double> r = measureHbmReadBandwidth(*device);
+    if (!r.isOk())
+      return r.status();
+    hbm = *r;
   }
 
   // PCIe with pinned host memory, both ways, and a small copy's latency.

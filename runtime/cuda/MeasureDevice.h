@@ -14,6 +14,13 @@
 
 namespace moe::rt::cuda {
 
+class CudaDevice;
+
+/// Bytes per second that a streaming read kernel takes from the device's
+/// memory (a buffer of min(2 GiB, a quarter of the free memory), the median
+/// of 10 passes): the HBM read bandwidth of byte floors.
+StatusOr<double> measureHbmReadBandwidth(CudaDevice &device);
+
 /// The measured profile as JSON text; `progress` prints each measurement's
 /// name to stderr as it starts (on a terminal).
 StatusOr<std::string> measureDevice(bool progress);

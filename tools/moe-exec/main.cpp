@@ -163,6 +163,12 @@ options:
                            (default: the GPU's free memory less 512 MiB);
                            exceeding it is an error naming what needed how
                            much
+  --check-outputs DIR      compare the outputs with DIR/output_N.pb (an ONNX
+                           test_data_set's reference outputs): prints each
+                           output's max |out - ref| and fails (exit 1) when it
+                           exceeds --tolerance times max |ref|
+  --tolerance X            relative tolerance of --check-outputs (default
+                           1e-4; bf16 expert weights need about 2e-2)
   --measure-device FILE    measure this machine's GPU 0 and host and write the
                            device profile JSON that moe-place-experts reads
                            (docs/placement.md): HBM and pinned PCIe bandwidth
@@ -206,6 +212,8 @@ struct Options {
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
   uint64_t deviceMemory = 0;
+  std::optional<std::string> checkOutputs;
+  double tolerance = 1e-4;
   std::optional<std::string> measureDevice;
   std::optional<std::string> profile;
   int64_t profileSamples = -1; // -1: the default (see --help)
@@ -464,6 +472,18 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       if (*b == 0)
         return Status::error("--device-memory: must be more than 0");
       o.deviceMemory = *b;
+    } else if (arg == "--check-outputs") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      o.checkOutputs = v;
+    } else if (arg == "--tolerance") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      char *end = nullptr;
+      o.tolerance = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(o.tolerance >= 0))
+        return Status::error("--tolerance: '" + v +
+                             "' is not a non-negative number");
     } else if (arg == "--measure-device") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -1211,6 +1231,47 @@ int runTool(int argc, char **argv) {
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
   }
 
+  if (o.checkOutputs) {
+    // Float outputs within tolerance · max |ref|; others exactly.
+    bool allOk = true;
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      std::string path =
+          *o.checkOutputs + "/output_" + std::to_string(i) + ".pb";
+      StatusOr<moe::rt::NamedTensor> ref = readTensorProtoFile(path);
+      if (!ref.isOk())
+        return fail(ref.status().message());
+      const Tensor &got = (*outputs)[i], &want = ref->tensor;
+      std::string name = "output " + std::to_string(i) + " `" +
+                         plan.outputName(i) + "`";
+      if (got.dtype() != want.dtype() || got.shape() != want.shape())
+        return fail(name + ": " + formatType(got.dtype(), got.shape()) +
+                    ", reference " + formatType(want.dtype(), want.shape()) +
+                    " (" + path + ")");
+      double err = 0, scale = 0;
+      if (got.dtype() == DType::F32) {
+        const float *g = got.data<float>(), *w = want.data<float>();
+        for (int64_t j = 0; j < got.numElements(); ++j) {
+          double d = std::fabs(double(g[j]) - double(w[j]));
+          err = std::isnan(d) ? INFINITY : std::max(err, d);
+          scale = std::max(scale, std::fabs(double(w[j])));
+        }
+      } else if (got.byteSize() &&
+                 std::memcmp(got.data(), want.data(), got.byteSize()) != 0) {
+        err = INFINITY;
+      }
+      double tol = o.tolerance * scale;
+      bool ok = err <= tol;
+      allOk = allOk && ok;
+      if (moe::rt::dist::rank() == 0)
+        std::printf("%s: %s max |out - ref| = %.3g (tolerance %.3g)\n",
+                    ok ? "ok" : "FAIL", name.c_str(), err, tol);
+    }
+    if (!allOk)
+      return fail("outputs differ from the reference in " +
+                  *o.checkOutputs + " beyond --tolerance " +
+                  jsonNumber(o.tolerance));
+  }
+
   if (o.outputsDir && (moe::rt::dist::rank() == 0 || o.outputsPerRank)) {
     st = makeDirs(*o.outputsDir);
     if (!st.isOk())
@@ -1222,7 +1283,7 @@ int runTool(int argc, char **argv) {
       if (!st.isOk())
         return fail(st.message());
     }
-  } else if (!o.bench) {
+  } else if (!o.bench && !o.checkOutputs) {
     printSummary(plan, *outputs);
   }
   return 0;

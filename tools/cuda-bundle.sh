@@ -1,0 +1,122 @@
+#!/bin/bash
+# Prepares everything a lent GPU machine runs for the CUDA backend (issue 6),
+# in one git-ignored folder that `run` carries there, then the one command to
+# run on it. The GPU machine has CUDA, g++, Python with PyTorch, but no MLIR,
+# TBB or FlatBuffers: moe-exec and the tests are built here (CUDA on, MPI and
+# the compiler off), with the libraries they lack copied beside them, and the
+# plans are compiled here.
+#
+#   tools/cuda-bundle.sh [DIR]        # default: carry/cuda (git-ignored)
+#   # then, through the device tool:  run(command="carry/cuda/run.sh",
+#   #                                    carry=["carry/cuda"])
+#
+# run.sh writes under $OUT (the device tool's result folder): the GPU unit
+# tests, every fixture on --device cuda checked against ONNX Runtime's
+# outputs (fp32: 1e-4 of max |ref|; bf16 experts: 1e-2), the measured device
+# profile, and the Mixtral-shaped layer benchmark against PyTorch eager.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DIR="${1:-$ROOT/carry/cuda}"
+FIX="${MOE_FIXTURES:-$ROOT/../shared/fixtures}/onnx"
+BUILD="${MOE_BUILD_DIR:-$ROOT/build}"
+DEVBUILD="${MOE_DEVICE_BUILD_DIR:-$ROOT/build-device}"
+JOBS="${MOE_JOBS:-2}"
+
+say() { if [ -t 1 ]; then echo "cuda-bundle: $*"; fi; }
+
+[ -x "$BUILD/bin/moe-opt" ] || { echo "cuda-bundle: error: $BUILD/bin/moe-opt is missing (build the project first)" >&2; exit 1; }
+command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "cuda-bundle: error: nvcc not found" >&2; exit 1; }
+
+say "building moe-exec, moe-cuda-tests and moe-cuda-bench in $DEVBUILD"
+cmake -S "$ROOT" -B "$DEVBUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DMOE_ENABLE_COMPILER=OFF -DMOE_ENABLE_MPI=OFF -DMOE_ENABLE_CUDA=ON \
+  -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" >/dev/null
+ninja -C "$DEVBUILD" -j "$JOBS" moe-exec moe-cuda-tests moe-cuda-bench >/dev/null
+
+rm -rf "$DIR"
+mkdir -p "$DIR/bin" "$DIR/lib" "$DIR/plans" "$DIR/data" "$DIR/bench"
+cp "$DEVBUILD/bin/moe-exec" "$DEVBUILD/bin/moe-cuda-tests" "$DEVBUILD/bin/moe-cuda-bench" "$DIR/bin/"
+# The libraries the GPU machine may lack (not CUDA's own: it has CUDA 13).
+for b in "$DIR"/bin/*; do
+  ldd "$b" | awk '/=> \//{print $3}'
+done | sort -u | while read -r lib; do
+  case "$(basename "$lib")" in
+    libtbb*|libstdc++*|libgtest*|libgcc_s*) cp -L "$lib" "$DIR/lib/" ;;
+  esac
+done
+cp "$ROOT/bench/cuda/torch_moe.py" "$ROOT/bench/cuda/compare.py" "$DIR/bench/"
+
+# Plans: every fixture in f32, and bf16 experts (expert-bits=16) for the
+# Mixtral block. cases.txt: plan, data, tolerance against ONNX Runtime's
+# outputs, tolerance against the CPU run of the same plan.
+# The QMoE int4 fixture is left out: its int4 experts have no CUDA kernel yet.
+cases=(
+  hf/mixtral_block.torchscript hf/mixtral.eager.torchscript
+  hf/mixtral.batched_mm.torchscript hf/mixtral.batched_mm.dynamo
+  hf/olmoe.eager.torchscript hf/olmoe.batched_mm.torchscript
+  hf/olmoe.batched_mm.dynamo hf/qwen2_moe.eager.torchscript
+  hf/qwen2_moe.batched_mm.torchscript hf/qwen2_moe.batched_mm.dynamo
+  synthetic/mixtral_block_dec_dense synthetic/mixtral_block_dec_gather
+  synthetic/mixtral_block_dec_loop synthetic/mixtral_block_fused_moe_fc3
+  synthetic/mixtral_block_fused_moe_swiglu trained/mixtral_tiny)
+: > "$DIR/cases.txt"
+for c in "${cases[@]}"; do
+  name="${c//\//.}"
+  say "compiling $c"
+  "$BUILD/bin/moe-opt" "$FIX/$c/model.onnx" --moe-compile --emit-plan "$DIR/plans/$name.moeplan" -o /dev/null
+  mkdir -p "$DIR/data/$name"
+  cp -r "$FIX/$c"/test_data_set_* "$DIR/data/$name/"
+  echo "$name $name 1e-4 1e-4" >> "$DIR/cases.txt"
+done
+# bf16 experts: the GPU also rounds the activations entering a bf16 GEMM to
+# bf16 (the CPU kernel keeps them f32), hence the looser bound against the
+# CPU run of the same plan.
+for c in hf/mixtral_block.torchscript; do
+  name="${c//\//.}"
+  "$BUILD/bin/moe-opt" "$FIX/$c/model.onnx" --moe-compile="expert-bits=16 expert-group-size=0" \
+    --emit-plan "$DIR/plans/$name.bf16.moeplan" -o /dev/null
+  echo "$name.bf16 $name 1e-2 2e-2" >> "$DIR/cases.txt"
+done
+
+cat > "$DIR/run.sh" <<'RUN'
+#!/bin/bash
+# On the GPU machine: the CUDA backend's checks and benchmark; logs under $OUT.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+OUT="${OUT:-$HERE/out}"
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$HERE/lib:${LD_LIBRARY_PATH:-}"
+cd "$HERE"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+status=0
+echo "== gtest" | tee "$OUT/summary.txt"
+timeout 300 bin/moe-cuda-tests --gtest_output="json:$OUT/gtest.json" > "$OUT/gtest.txt" 2>&1 || status=1
+tail -n 15 "$OUT/gtest.txt" | tee -a "$OUT/summary.txt"
+echo "== fixtures on --device cuda" | tee -a "$OUT/summary.txt"
+while read -r plan data tol cputol; do
+  for set in data/"$data"/test_data_set_*; do
+    s="$(basename "$set")"
+    log="$OUT/fixture.$plan.$s.txt"
+    # The CPU run of the same plan, then the GPU against ONNX Runtime's
+    # outputs and against the CPU's.
+    timeout 120 bin/moe-exec "plans/$plan.moeplan" --inputs "$set" --outputs "$OUT/cpu.$plan.$s" > "$log" 2>&1 || status=1
+    timeout 120 bin/moe-exec "plans/$plan.moeplan" --device cuda --inputs "$set" \
+      --check-outputs "$set" --tolerance "$tol" >> "$log" 2>&1 || status=1
+    timeout 120 bin/moe-exec "plans/$plan.moeplan" --device cuda --inputs "$set" \
+      --check-outputs "$OUT/cpu.$plan.$s" --tolerance "$cputol" >> "$log" 2>&1 || status=1
+    echo "$plan $s: $(tr '\n' ' ' < "$log")" | tee -a "$OUT/summary.txt"
+  done
+done < cases.txt
+echo "== device profile" | tee -a "$OUT/summary.txt"
+timeout 180 bin/moe-exec --measure-device "$OUT/device-profile.json" > /dev/null 2>> "$OUT/summary.txt" || status=1
+cat "$OUT/device-profile.json" >> "$OUT/summary.txt" 2>/dev/null
+echo "== Mixtral-shaped layer (h=4096, f=14336, E=8, k=2, bf16)" | tee -a "$OUT/summary.txt"
+timeout 400 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+timeout 400 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
+  --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+exit $status
+RUN
+chmod +x "$DIR/run.sh"
+say "done: $(du -sh "$DIR" | cut -f1) in $DIR"
+echo "$DIR"
