@@ -4,7 +4,8 @@
 // starts as soon as the steps producing its inputs are done (and a Free as
 // soon as every reader of the freed values is done), so independent steps
 // run concurrently on TBB workers while the kernels use parallel loops
-// inside. Steps placed on CUDA run on the CPU in this build.
+// inside. Every step runs on the CPU, whatever device the plan names for it;
+// the cuda device is runtime/cuda/CudaExecutor, behind the same Runner.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_RUNTIME_EXECUTOR_H

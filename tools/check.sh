@@ -17,6 +17,11 @@ mkdir -p "$BUILD"
 BUILD="$(cd "$BUILD" && pwd)"
 moe_configure "$BUILD" || exit 1
 echo "check: building in $BUILD"
+if grep -q '^MOE_ENABLE_CUDA:BOOL=ON' "$BUILD/CMakeCache.txt"; then
+  echo "check: with the CUDA code (nvcc found; GPU tests skip without a GPU)"
+else
+  echo "check: without the CUDA code (no nvcc)"
+fi
 if ! ninja -C "$BUILD" -j "$JOBS" >"$BUILD/build.log" 2>&1; then
   grep -E "error|FAILED" "$BUILD/build.log" | head -40 >&2
   echo "check: build failed (log: $BUILD/build.log)" >&2

@@ -47,11 +47,17 @@ moe_install_deps() {
 }
 
 # moe_configure BUILD_DIR [cmake args...]: configures the one CMake build.
+# nvcc under /usr/local/cuda is used even when it is not on PATH, so that
+# every machine with CUDA builds (and CI compiles) the CUDA code.
 moe_configure() {
   local build="$1"
   shift
   mkdir -p "$build"
+  local cuda=()
+  if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+    cuda=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+  fi
   cmake -G Ninja -S "$MOE_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-19/build/utils/lit/lit.py "$@" >"$build/configure.log" 2>&1 ||
+    -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-19/build/utils/lit/lit.py "${cuda[@]}" "$@" >"$build/configure.log" 2>&1 ||
     { cat "$build/configure.log" >&2; echo "configure failed (log: $build/configure.log)" >&2; return 1; }
 }
