@@ -10,8 +10,10 @@
 #include "kernels/cuda/CudaCheck.h"
 #include "kernels/cuda/Dense.h"
 #include "kernels/cuda/Moe.h"
+#include "kernels/cuda/Quant.h"
 
 #include "kernels/cpu/Layout.h"
+#include "kernels/cpu/Quant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -622,21 +624,41 @@ CudaKernel expertsKernel() {
         return Status::error("offsets decrease at expert " + str(x2));
       most = std::max(most, off[x2 + 1] - off[x2]);
     }
-    // Expert x2's matrix of weight input i: its address and whether it is
-    // bf16 (a packed bank of bits 0/16 slices, or a dense f32 bank).
+    // Expert x2's [rows, cols] matrix of weight input i: its address and
+    // form (a dense f32 bank, or a packed bank's f32, bf16 or quantised
+    // slice, or an absent one).
     struct Matrix {
       const void *data = nullptr;
-      bool bf16 = false;
-      bool absent = false;
+      bool bf16 = false, absent = false, quant = false;
+      kcu::QuantMatrix q;
     };
-    auto matrix = [&](size_t i, int64_t x2, int64_t elems) -> Matrix {
+    auto matrix = [&](size_t i, int64_t x2, int64_t mrows,
+                      int64_t mcols) -> Matrix {
       const Tensor &t = c.inputs[i];
       const PackedWeight *p = t.packed();
-      if (!p)
-        return {t.data<float>() + x2 * elems, false, false};
+      Matrix m;
+      if (!p) {
+        m.data = t.data<float>() + x2 * mrows * mcols;
+        return m;
+      }
       const kernels::cpu::QuantFormat &f = p->formats[size_t(x2)];
-      return {static_cast<const uint8_t *>(t.data()) + p->offsets[size_t(x2)],
-              f.bits == 16, f.bits == kernels::cpu::kAbsentBits};
+      m.data = static_cast<const uint8_t *>(t.data()) + p->offsets[size_t(x2)];
+      m.bf16 = f.bits == 16;
+      m.absent = f.bits == kernels::cpu::kAbsentBits;
+      m.quant = f.bits == 8 || f.bits == 4 || f.bits == 3 || f.bits == 2;
+      if (m.quant) {
+        kernels::cpu::QuantLayout ql = kernels::cpu::quantLayout(f, mrows,
+                                                                 mcols);
+        m.q.bits = f.bits;
+        m.q.groupSize = f.groupSize;
+        m.q.f16Scales = f.f16Scales;
+        m.q.zeroPoints = f.zeroPoints;
+        m.q.rowBytes = ql.rowBytes;
+        m.q.groupsPerRow = ql.groupsPerRow;
+        m.q.scalesOffset = ql.scalesOffset;
+        m.q.zerosOffset = ql.zerosOffset;
+      }
+      return m;
     };
     size_t next = 4;
     const size_t w3i = l.w3 ? next++ : 0;
@@ -650,10 +672,19 @@ CudaKernel expertsKernel() {
                              str(int64_t(p->formats.size())) +
                              " slices, expected " + str(e));
     }
-    bool anyBf16 = false;
-    for (int64_t x2 = 0; x2 < e; ++x2)
-      for (size_t i : {size_t(2), size_t(3), w3i})
-        anyBf16 = anyBf16 || (i && matrix(i, x2, 0).bf16);
+    // Do any GEMMs take bf16 activations (bf16 experts, or quantised ones
+    // dequantised to bf16 for more rows than the GEMV takes)?
+    bool anyBf16 = false, anyDequant = false;
+    for (int64_t x2 = 0; x2 < e; ++x2) {
+      const bool many = off[x2 + 1] - off[x2] > kcu::kQuantGemvRows;
+      for (size_t i : {size_t(2), size_t(3), w3i}) {
+        if (!i)
+          continue;
+        Matrix m = matrix(i, x2, 1, 1);
+        anyBf16 = anyBf16 || m.bf16 || (m.quant && many);
+        anyDequant = anyDequant || (m.quant && many);
+      }
+    }
     kcu::ActivationParams act;
     act.kind = int(l.act.kind);
     act.alpha = l.act.alpha;
@@ -663,12 +694,15 @@ CudaKernel expertsKernel() {
     act.fusion = l.act.fusion;
     kcu::Stream s = c.device.stream();
     float *y = out<float>(c, 0);
-    // Scratch for the largest expert: g (2F wide when fused), l, h; and,
-    // for bf16 experts, x and h in bf16.
+    // Scratch for the largest expert: g (2F wide when fused), l, h; for
+    // bf16 GEMMs, x and h in bf16; for dequantised experts, one weight
+    // matrix in bf16.
     uint64_t scratchFloats = uint64_t(most) * uint64_t(gWidth + 2 * ffn);
     if (anyBf16)
       scratchFloats += (uint64_t(rows) * uint64_t(h) + 1) / 2 +
                        (uint64_t(most) * uint64_t(ffn) + 1) / 2 + 64;
+    if (anyDequant)
+      scratchFloats += (uint64_t(gWidth) * uint64_t(h) + 1) / 2 + 16;
     StatusOr<Tensor> scratch = c.device.scratch(
         std::max<uint64_t>(scratchFloats, 1) * sizeof(float),
         "moe.experts scratch");
@@ -683,7 +717,8 @@ CudaKernel expertsKernel() {
           (reinterpret_cast<uintptr_t>(p) + 63) / 64 * 64);
     };
     uint16_t *xb = align(hid + most * ffn);
-    uint16_t *hb = align(xb + rows * h);
+    uint16_t *hb = align(xb + (anyBf16 ? rows * h : 0));
+    uint16_t *wb = align(hb + (anyBf16 ? most * ffn : 0));
     if (anyBf16)
       MOE_RETURN_IF_ERROR(kcu::cast(x.data(), int(DType::F32), xb,
                                     int(DType::BF16), rows * h, s));
@@ -691,8 +726,17 @@ CudaKernel expertsKernel() {
     const auto f32 = kcu::GemmType::F32, bf16 = kcu::GemmType::BF16;
     // One linear layer of expert x2: out[n, N] = in[n, K] · W[N, K]ᵀ.
     auto linear = [&](const float *inF, const uint16_t *inB, int64_t n,
-                      int64_t k2, Matrix w, int64_t nOut, const float *bias,
-                      float *outp) {
+                      int64_t k2, const Matrix &w, int64_t nOut,
+                      const float *bias, float *outp) -> Status {
+      if (w.quant && n <= kcu::kQuantGemvRows)
+        return kcu::linearQuant(inF, n, k2,
+                                static_cast<const uint8_t *>(w.data), w.q,
+                                nOut, bias, outp, s);
+      if (w.quant) {
+        MOE_RETURN_IF_ERROR(kcu::dequantizeBf16(
+            static_cast<const uint8_t *>(w.data), w.q, nOut, k2, wb, s));
+        return blas.linear(inB, bf16, n, k2, wb, bf16, nOut, bias, outp, s);
+      }
       return w.bf16 ? blas.linear(inB, bf16, n, k2, w.data, bf16, nOut, bias,
                                   outp, s)
                     : blas.linear(inF, f32, n, k2, w.data, f32, nOut, bias,
@@ -703,8 +747,8 @@ CudaKernel expertsKernel() {
       if (n == 0)
         continue;
       float *ye = y + off[x2] * h;
-      Matrix m1 = matrix(2, x2, gWidth * h), m2 = matrix(3, x2, h * ffn);
-      Matrix m3 = l.w3 ? matrix(w3i, x2, ffn * h) : Matrix{};
+      Matrix m1 = matrix(2, x2, gWidth, h), m2 = matrix(3, x2, h, ffn);
+      Matrix m3 = l.w3 ? matrix(w3i, x2, ffn, h) : Matrix{};
       bool isPruned = size_t(x2) < pruned.size() && pruned[size_t(x2)];
       if (!isPruned && (m1.absent || m2.absent || m3.absent))
         return Status::error("expert " + str(x2) + " has no weights (absent "
@@ -724,7 +768,7 @@ CudaKernel expertsKernel() {
             linear(xe, xbe, n, h, m3, ffn, b3 ? b3 + x2 * ffn : nullptr, lin));
       MOE_RETURN_IF_ERROR(kcu::expertActivation(g, l.w3 ? lin : nullptr, n,
                                                 ffn, act, hid, s));
-      if (m2.bf16)
+      if (m2.bf16 || (m2.quant && n > kcu::kQuantGemvRows))
         MOE_RETURN_IF_ERROR(kcu::cast(hid, int(DType::F32), hb,
                                       int(DType::BF16), n * ffn, s));
       MOE_RETURN_IF_ERROR(
@@ -851,7 +895,8 @@ bool cudaReadsPacked(const StepInfo &step, size_t input,
   if (step.kernelName != "moe.experts" || input < 2 || input > 4)
     return false;
   for (const kernels::cpu::QuantFormat &f : formats)
-    if (f.bits != 0 && f.bits != 16 && f.bits != kernels::cpu::kAbsentBits)
+    if (f.bits != kernels::cpu::kAbsentBits &&
+        !kernels::cpu::isValidQuantFormat(f))
       return false;
   return true;
 }
@@ -896,15 +941,16 @@ StatusOr<CudaPlacement> cudaPlacement(const LoadedPlan &plan, size_t index,
       }
       in.push_back(t);
     }
-    // An input computed at load from packed weights (nn.dequantize of
-    // QMoE codes) stays packed too.
+    // An input computed at load from QMoE codes (nn.dequantize) is packed
+    // in the plan's group formats, which only moe.experts reads on the
+    // device (as w1, w2, w3).
     for (size_t i = 0; i < step.inputs.size(); ++i)
       for (size_t s = 0; s < index; ++s)
         if (foldable[s] && plan.steps()[s].kernelName == "nn.dequantize" &&
             std::find(plan.steps()[s].outputs.begin(),
                       plan.steps()[s].outputs.end(),
                       step.inputs[i]) != plan.steps()[s].outputs.end())
-          in[i].packed = true;
+          in[i].packed = !cudaReadsPacked(step, i, {});
     Status st = k->supports(step, in);
     if (!st.isOk())
       return st.withContext(where + ": no CUDA kernel for this step");

@@ -64,9 +64,8 @@ struct CudaKernel {
 };
 
 /// Whether input `input` of `step`, a packed weight in `formats`, is read
-/// on the device as it is: the w1, w2 and w3 of moe.experts with every
-/// expert plain f32 (bits 0), bf16 (bits 16) or absent. (The int8/int4/
-/// int3/int2 formats need the dequantising GEMV, not written yet.)
+/// on the device as it is: the w1, w2 and w3 of moe.experts, in any of the
+/// plan's formats (f32, bf16, group-quantised int8/4/3/2, absent).
 bool cudaReadsPacked(const StepInfo &step, size_t input,
                      const std::vector<kernels::cpu::QuantFormat> &formats);
 

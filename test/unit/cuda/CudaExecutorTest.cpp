@@ -134,7 +134,9 @@ TEST(CudaExecutor, LayoutAndIndexing) {
 void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
                    const std::string &activation, int fusion, bool w3,
                    bool biases, std::vector<int64_t> pruned,
-                   bool sigmoid = false, bool bf16 = false) {
+                   bool sigmoid = false, bool bf16 = false,
+                   std::vector<moe::kernels::cpu::QuantFormat> formats = {},
+                   std::vector<int64_t> tokens = {1, 7, 64, 300}) {
   std::mt19937 rng(uint32_t(E * 131 + K * 7 + H + F + fusion));
   const int64_t G = fusion ? 2 * F : F;
   PlanBuilder pb;
@@ -143,6 +145,15 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
                                  randomF32({E, H}, rng).toVector<float>());
   auto weight = [&](const std::string &name, Shape shape) {
     std::vector<float> v = randomF32(shape, rng, -0.3f, 0.3f).toVector<float>();
+    if (!formats.empty()) // one format per expert, cycled
+      return pb.weightPacked(
+          name, shape, v,
+          [&] {
+            std::vector<moe::kernels::cpu::QuantFormat> f;
+            for (int64_t i = 0; i < shape[0]; ++i)
+              f.push_back(formats[size_t(i) % formats.size()]);
+            return f;
+          }());
     if (!bf16)
       return pb.weightF32(name, shape, v);
     return pb.weightPacked(name, shape, v,
@@ -189,8 +200,9 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
   pb.output(d[1]);
   auto plan = loadBuilt(pb);
   ASSERT_TRUE(plan);
-  for (int64_t T : {1, 7, 64, 300})
-    expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, bf16 ? 2e-2f : 2e-4f);
+  for (int64_t T : tokens)
+    expectSameOnCuda(*plan, {randomF32({T, H}, rng)},
+                     bf16 || !formats.empty() ? 2e-2f : 2e-4f);
 }
 
 TEST(CudaExecutor, MoeLayerSiluWithW3) {
@@ -214,6 +226,21 @@ TEST(CudaExecutor, MoeLayerManyExpertsGeluPrunedSigmoid) {
 TEST(CudaExecutor, MoeLayerBf16Experts) {
   MOE_REQUIRE_GPU();
   checkMoeLayer(8, 2, 64, 128, "silu", 0, true, false, {}, false, true);
+}
+
+TEST(CudaExecutor, MoeLayerQuantisedExpertsGemvAndDequant) {
+  MOE_REQUIRE_GPU();
+  using F = moe::kernels::cpu::QuantFormat;
+  // Mixed per expert: int8 g32, int4 g64 with zero points and f32 scales,
+  // int3 g128, int2 g32, bf16 and f32. Few tokens per expert take the
+  // GEMV, many the bf16 dequantisation.
+  std::vector<F> formats = {{8, 32, true, false}, {4, 64, false, true},
+                            {3, 128, true, false}, {2, 32, true, true},
+                            {16, 0, true, false}, {0, 0, true, false}};
+  checkMoeLayer(6, 2, 128, 256, "silu", 0, true, false, {}, false, false,
+                formats, {1, 2, 3, 5, 8, 200});
+  checkMoeLayer(6, 2, 128, 256, "swiglu", 2, false, true, {}, false, false,
+                formats, {1, 4, 300});
 }
 
 TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {
