@@ -95,6 +95,53 @@ void concat(const std::vector<const void *> &inputs,
   });
 }
 
+rt::Status resolveSlice(const Shape &shape, const Shape &starts,
+                        const Shape &ends, const std::optional<Shape> &axes,
+                        const std::optional<Shape> &steps, Shape &first,
+                        Shape &step, Shape &count) {
+  const size_t rank = shape.size(), n = starts.size();
+  Shape ax, st;
+  if (axes)
+    ax = *axes;
+  else
+    for (size_t i = 0; i < n; ++i)
+      ax.push_back(int64_t(i));
+  st = steps ? *steps : Shape(n, 1);
+  const char *names[] = {"", "starts", "ends", "axes", "steps"};
+  const Shape *lists[] = {nullptr, &starts, &ends, &ax, &st};
+  for (int i = 2; i < 5; ++i)
+    if (lists[i]->size() != n)
+      return rt::Status::error("input " + std::to_string(i) + " (" +
+                               names[i] + ") has " +
+                               std::to_string(lists[i]->size()) +
+                               " entries, input 1 (starts) " +
+                               std::to_string(n));
+  first.assign(rank, 0);
+  step.assign(rank, 1);
+  count = shape;
+  std::vector<bool> seen(rank, false);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t r = int64_t(rank), a = ax[i];
+    if (a < -r || a >= r)
+      return rt::Status::error("input 3 (axes) has " + std::to_string(a) +
+                               " at position " + std::to_string(i) +
+                               ", outside [" + std::to_string(-r) + ", " +
+                               std::to_string(r) + ")");
+    size_t axis = size_t(a < 0 ? a + r : a);
+    if (seen[axis])
+      return rt::Status::error("input 3 (axes) repeats axis " +
+                               std::to_string(a));
+    seen[axis] = true;
+    if (st[i] == 0)
+      return rt::Status::error("input 4 (steps) has a 0 at position " +
+                               std::to_string(i));
+    step[axis] = st[i];
+    MOE_RETURN_IF_ERROR(resolveSliceAxis(shape[axis], starts[i], ends[i],
+                                         st[i], first[axis], count[axis]));
+  }
+  return rt::Status::ok();
+}
+
 rt::Status resolveSliceAxis(int64_t dim, int64_t start, int64_t end,
                             int64_t step, int64_t &first, int64_t &count) {
   if (step == 0)

@@ -10,6 +10,7 @@
 #include "kernels/cpu/Common.h"
 #include "runtime/Status.h"
 
+#include <optional>
 #include <string>
 
 namespace moe::kernels::cpu {
@@ -37,6 +38,16 @@ void concat(const std::vector<const void *> &inputs,
 /// the first index and the element count. A zero step is an error.
 rt::Status resolveSliceAxis(int64_t dim, int64_t start, int64_t end,
                             int64_t step, int64_t &first, int64_t &count);
+
+/// ONNX Slice (opset 10+) of a tensor of `shape`: `starts` and `ends` per
+/// sliced axis, `axes` (nullopt: 0, 1, ...) and `steps` (nullopt: 1s) in
+/// the same order; gives each dim's first index, step and count. Errors
+/// name the operands as the inputs of Slice ("input 3 (axes) repeats axis
+/// 1").
+rt::Status resolveSlice(const Shape &shape, const Shape &starts,
+                        const Shape &ends, const std::optional<Shape> &axes,
+                        const std::optional<Shape> &steps, Shape &first,
+                        Shape &step, Shape &count);
 
 /// y[i...] = x[first[d] + i[d] · step[d] ...]; `outShape` holds the counts.
 void slice(const void *x, const Shape &shape, const Shape &first,

@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/Dense.h"
 
+#include "kernels/cuda/BlockReduce.cuh"
 #include "kernels/cuda/CudaCheck.h"
 
 #include <cuda_bf16.h>
@@ -9,6 +10,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 namespace moe::cuda {
 namespace {
@@ -108,61 +111,19 @@ __global__ void unaryKernel(UnaryOp op, const float *x, float *out,
 
 /// One block per row; a block-wide max and sum.
 __global__ void softmaxKernel(const float *x, int64_t cols, float *out) {
-  __shared__ float reduce[32];
+  __shared__ float scratch[32];
   const float *row = x + blockIdx.x * cols;
   float *dst = out + blockIdx.x * cols;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int warps = blockDim.x / 32;
   float mx = -INFINITY;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     mx = fmaxf(mx, row[c]);
-  for (int o = 16; o > 0; o /= 2)
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  if (lane == 0)
-    reduce[warp] = mx;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float m = -INFINITY;
-    for (int w = 0; w < warps; ++w)
-      m = fmaxf(m, reduce[w]);
-    reduce[0] = m;
-  }
-  __syncthreads();
-  mx = reduce[0];
-  __syncthreads();
+  mx = blockMax(mx, scratch);
   float sum = 0;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     sum += expf(row[c] - mx);
-  for (int o = 16; o > 0; o /= 2)
-    sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0)
-    reduce[warp] = sum;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float s = 0;
-    for (int w = 0; w < warps; ++w)
-      s += reduce[w];
-    reduce[0] = s;
-  }
-  __syncthreads();
-  sum = reduce[0];
+  sum = blockSum(sum, scratch);
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     dst[c] = expf(row[c] - mx) / sum;
-}
-
-/// A block-wide sum (every thread gets it); `scratch` holds 32 floats.
-__device__ float blockSum(float v, float *scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int o = 16; o > 0; o /= 2)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads(); // scratch may still be read by a previous call
-  if (lane == 0)
-    scratch[warp] = v;
-  __syncthreads();
-  float s = 0;
-  for (unsigned w = 0; w < blockDim.x / 32; ++w)
-    s += scratch[w];
-  return s;
 }
 
 /// One block per row; sums in float, as the CPU's rows are short.
@@ -365,6 +326,31 @@ bool broadcastStrides(const std::vector<int64_t> &shape, int rank,
   return true;
 }
 
+/// Calls f with a null pointer of the unsigned type of `elemSize` bytes
+/// (1, 2, 4 or 8): kernels that only move elements are instantiated once per
+/// size, not per dtype.
+template <typename F>
+rt::Status bySize(size_t elemSize, const char *what, F f) {
+  switch (elemSize) {
+  case 1:
+    f(static_cast<uint8_t *>(nullptr));
+    break;
+  case 2:
+    f(static_cast<uint16_t *>(nullptr));
+    break;
+  case 4:
+    f(static_cast<uint32_t *>(nullptr));
+    break;
+  case 8:
+    f(static_cast<uint64_t *>(nullptr));
+    break;
+  default:
+    return rt::Status::error(std::string(what) + ": element size " +
+                             std::to_string(elemSize) + " is not supported");
+  }
+  return checkLaunch(what);
+}
+
 } // namespace
 
 rt::Status binary(BinaryOp op, const float *a,
@@ -465,33 +451,11 @@ rt::Status stridedCopy(const void *x, int64_t offset,
   int64_t n = product(outShape);
   if (n == 0)
     return rt::Status::ok();
-  unsigned blocks = blocksFor(n, kThreads);
-  switch (elemSize) {
-  case 1:
-    stridedKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint8_t *>(x), offset, static_cast<uint8_t *>(out),
-        n, s);
-    break;
-  case 2:
-    stridedKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint16_t *>(x), offset,
-        static_cast<uint16_t *>(out), n, s);
-    break;
-  case 4:
-    stridedKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint32_t *>(x), offset,
-        static_cast<uint32_t *>(out), n, s);
-    break;
-  case 8:
-    stridedKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint64_t *>(x), offset,
-        static_cast<uint64_t *>(out), n, s);
-    break;
-  default:
-    return rt::Status::error("strided copy: element size " +
-                             std::to_string(elemSize) + " is not supported");
-  }
-  return checkLaunch("stridedKernel launch");
+  return bySize(elemSize, "stridedKernel launch", [&](auto *tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    stridedKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T *>(x), offset, static_cast<T *>(out), n, s);
+  });
 }
 
 rt::Status where(const uint8_t *cond, const std::vector<int64_t> &condShape,
@@ -513,33 +477,12 @@ rt::Status where(const uint8_t *cond, const std::vector<int64_t> &condShape,
   int64_t n = product(outShape);
   if (n == 0)
     return rt::Status::ok();
-  unsigned blocks = blocksFor(n, kThreads);
-  switch (elemSize) {
-  case 1:
-    whereKernel<<<blocks, kThreads, 0, stream>>>(
-        cond, static_cast<const uint8_t *>(x), static_cast<const uint8_t *>(y),
-        static_cast<uint8_t *>(out), n, s);
-    break;
-  case 2:
-    whereKernel<<<blocks, kThreads, 0, stream>>>(
-        cond, static_cast<const uint16_t *>(x),
-        static_cast<const uint16_t *>(y), static_cast<uint16_t *>(out), n, s);
-    break;
-  case 4:
-    whereKernel<<<blocks, kThreads, 0, stream>>>(
-        cond, static_cast<const uint32_t *>(x),
-        static_cast<const uint32_t *>(y), static_cast<uint32_t *>(out), n, s);
-    break;
-  case 8:
-    whereKernel<<<blocks, kThreads, 0, stream>>>(
-        cond, static_cast<const uint64_t *>(x),
-        static_cast<const uint64_t *>(y), static_cast<uint64_t *>(out), n, s);
-    break;
-  default:
-    return rt::Status::error("where: element size " +
-                             std::to_string(elemSize) + " is not supported");
-  }
-  return checkLaunch("whereKernel launch");
+  return bySize(elemSize, "whereKernel launch", [&](auto *tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    whereKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(
+        cond, static_cast<const T *>(x), static_cast<const T *>(y),
+        static_cast<T *>(out), n, s);
+  });
 }
 
 namespace {
@@ -628,33 +571,12 @@ rt::Status gather(const void *x, int64_t outer, int64_t axisLen,
   int64_t n = outer * count * inner;
   if (n == 0)
     return rt::Status::ok();
-  unsigned blocks = blocksFor(n, kThreads);
-  switch (elemSize) {
-  case 1:
-    gatherKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint8_t *>(x), axisLen, inner, indices, count,
-        static_cast<uint8_t *>(out), n);
-    break;
-  case 2:
-    gatherKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint16_t *>(x), axisLen, inner, indices, count,
-        static_cast<uint16_t *>(out), n);
-    break;
-  case 4:
-    gatherKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint32_t *>(x), axisLen, inner, indices, count,
-        static_cast<uint32_t *>(out), n);
-    break;
-  case 8:
-    gatherKernel<<<blocks, kThreads, 0, stream>>>(
-        static_cast<const uint64_t *>(x), axisLen, inner, indices, count,
-        static_cast<uint64_t *>(out), n);
-    break;
-  default:
-    return rt::Status::error("gather: element size " +
-                             std::to_string(elemSize) + " is not supported");
-  }
-  return checkLaunch("gatherKernel launch");
+  return bySize(elemSize, "gatherKernel launch", [&](auto *tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    gatherKernel<<<blocksFor(n, kThreads), kThreads, 0, stream>>>(
+        static_cast<const T *>(x), axisLen, inner, indices, count,
+        static_cast<T *>(out), n);
+  });
 }
 
 } // namespace moe::cuda

@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/Moe.h"
 
+#include "kernels/cuda/BlockReduce.cuh"
 #include "kernels/cuda/CudaCheck.h"
 
 #include <cmath>
@@ -27,49 +28,22 @@ __global__ void routeKernel(const float *logits, int experts, int k,
   extern __shared__ float shared[];
   float *p = shared;                             // [E]
   unsigned char *taken = reinterpret_cast<unsigned char *>(p + experts);
-  __shared__ float reduce[32];
+  __shared__ float scratch[32];
   const int64_t t = blockIdx.x;
   const float *row = logits + t * experts;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int warps = (blockDim.x + 31) / 32;
   if (!sigmoid) {
     float mx = -INFINITY;
     for (int e = threadIdx.x; e < experts; e += blockDim.x)
       mx = fmaxf(mx, row[e]);
-    for (int o = 16; o > 0; o /= 2)
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0)
-      reduce[warp] = mx;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float m = -INFINITY;
-      for (int w = 0; w < warps; ++w)
-        m = fmaxf(m, reduce[w]);
-      if (isinf(m) && m < 0)
-        m = 0;
-      reduce[0] = m;
-    }
-    __syncthreads();
-    mx = reduce[0];
-    __syncthreads();
+    mx = blockMax(mx, scratch);
+    if (isinf(mx) && mx < 0)
+      mx = 0;
     float sum = 0;
     for (int e = threadIdx.x; e < experts; e += blockDim.x) {
       p[e] = expf(row[e] - mx);
       sum += p[e];
     }
-    for (int o = 16; o > 0; o /= 2)
-      sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0)
-      reduce[warp] = sum;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float s = 0;
-      for (int w = 0; w < warps; ++w)
-        s += reduce[w];
-      reduce[0] = s;
-    }
-    __syncthreads();
-    sum = reduce[0];
+    sum = blockSum(sum, scratch);
     for (int e = threadIdx.x; e < experts; e += blockDim.x)
       p[e] /= sum;
   } else {

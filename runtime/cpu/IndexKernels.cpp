@@ -603,41 +603,15 @@ StatusOr<Types> inferDynamicSlice(const Types &in, const Attrs &) {
 
 Status runDynamicSlice(KernelContext &ctx) {
   const Tensor &x = ctx.input(0);
-  size_t rank = x.rank();
   std::vector<Shape> v(5);
   for (size_t i = 1; i < ctx.numInputs(); ++i)
     v[i] = intValues(ctx.input(i));
-  size_t n = v[1].size();
-  if (ctx.numInputs() < 4)
-    for (size_t i = 0; i < n; ++i)
-      v[3].push_back(int64_t(i));
-  if (ctx.numInputs() < 5)
-    v[4].assign(n, 1);
-  for (size_t i = 2; i < 5; ++i)
-    if (v[i].size() != n)
-      return Status::error(inputName(i, kSliceNames[i]) + " has " +
-                           str(int64_t(v[i].size())) +
-                           " entries, input 1 (starts) " + str(int64_t(n)));
-  Shape first(rank, 0), step(rank, 1), count = x.shape();
-  std::vector<bool> seen(rank, false);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t r = int64_t(rank), a = v[3][i];
-    if (a < -r || a >= r)
-      return Status::error("input 3 (axes) has " + str(a) + " at position " +
-                           str(int64_t(i)) + ", outside [" + str(-r) + ", " +
-                           str(r) + ")");
-    size_t axis = size_t(a < 0 ? a + r : a);
-    if (seen[axis])
-      return Status::error("input 3 (axes) repeats axis " + str(a));
-    seen[axis] = true;
-    if (v[4][i] == 0)
-      return Status::error("input 4 (steps) has a 0 at position " +
-                           str(int64_t(i)));
-    step[axis] = v[4][i];
-    MOE_RETURN_IF_ERROR(kc::resolveSliceAxis(x.dim(axis), v[1][i], v[2][i],
-                                             v[4][i], first[axis],
-                                             count[axis]));
-  }
+  Shape first, step, count;
+  MOE_RETURN_IF_ERROR(kc::resolveSlice(
+      x.shape(), v[1], v[2],
+      ctx.numInputs() >= 4 ? std::optional<Shape>(v[3]) : std::nullopt,
+      ctx.numInputs() >= 5 ? std::optional<Shape>(v[4]) : std::nullopt, first,
+      step, count));
   MOE_RETURN_IF_ERROR(ctx.allocateOutput(0, x.dtype(), count));
   kc::slice(x.data(), x.shape(), first, step, count, dtypeSize(x.dtype()),
             ctx.output(0).mutableData());

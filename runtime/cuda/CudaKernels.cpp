@@ -444,40 +444,16 @@ CudaKernel expandKernel() {
   return k;
 }
 
-/// ONNX Slice on the device: v[1..4] are starts, ends, axes and steps
-/// (axes and steps may be empty: all leading axes, steps of 1).
-Status sliceOnDevice(CudaKernelContext &c, std::vector<Shape> v) {
+/// ONNX Slice on the device: starts, ends, axes and steps as
+/// kernels::cpu::resolveSlice takes them.
+Status sliceOnDevice(CudaKernelContext &c, const Shape &starts,
+                     const Shape &ends, const std::optional<Shape> &axes,
+                     const std::optional<Shape> &steps) {
   const Tensor &x = c.inputs[0];
   const size_t rank = x.rank();
-  const size_t n = v[1].size();
-  if (v[3].empty())
-    for (size_t i = 0; i < n; ++i)
-      v[3].push_back(int64_t(i));
-  if (v[4].empty())
-    v[4].assign(n, 1);
-  for (size_t i = 2; i < 5; ++i)
-    if (v[i].size() != n)
-      return Status::error("input " + str(int64_t(i)) + " has " +
-                           str(int64_t(v[i].size())) +
-                           " entries, input 1 (starts) " + str(int64_t(n)));
-  Shape first(rank, 0), step(rank, 1), count = x.shape();
-  std::vector<bool> seen(rank, false);
-  for (size_t i = 0; i < n; ++i) {
-    int64_t r = int64_t(rank), a = v[3][i];
-    if (a < -r || a >= r)
-      return Status::error("input 3 (axes) has " + str(a) + ", outside [" +
-                           str(-r) + ", " + str(r) + ")");
-    size_t axis = size_t(a < 0 ? a + r : a);
-    if (seen[axis])
-      return Status::error("input 3 (axes) repeats axis " + str(a));
-    seen[axis] = true;
-    if (v[4][i] == 0)
-      return Status::error("input 4 (steps) has a 0 at position " +
-                           str(int64_t(i)));
-    step[axis] = v[4][i];
-    MOE_RETURN_IF_ERROR(kernels::cpu::resolveSliceAxis(
-        x.dim(axis), v[1][i], v[2][i], v[4][i], first[axis], count[axis]));
-  }
+  Shape first, step, count;
+  MOE_RETURN_IF_ERROR(kernels::cpu::resolveSlice(x.shape(), starts, ends, axes,
+                                                 steps, first, step, count));
   Shape in = stridesOf(x.shape()), strides(rank);
   int64_t offset = 0;
   for (size_t d = 0; d < rank; ++d) {
@@ -506,18 +482,27 @@ CudaKernel sliceKernel(bool dynamic) {
     return elemSizeOk(in[0].dtype);
   };
   k.run = [dynamic](CudaKernelContext &c) -> Status {
-    std::vector<Shape> v(5);
     if (dynamic) {
+      std::vector<Shape> v(5);
       for (size_t i = 1; i < c.inputs.size(); ++i)
         v[i] = hostInts(c.inputs[i]);
-    } else {
-      const Attrs &a = c.step.attrs;
-      MOE_ASSIGN_OR_RETURN(v[1], a.getInts("starts"));
-      MOE_ASSIGN_OR_RETURN(v[2], a.getInts("ends"));
-      MOE_ASSIGN_OR_RETURN(v[3], a.getInts("axes", Shape{}));
-      MOE_ASSIGN_OR_RETURN(v[4], a.getInts("steps", Shape{}));
+      return sliceOnDevice(
+          c, v[1], v[2],
+          c.inputs.size() >= 4 ? std::optional<Shape>(v[3]) : std::nullopt,
+          c.inputs.size() >= 5 ? std::optional<Shape>(v[4]) : std::nullopt);
     }
-    return sliceOnDevice(c, std::move(v));
+    const Attrs &a = c.step.attrs;
+    Shape starts, ends;
+    MOE_ASSIGN_OR_RETURN(starts, a.getInts("starts"));
+    MOE_ASSIGN_OR_RETURN(ends, a.getInts("ends"));
+    std::optional<Shape> axes, steps;
+    if (a.has("axes")) {
+      MOE_ASSIGN_OR_RETURN(axes, a.getInts("axes"));
+    }
+    if (a.has("steps")) {
+      MOE_ASSIGN_OR_RETURN(steps, a.getInts("steps"));
+    }
+    return sliceOnDevice(c, starts, ends, axes, steps);
   };
   return k;
 }
