@@ -108,21 +108,6 @@ Status runSoftmax(KernelContext &ctx) {
   return Status::ok();
 }
 
-/// The reduced dims of a rank-`rank` input for the `axes` attribute.
-StatusOr<std::vector<bool>> reducedDims(const Attrs &attrs, size_t rank) {
-  std::vector<int64_t> axes;
-  MOE_ASSIGN_OR_RETURN(axes, attrs.getInts("axes", std::vector<int64_t>{}));
-  std::vector<bool> reduced(rank, axes.empty());
-  for (int64_t a : axes) {
-    int64_t axis;
-    MOE_ASSIGN_OR_RETURN(axis, normalizeAxis(a, rank, "axis"));
-    if (reduced[size_t(axis)])
-      return Status::error("attribute `axes` repeats axis " + str(a));
-    reduced[size_t(axis)] = true;
-  }
-  return reduced;
-}
-
 /// x (f32; reduce_sum and reduce_max also i64, i32) → reduced.
 InferFn reduceInfer(bool integers) {
   return [integers](const Types &in, const Attrs &attrs) -> StatusOr<Types> {

@@ -95,6 +95,22 @@ inline StatusOr<int64_t> normalizeAxis(int64_t axis, size_t rank,
 }
 
 /// Numpy broadcasting of two shapes with unknown dims.
+/// The reduced dims of a rank-`rank` input for the `axes` attribute.
+inline StatusOr<std::vector<bool>> reducedDims(const Attrs &attrs,
+                                               size_t rank) {
+  std::vector<int64_t> axes;
+  MOE_ASSIGN_OR_RETURN(axes, attrs.getInts("axes", std::vector<int64_t>{}));
+  std::vector<bool> reduced(rank, axes.empty());
+  for (int64_t a : axes) {
+    int64_t axis;
+    MOE_ASSIGN_OR_RETURN(axis, normalizeAxis(a, rank, "axis"));
+    if (reduced[size_t(axis)])
+      return Status::error("attribute `axes` repeats axis " + str(a));
+    reduced[size_t(axis)] = true;
+  }
+  return reduced;
+}
+
 inline StatusOr<Shape> broadcastShapes(const Shape &a, const Shape &b) {
   size_t rank = std::max(a.size(), b.size());
   Shape out(rank);

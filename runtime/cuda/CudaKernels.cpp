@@ -135,14 +135,8 @@ CudaKernel softmaxKernel() {
 /// The reduced axes of a reduce step as one contiguous run [lo, hi).
 StatusOr<std::pair<size_t, size_t>> reducedRun(const Attrs &attrs,
                                                size_t rank) {
-  std::vector<int64_t> axes;
-  MOE_ASSIGN_OR_RETURN(axes, attrs.getInts("axes", std::vector<int64_t>{}));
-  std::vector<bool> reduced(rank, axes.empty());
-  for (int64_t a : axes) {
-    int64_t axis;
-    MOE_ASSIGN_OR_RETURN(axis, normalizeAxis(a, rank, "axis"));
-    reduced[size_t(axis)] = true;
-  }
+  std::vector<bool> reduced;
+  MOE_ASSIGN_OR_RETURN(reduced, cpu::reducedDims(attrs, rank));
   size_t lo = 0;
   while (lo < rank && !reduced[lo])
     ++lo;
