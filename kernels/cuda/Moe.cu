@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/Moe.h"
 
+#include "kernels/cuda/Activation.cuh"
 #include "kernels/cuda/BlockReduce.cuh"
 #include "kernels/cuda/CudaCheck.h"
 
@@ -71,8 +72,8 @@ __global__ void routeKernel(const float *logits, int experts, int k,
       weights[t * k + s] /= total;
 }
 
-/// Block b < E collects the pairs routed to expert b, block E those with id
-/// -1, in pair order (a block-wide ballot scan keeps the sort stable); the
+/// Block b < E collects the pairs routed to expert b, block E the others
+/// (id -1, or out of range), in pair order (a block-wide ballot scan keeps the sort stable); the
 /// ranks are written to perm after offsets[b]. counts[E + 1] was filled by
 /// countKernel and offsets by scanKernel.
 __global__ void countKernel(const int64_t *ids, int64_t pairs, int experts,
@@ -81,23 +82,28 @@ __global__ void countKernel(const int64_t *ids, int64_t pairs, int experts,
   if (p >= pairs)
     return;
   int64_t e = ids[p];
-  if (e >= 0 && e < experts)
+  if (e >= 0 && e < experts) {
     atomicAdd(&counts[e], 1);
-  else if (e == -1)
-    atomicAdd(&counts[experts], 1);
-  else
+    return;
+  }
+  // -1 (skipped) and, so that perm stays a permutation whatever the ids,
+  // ids out of range (also counted as errors) go last with zero rows.
+  atomicAdd(&counts[experts], 1);
+  if (e != -1)
     atomicAdd(&counts[experts + 1], 1);
 }
 
 __global__ void scanKernel(const int *counts, int experts, int64_t *offsets,
-                           int64_t *hostBad) {
+                           int64_t *bad, int *errorFlags) {
   int64_t acc = 0;
   for (int e = 0; e < experts; ++e) {
     offsets[e] = acc;
     acc += counts[e];
   }
   offsets[experts] = acc;
-  hostBad[0] = counts[experts + 1];
+  bad[0] = counts[experts + 1];
+  if (errorFlags && counts[experts + 1] > 0)
+    atomicOr(errorFlags, kErrorExpertId);
 }
 
 __global__ void placeKernel(const int64_t *ids, int64_t pairs, int experts,
@@ -113,7 +119,11 @@ __global__ void placeKernel(const int64_t *ids, int64_t pairs, int experts,
   __syncthreads();
   for (int64_t c = 0; c < pairs; c += blockDim.x) {
     int64_t p = c + threadIdx.x;
-    bool mine = p < pairs && ids[p] == target;
+    bool mine = false;
+    if (p < pairs) {
+      int64_t id = ids[p];
+      mine = target >= 0 ? id == target : (id < 0 || id >= experts);
+    }
     unsigned ballot = __ballot_sync(0xffffffffu, mine);
     int inWarp = __popc(ballot & ((1u << lane) - 1u));
     if (lane == 0)
@@ -182,31 +192,6 @@ __global__ void combineKernel(const float *y, int64_t hiddenSize,
   out[i] = acc;
 }
 
-__device__ float activate(float x, const ActivationParams &a) {
-  switch (a.kind) {
-  case 0:
-    return x / (1.0f + expf(-x));
-  case 1:
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-  case 2:
-    return x > 0 ? x : 0.0f;
-  case 3: {
-    const float c = 0.7978845608028654f; // sqrt(2 / pi)
-    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-  }
-  default:
-    return x;
-  }
-}
-
-__device__ float swiglu(float g, float l, const ActivationParams &a) {
-  if (a.hasLimit) {
-    g = fminf(g, a.limit);
-    l = fmaxf(-a.limit, fminf(l, a.limit));
-  }
-  return g / (1.0f + expf(-a.alpha * g)) * (l + a.beta);
-}
-
 __global__ void activationKernel(const float *g, const float *l, int64_t n,
                                  int64_t ffn, ActivationParams a, float *h) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -225,14 +210,7 @@ __global__ void activationKernel(const float *g, const float *l, int64_t n,
     if (l)
       lin = l[i];
   }
-  float v;
-  if (a.kind == 5)
-    v = swiglu(gate, lin, a);
-  else if (l)
-    v = activate(gate, a) * lin;
-  else
-    v = activate(gate, a);
-  h[i] = v;
+  h[i] = expertActivate(gate, lin, a.fusion != 0 || l != nullptr, a);
 }
 
 constexpr unsigned kThreads = 256;
@@ -260,7 +238,7 @@ rt::Status route(const float *logits, int64_t tokens, int64_t experts,
 rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hiddenSize,
                     const int64_t *ids, int64_t k, int64_t experts,
                     float *rows, int64_t *offsets, int64_t *perm,
-                    int64_t *hostOffsets, Stream stream) {
+                    int64_t *hostOffsets, int *errorFlags, Stream stream) {
   const int64_t pairs = tokens * k;
   int *counts = nullptr;
   int64_t *bad = nullptr;
@@ -279,7 +257,8 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hiddenSize,
           ids, pairs, int(experts), counts);
       MOE_RETURN_IF_ERROR(checkLaunch("dispatch countKernel launch"));
     }
-    scanKernel<<<1, 1, 0, stream>>>(counts, int(experts), offsets, bad);
+    scanKernel<<<1, 1, 0, stream>>>(counts, int(experts), offsets, bad,
+                                    hostOffsets ? nullptr : errorFlags);
     MOE_RETURN_IF_ERROR(checkLaunch("dispatch scanKernel launch"));
     if (pairs > 0) {
       placeKernel<<<unsigned(experts + 1), kThreads, 0, stream>>>(
@@ -290,6 +269,8 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hiddenSize,
                                    int(experts), pairs, rows);
       MOE_RETURN_IF_ERROR(checkLaunch("dispatch gatherRowsKernel launch"));
     }
+    if (!hostOffsets)
+      return rt::Status::ok();
     MOE_RETURN_IF_ERROR(check(
         cudaMemcpyAsync(hostOffsets, offsets,
                         sizeof(int64_t) * size_t(experts + 1),
@@ -304,6 +285,8 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hiddenSize,
       check(cudaFreeAsync(counts, stream), "cudaFreeAsync(dispatch counts)");
   MOE_RETURN_IF_ERROR(st);
   MOE_RETURN_IF_ERROR(freed);
+  if (!hostOffsets)
+    return rt::Status::ok();
   MOE_RETURN_IF_ERROR(
       check(cudaStreamSynchronize(stream), "cudaStreamSynchronize(dispatch)"));
   if (hostOffsets[experts + 1] != 0)

@@ -3,45 +3,12 @@
 #include "kernels/cuda/Quant.h"
 
 #include "kernels/cuda/CudaCheck.h"
+#include "kernels/cuda/QuantDecode.cuh"
 
 #include <cuda_bf16.h>
-#include <cuda_fp16.h>
 
 namespace moe::cuda {
 namespace {
-
-/// Code j of a row (kernels::cpu getCode): 8 bits a byte; 4 bits two a
-/// byte, low nibble first; 2 bits four a byte, lowest first; 3 bits eight
-/// in a little-endian 24-bit word.
-__device__ __forceinline__ uint32_t code(const uint8_t *row, int bits,
-                                         int64_t j) {
-  switch (bits) {
-  case 8:
-    return row[j];
-  case 4:
-    return (row[j / 2] >> (4 * (j % 2))) & 0xFu;
-  case 2:
-    return (row[j / 4] >> (2 * (j % 4))) & 0x3u;
-  default: {
-    const uint8_t *w = row + j / 8 * 3;
-    uint32_t v = uint32_t(w[0]) | uint32_t(w[1]) << 8 | uint32_t(w[2]) << 16;
-    return (v >> (3 * (j % 8))) & 0x7u;
-  }
-  }
-}
-
-__device__ __forceinline__ float scaleOf(const uint8_t *packed,
-                                         const QuantMatrix &q, int64_t g) {
-  if (q.f16Scales)
-    return __half2float(
-        reinterpret_cast<const __half *>(packed + q.scalesOffset)[g]);
-  return reinterpret_cast<const float *>(packed + q.scalesOffset)[g];
-}
-
-__device__ __forceinline__ int zeroOf(const uint8_t *packed,
-                                      const QuantMatrix &q, int64_t g) {
-  return q.zeroPoints ? int(packed[q.zerosOffset + g]) : 1 << (q.bits - 1);
-}
 
 /// One warp per output feature o; each lane takes chunks of 8 columns
 /// (one group's scale and zero per chunk: groups are multiples of 8).
@@ -60,11 +27,11 @@ __global__ void gemvKernel(const float *x, int64_t k, const uint8_t *packed,
     acc[r] = 0.0f;
   for (int64_t c0 = int64_t(lane) * 8; c0 < k; c0 += 32 * 8) {
     const int64_t g = o * q.groupsPerRow + c0 / q.groupSize;
-    const float scale = scaleOf(packed, q, g);
-    const int zero = zeroOf(packed, q, g);
+    const float scale = quantScale(packed, q, g);
+    const int zero = quantZero(packed, q, g);
     const int64_t c1 = c0 + 8 < k ? c0 + 8 : k;
     for (int64_t c = c0; c < c1; ++c) {
-      float w = float(int(code(row, q.bits, c)) - zero) * scale;
+      float w = float(int(quantCode(row, q.bits, c)) - zero) * scale;
 #pragma unroll
       for (int r = 0; r < N; ++r)
         acc[r] += w * x[r * k + c];
@@ -88,9 +55,9 @@ __global__ void dequantKernel(const uint8_t *packed, QuantMatrix q,
     return;
   const int64_t r = i / cols, c = i % cols;
   const int64_t g = r * q.groupsPerRow + c / q.groupSize;
-  float w = float(int(code(packed + r * q.rowBytes, q.bits, c)) -
-                  zeroOf(packed, q, g)) *
-            scaleOf(packed, q, g);
+  float w = float(int(quantCode(packed + r * q.rowBytes, q.bits, c)) -
+                  quantZero(packed, q, g)) *
+            quantScale(packed, q, g);
   out[i] = __float2bfloat16(w);
 }
 

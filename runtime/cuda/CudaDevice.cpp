@@ -3,6 +3,7 @@
 #include "runtime/cuda/CudaDevice.h"
 
 #include "kernels/cuda/CudaCheck.h"
+#include "kernels/cuda/Moe.h"
 
 #include <algorithm>
 #include <cstring>
@@ -90,6 +91,14 @@ StatusOr<std::shared_ptr<CudaDevice>> CudaDevice::open(int index,
     d->stagingDone_[i] = ev;
   }
   d->stagingBytes_ = kStagingBytes;
+  MOE_RETURN_IF_ERROR(check(
+      cudaMalloc(reinterpret_cast<void **>(&d->errorFlags_), sizeof(int)),
+      "cudaMalloc(error flags)"));
+  MOE_RETURN_IF_ERROR(
+      check(cudaMemset(d->errorFlags_, 0, sizeof(int)), "cudaMemset(flags)"));
+  MOE_RETURN_IF_ERROR(check(
+      cudaMallocHost(reinterpret_cast<void **>(&d->hostFlags_), sizeof(int)),
+      "cudaMallocHost(error flags)"));
   {
     StatusOr<std::unique_ptr<moe::cuda::Blas>> b = moe::cuda::Blas::create();
     if (!b.isOk())
@@ -111,6 +120,10 @@ CudaDevice::~CudaDevice() {
   }
   if (pinned_)
     cudaFreeHost(pinned_);
+  if (errorFlags_)
+    cudaFree(errorFlags_);
+  if (hostFlags_)
+    cudaFreeHost(hostFlags_);
   if (stream_)
     cudaStreamDestroy(stream_);
 }
@@ -221,6 +234,31 @@ StatusOr<Tensor> CudaDevice::download(const Tensor &dev) {
 
 Status CudaDevice::synchronize() {
   return check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+}
+
+Status CudaDevice::takeErrors() {
+  MOE_RETURN_IF_ERROR(check(cudaMemcpyAsync(hostFlags_, errorFlags_,
+                                            sizeof(int),
+                                            cudaMemcpyDeviceToHost, stream_),
+                            "cudaMemcpyAsync(error flags)"));
+  MOE_RETURN_IF_ERROR(check(cudaStreamSynchronize(stream_),
+                            "cudaStreamSynchronize(error flags)"));
+  int flags = *hostFlags_;
+  if (flags == 0)
+    return Status::ok();
+  MOE_RETURN_IF_ERROR(check(cudaMemsetAsync(errorFlags_, 0, sizeof(int),
+                                            stream_),
+                            "cudaMemsetAsync(error flags)"));
+  if (flags & moe::cuda::kErrorExpertId)
+    return Status::error("moe.dispatch: an expert id outside [-1, E) "
+                         "(found on the device)");
+  return Status::error("a device kernel reported error flags " +
+                       std::to_string(flags));
+}
+
+Status CudaDevice::clearErrors() {
+  return check(cudaMemsetAsync(errorFlags_, 0, sizeof(int), stream_),
+               "cudaMemsetAsync(error flags)");
 }
 
 StatusOr<void *> CudaDevice::pinned(uint64_t bytes) {

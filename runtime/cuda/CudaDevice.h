@@ -66,6 +66,14 @@ public:
   /// Pinned host memory of at least `bytes`, reused between calls (its
   /// contents are not kept); callers on the device's stream only.
   StatusOr<void *> pinned(uint64_t bytes);
+  /// Device flags that kernels set on finding bad data without stopping the
+  /// stream (moe::cuda::kErrorExpertId); read and cleared by takeErrors().
+  int *errorFlags() const { return errorFlags_; }
+  /// Waits for the stream, then the flags set since the last call as an
+  /// error (clearing them), or ok.
+  Status takeErrors();
+  /// Clears the flags (in stream order): a run starts with none.
+  Status clearErrors();
 
 private:
   CudaDevice() = default;
@@ -82,6 +90,8 @@ private:
   uint64_t stagingBytes_ = 0;
   void *pinned_ = nullptr;
   uint64_t pinnedBytes_ = 0;
+  int *errorFlags_ = nullptr;
+  int *hostFlags_ = nullptr; // pinned
   std::mutex mutex_;
 };
 

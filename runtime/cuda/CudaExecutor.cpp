@@ -180,7 +180,9 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
   }
   if (k->allocatesOutputs) {
     CudaKernelContext ctx{*device_, step, std::move(inputs),
-                          std::vector<Tensor>(step.outputs.size()), {}};
+                          std::vector<Tensor>(step.outputs.size()), {}, {}};
+    for (uint32_t v : step.inputs)
+      ctx.hostInputs.push_back(st.host[v]);
     MOE_RETURN_IF_ERROR(k->run(ctx));
     for (size_t i = 0; i < step.outputs.size(); ++i) {
       if (!ctx.outputs[i].defined())
@@ -197,7 +199,9 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
       *step.kernel, types, step.attrs, step.outputs.size());
   if (!outTypes.isOk())
     return outTypes.status();
-  CudaKernelContext ctx{*device_, step, std::move(inputs), {}, {}};
+  CudaKernelContext ctx{*device_, step, std::move(inputs), {}, {}, {}};
+  for (uint32_t v : step.inputs)
+    ctx.hostInputs.push_back(st.host[v]);
   for (size_t i = 0; i < outTypes->size(); ++i) {
     StatusOr<Tensor> t = device_->allocate(
         (*outTypes)[i].dtype, (*outTypes)[i].shape,
@@ -235,6 +239,7 @@ CudaExecutor::runDevice(const std::vector<Tensor> &inputs,
     (inputs[i].isOnDevice() ? st.dev : st.host)[plan_.inputs()[i]] =
         inputs[i];
   const std::vector<StepInfo> &steps = plan_.steps();
+  MOE_RETURN_IF_ERROR(device_->clearErrors());
   for (size_t s = 0; s < steps.size(); ++s) {
     if (host_->isFolded(s))
       continue;
@@ -265,7 +270,8 @@ CudaExecutor::runDevice(const std::vector<Tensor> &inputs,
       return h.status().withContext("output");
     outputs.push_back(std::move(*h));
   }
-  MOE_RETURN_IF_ERROR(device_->synchronize());
+  // Waits for the stream, and reports what kernels flagged on the way.
+  MOE_RETURN_IF_ERROR(device_->takeErrors());
   if (options_.profile)
     ++profiledRuns_;
   return outputs;

@@ -546,6 +546,14 @@ CudaKernel dispatchKernel() {
     const Tensor &hidden = c.inputs[0], &ids = c.inputs[1];
     int64_t e;
     MOE_ASSIGN_OR_RETURN(e, cpu::expertCount(c.step.attrs));
+    // Decode: the experts run from the offsets on the device; nothing
+    // waits, and a bad id is reported when the run ends.
+    if (kcu::decodeOnDevice(ids.numElements(), e))
+      return kcu::dispatch(hidden.data<float>(), hidden.dim(0),
+                           hidden.dim(1), ids.data<int64_t>(), ids.dim(1), e,
+                           out<float>(c, 0), out<int64_t>(c, 1),
+                           out<int64_t>(c, 2), nullptr,
+                           c.device.errorFlags(), c.device.stream());
     void *pinned;
     MOE_ASSIGN_OR_RETURN(pinned,
                          c.device.pinned(uint64_t(e + 2) * sizeof(int64_t)));
@@ -553,7 +561,7 @@ CudaKernel dispatchKernel() {
     MOE_RETURN_IF_ERROR(kcu::dispatch(
         hidden.data<float>(), hidden.dim(0), hidden.dim(1),
         ids.data<int64_t>(), ids.dim(1), e, out<float>(c, 0),
-        out<int64_t>(c, 1), out<int64_t>(c, 2), hostOffsets,
+        out<int64_t>(c, 1), out<int64_t>(c, 2), hostOffsets, nullptr,
         c.device.stream()));
     std::vector<int64_t> offsets(hostOffsets, hostOffsets + e + 1);
     StatusOr<Tensor> h = Tensor::fromVector(DType::I64, {e + 1}, offsets);
@@ -566,10 +574,112 @@ CudaKernel dispatchKernel() {
   return k;
 }
 
+/// Expert x2's [rows, cols] matrix of weight input `t` as the kernels read
+/// it: a dense f32 bank's slice, or a packed bank's f32, bf16, quantised or
+/// absent slice.
+struct ExpertMatrix {
+  const void *data = nullptr;
+  bool bf16 = false, absent = false, quant = false;
+  kcu::QuantMatrix q;
+};
+
+ExpertMatrix expertMatrix(const Tensor &t, int64_t x2, int64_t mrows,
+                          int64_t mcols) {
+  ExpertMatrix m;
+  const PackedWeight *p = t.packed();
+  if (!p) {
+    m.data = t.data<float>() + x2 * mrows * mcols;
+    return m;
+  }
+  const kernels::cpu::QuantFormat &f = p->formats[size_t(x2)];
+  m.data = static_cast<const uint8_t *>(t.data()) + p->offsets[size_t(x2)];
+  m.bf16 = f.bits == 16;
+  m.absent = f.bits == kernels::cpu::kAbsentBits;
+  m.quant = f.bits == 8 || f.bits == 4 || f.bits == 3 || f.bits == 2;
+  if (m.quant) {
+    kernels::cpu::QuantLayout ql = kernels::cpu::quantLayout(f, mrows, mcols);
+    m.q.bits = f.bits;
+    m.q.groupSize = f.groupSize;
+    m.q.f16Scales = f.f16Scales;
+    m.q.zeroPoints = f.zeroPoints;
+    m.q.rowBytes = ql.rowBytes;
+    m.q.groupsPerRow = ql.groupsPerRow;
+    m.q.scalesOffset = ql.scalesOffset;
+    m.q.zerosOffset = ql.zerosOffset;
+  }
+  return m;
+}
+
+kcu::ActivationParams activationParams(const cpu::ExpertsLayout &l) {
+  kcu::ActivationParams act;
+  act.kind = int(l.act.kind);
+  act.alpha = l.act.alpha;
+  act.beta = l.act.beta;
+  act.hasLimit = std::isfinite(l.act.limit);
+  act.limit = act.hasLimit ? l.act.limit : 0.0f;
+  act.fusion = l.act.fusion;
+  return act;
+}
+
+/// moe.experts for a decode step (kcu::decodeOnDevice): the grouped GEMV
+/// kernels, from the offsets on the device.
+Status expertsDecode(CudaKernelContext &c, const cpu::ExpertsLayout &l,
+                     const std::vector<int64_t> &pruned, int64_t e,
+                     int64_t gWidth, int64_t ffn) {
+  const Tensor &x = c.inputs[0];
+  const int64_t rows = x.dim(0), h = x.dim(1);
+  uint64_t prunedBits = 0;
+  for (size_t i = 0; i < pruned.size() && i < 64; ++i)
+    if (pruned[i])
+      prunedBits |= uint64_t(1) << i;
+  size_t next = 4;
+  const size_t w3i = l.w3 ? next++ : 0;
+  const float *b1 = l.b1 ? in<float>(c, next++) : nullptr;
+  const float *b2 = l.b2 ? in<float>(c, next++) : nullptr;
+  const float *b3 = l.b3 ? in<float>(c, next++) : nullptr;
+  auto bank = [&](size_t i, int64_t mrows, int64_t mcols,
+                  kcu::ExpertBank &b) -> Status {
+    const PackedWeight *p = c.inputs[i].packed();
+    if (p && int64_t(p->formats.size()) != e)
+      return Status::error("input " + str(int64_t(i)) + " is packed in " +
+                           str(int64_t(p->formats.size())) +
+                           " slices, expected " + str(e));
+    for (int64_t x2 = 0; x2 < e; ++x2) {
+      ExpertMatrix m = expertMatrix(c.inputs[i], x2, mrows, mcols);
+      bool isPruned = (prunedBits >> x2) & 1u;
+      if (m.absent && !isPruned)
+        return Status::error("input " + str(int64_t(i)) + ": expert " +
+                             str(x2) + " has no weights (absent slice) but "
+                             "is not pruned");
+      b.data[x2] = m.data;
+      b.kind[x2] = m.absent ? kcu::ExpertBank::Absent
+                   : m.quant ? kcu::ExpertBank::Quantised
+                   : m.bf16  ? kcu::ExpertBank::BF16
+                             : kcu::ExpertBank::F32;
+      b.q[x2] = m.q;
+    }
+    return Status::ok();
+  };
+  kcu::ExpertBank w1, w2, w3;
+  MOE_RETURN_IF_ERROR(bank(2, gWidth, h, w1));
+  MOE_RETURN_IF_ERROR(bank(3, h, ffn, w2));
+  if (l.w3)
+    MOE_RETURN_IF_ERROR(bank(w3i, ffn, h, w3));
+  StatusOr<Tensor> scratch = c.device.scratch(
+      uint64_t(std::max<int64_t>(rows * ffn, 1)) * sizeof(float),
+      "moe.experts scratch");
+  if (!scratch.isOk())
+    return scratch.status();
+  return kcu::expertsDecode(x.data<float>(), rows, h, in<int64_t>(c, 1), e,
+                            ffn, w1, w2, l.w3 ? &w3 : nullptr, b1, b2, b3,
+                            prunedBits, activationParams(l),
+                            scratch->mutableData<float>(), out<float>(c, 0),
+                            c.device.stream());
+}
+
 CudaKernel expertsKernel() {
   CudaKernel k;
   k.name = "moe.experts";
-  k.hostInput = [](size_t i) { return i == 1; };
   k.supports = [](const StepInfo &step, const Types &in) -> Status {
     for (const char *a : {"exchange_ranks", "tp_ranks"}) {
       const AttrValue *v = step.attrs.find(a);
@@ -589,11 +699,22 @@ CudaKernel expertsKernel() {
     std::vector<int64_t> pruned;
     MOE_ASSIGN_OR_RETURN(pruned, c.step.attrs.getInts(
                                      "pruned", std::vector<int64_t>{}));
-    const Tensor &x = c.inputs[0], &offsetsT = c.inputs[1];
+    const Tensor &x = c.inputs[0];
     const int64_t rows = x.dim(0), h = x.dim(1);
     const int64_t ffn = c.inputs[3].dim(2);
     const bool fused = l.act.fused();
     const int64_t gWidth = fused ? 2 * ffn : ffn;
+    if (kcu::decodeOnDevice(rows, e))
+      return expertsDecode(c, l, pruned, e, gWidth, ffn);
+    // Sized on the host: the offsets' values (dispatch's host copy, or a
+    // download).
+    Tensor offsetsT = c.hostInputs.size() > 1 ? c.hostInputs[1] : Tensor();
+    if (!offsetsT.defined()) {
+      StatusOr<Tensor> d = c.device.download(c.inputs[1]);
+      if (!d.isOk())
+        return d.status();
+      offsetsT = *d;
+    }
     const int64_t *off = offsetsT.data<int64_t>();
     if (offsetsT.numElements() != e + 1 || off[0] != 0 || off[e] > rows)
       return Status::error("offsets do not describe " + str(rows) + " rows");
@@ -603,41 +724,9 @@ CudaKernel expertsKernel() {
         return Status::error("offsets decrease at expert " + str(x2));
       most = std::max(most, off[x2 + 1] - off[x2]);
     }
-    // Expert x2's [rows, cols] matrix of weight input i: its address and
-    // form (a dense f32 bank, or a packed bank's f32, bf16 or quantised
-    // slice, or an absent one).
-    struct Matrix {
-      const void *data = nullptr;
-      bool bf16 = false, absent = false, quant = false;
-      kcu::QuantMatrix q;
-    };
-    auto matrix = [&](size_t i, int64_t x2, int64_t mrows,
-                      int64_t mcols) -> Matrix {
-      const Tensor &t = c.inputs[i];
-      const PackedWeight *p = t.packed();
-      Matrix m;
-      if (!p) {
-        m.data = t.data<float>() + x2 * mrows * mcols;
-        return m;
-      }
-      const kernels::cpu::QuantFormat &f = p->formats[size_t(x2)];
-      m.data = static_cast<const uint8_t *>(t.data()) + p->offsets[size_t(x2)];
-      m.bf16 = f.bits == 16;
-      m.absent = f.bits == kernels::cpu::kAbsentBits;
-      m.quant = f.bits == 8 || f.bits == 4 || f.bits == 3 || f.bits == 2;
-      if (m.quant) {
-        kernels::cpu::QuantLayout ql = kernels::cpu::quantLayout(f, mrows,
-                                                                 mcols);
-        m.q.bits = f.bits;
-        m.q.groupSize = f.groupSize;
-        m.q.f16Scales = f.f16Scales;
-        m.q.zeroPoints = f.zeroPoints;
-        m.q.rowBytes = ql.rowBytes;
-        m.q.groupsPerRow = ql.groupsPerRow;
-        m.q.scalesOffset = ql.scalesOffset;
-        m.q.zerosOffset = ql.zerosOffset;
-      }
-      return m;
+    using Matrix = ExpertMatrix;
+    auto matrix = [&](size_t i, int64_t x2, int64_t mrows, int64_t mcols) {
+      return expertMatrix(c.inputs[i], x2, mrows, mcols);
     };
     size_t next = 4;
     const size_t w3i = l.w3 ? next++ : 0;
@@ -664,13 +753,7 @@ CudaKernel expertsKernel() {
         anyDequant = anyDequant || (m.quant && many);
       }
     }
-    kcu::ActivationParams act;
-    act.kind = int(l.act.kind);
-    act.alpha = l.act.alpha;
-    act.beta = l.act.beta;
-    act.hasLimit = std::isfinite(l.act.limit);
-    act.limit = act.hasLimit ? l.act.limit : 0.0f;
-    act.fusion = l.act.fusion;
+    const kcu::ActivationParams act = activationParams(l);
     kcu::Stream s = c.device.stream();
     float *y = out<float>(c, 0);
     // Scratch for the largest expert: g (2F wide when fused), l, h; for

@@ -38,6 +38,10 @@ struct CudaKernelContext {
   /// Host copies of outputs that the kernel has anyway (moe.dispatch's
   /// offsets), so that a later host read needs no download.
   std::vector<Tensor> hostOutputs;
+  /// Host copies of the inputs where the executor has them (undefined
+  /// elsewhere): a kernel that needs an input's values on the host reads
+  /// them here before downloading.
+  std::vector<Tensor> hostInputs;
 };
 
 enum class CudaPlacement {

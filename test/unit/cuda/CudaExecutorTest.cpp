@@ -238,30 +238,44 @@ TEST(CudaExecutor, MoeLayerQuantisedExpertsGemvAndDequant) {
                             {3, 128, true, false}, {2, 32, true, true},
                             {16, 0, true, false}, {0, 0, true, false}};
   checkMoeLayer(6, 2, 128, 256, "silu", 0, true, false, {}, false, false,
-                formats, {1, 2, 3, 5, 8, 200});
+                formats, {1, 2, 3, 5, 8, 20, 200});
   checkMoeLayer(6, 2, 128, 256, "swiglu", 2, false, true, {}, false, false,
                 formats, {1, 4, 300});
 }
 
 TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {
   MOE_REQUIRE_GPU();
-  PlanBuilder pb;
-  uint32_t x = pb.input("x", DType::F32, {2, 4});
-  uint32_t ids = pb.input("ids", DType::I64, {2, 1});
-  auto d = pb.call("moe.dispatch", {x, ids},
-                   {{DType::F32, {2, 4}}, {DType::I64, {4}}, {DType::I64, {2}}},
-                   Attrs().setInt("num_experts", 3));
-  pb.output(d[0]);
-  auto plan = loadBuilt(pb);
-  ASSERT_TRUE(plan);
-  auto ex = moe::rt::cuda::CudaExecutor::create(*plan);
-  ASSERT_TRUE(ex.isOk()) << ex.status().message();
-  std::mt19937 rng(5);
-  auto r = (*ex)->run({randomF32({2, 4}, rng), i64({2, 1}, {1, 3})});
-  ASSERT_FALSE(r.isOk());
-  EXPECT_NE(r.status().message().find("1 expert ids are outside [-1, 3)"),
-            std::string::npos)
-      << r.status().message();
+  // Decode-sized (found on the device, reported when the run ends) and
+  // larger (found when dispatch waits for its offsets).
+  for (int64_t T : {2, 40}) {
+    PlanBuilder pb;
+    uint32_t x = pb.input("x", DType::F32, {T, 4});
+    uint32_t ids = pb.input("ids", DType::I64, {T, 1});
+    auto d = pb.call("moe.dispatch", {x, ids},
+                     {{DType::F32, {T, 4}}, {DType::I64, {4}},
+                      {DType::I64, {T}}},
+                     Attrs().setInt("num_experts", 3));
+    pb.output(d[0]);
+    pb.output(d[2]);
+    auto plan = loadBuilt(pb);
+    ASSERT_TRUE(plan);
+    auto ex = moe::rt::cuda::CudaExecutor::create(*plan);
+    ASSERT_TRUE(ex.isOk()) << ex.status().message();
+    std::mt19937 rng(5);
+    std::vector<int64_t> bad(size_t(T), 1);
+    bad[1] = 3;
+    auto r = (*ex)->run({randomF32({T, 4}, rng), i64({T, 1}, bad)});
+    ASSERT_FALSE(r.isOk());
+    const std::string &m = r.status().message();
+    EXPECT_TRUE(m.find("1 expert ids are outside [-1, 3)") !=
+                    std::string::npos ||
+                m.find("an expert id outside [-1, E)") != std::string::npos)
+        << m;
+    // The executor stays usable: good ids run.
+    auto ok = (*ex)->run({randomF32({T, 4}, rng),
+                          i64({T, 1}, std::vector<int64_t>(size_t(T), 2))});
+    EXPECT_TRUE(ok.isOk()) << ok.status().message();
+  }
 }
 
 TEST(CudaExecutor, WeightsBeyondTheBudgetAreAnError) {
