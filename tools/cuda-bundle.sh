@@ -85,6 +85,19 @@ for c in hf/mixtral_block.torchscript; do
     --emit-plan "$DIR/plans/$name.int4.moeplan" -o /dev/null
   echo "$name.int4 $name - 2e-2" >> "$DIR/cases.txt"
 done
+# The hybrid device: mixtral_tiny placed by moe-place-experts (the H100
+# profile, routing profiled on 8 windows of eval.bin here) under budgets of
+# 25% and 50% of its 9.4 MB of experts: GPU-resident, CPU and on-demand
+# experts mixed in every layer.
+c=trained/mixtral_tiny
+name="${c//\//.}"
+"$BUILD/bin/moe-exec" "$DIR/plans/$name.moeplan" --perplexity "$FIX/$c/eval.bin" \
+  --windows 8 --profile "$DIR/routing-profile.json" >/dev/null
+for budget in 2400000 4800000; do
+  "$BUILD/bin/moe-opt" "$FIX/$c/model.onnx" --pass-pipeline="builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,moe-place-experts{device-profile=$ROOT/bench/devices/h100-host.json profile=$DIR/routing-profile.json gpu-budget-bytes=$budget batch=1},moe-lower-to-plan)" \
+    --emit-plan "$DIR/plans/$name.placed$budget.moeplan" -o /dev/null
+  echo "$name.placed$budget $name 1e-4 1e-4 hybrid" >> "$DIR/cases.txt"
+done
 
 cat > "$DIR/run.sh" <<'RUN'
 #!/bin/bash
@@ -101,7 +114,8 @@ echo "== gtest" | tee "$OUT/summary.txt"
 timeout 300 bin/moe-cuda-tests --gtest_output="json:$OUT/gtest.json" > "$OUT/gtest.txt" 2>&1 || status=1
 tail -n 15 "$OUT/gtest.txt" | tee -a "$OUT/summary.txt"
 echo "== fixtures on --device cuda" | tee -a "$OUT/summary.txt"
-while read -r plan data tol cputol; do
+while read -r plan data tol cputol dev; do
+  dev="${dev:-cuda}"
   for set in data/"$data"/test_data_set_*; do
     s="$(basename "$set")"
     log="$OUT/fixture.$plan.$s.txt"
@@ -109,14 +123,20 @@ while read -r plan data tol cputol; do
     # outputs and against the CPU's.
     timeout 120 bin/moe-exec "plans/$plan.moeplan" --inputs "$set" --outputs "$OUT/cpu.$plan.$s" > "$log" 2>&1 || status=1
     if [ "$tol" != "-" ]; then
-      timeout 120 bin/moe-exec "plans/$plan.moeplan" --device cuda --inputs "$set" \
+      timeout 120 bin/moe-exec "plans/$plan.moeplan" --device "$dev" --inputs "$set" \
         --check-outputs "$set" --tolerance "$tol" >> "$log" 2>&1 || status=1
     fi
-    timeout 120 bin/moe-exec "plans/$plan.moeplan" --device cuda --inputs "$set" \
+    timeout 120 bin/moe-exec "plans/$plan.moeplan" --device "$dev" --inputs "$set" \
       --check-outputs "$OUT/cpu.$plan.$s" --tolerance "$cputol" >> "$log" 2>&1 || status=1
-    echo "$plan $s: $(tr '\n' ' ' < "$log")" | tee -a "$OUT/summary.txt"
+    echo "$plan ($dev) $s: $(tr '\n' ' ' < "$log")" | tee -a "$OUT/summary.txt"
   done
 done < cases.txt
+echo "== hybrid: measured expert layers against moe-place-experts' prediction" | tee -a "$OUT/summary.txt"
+for budget in 2400000 4800000; do
+  timeout 120 bin/moe-exec "plans/trained.mixtral_tiny.placed$budget.moeplan" --device hybrid \
+    --inputs data/trained.mixtral_tiny/test_data_set_0 --bench --profile-ops 2>&1 |
+    grep -E "median|hybrid|layer" | sed "s/^/placed$budget: /" | tee -a "$OUT/summary.txt" || status=1
+done
 echo "== device profile" | tee -a "$OUT/summary.txt"
 timeout 180 bin/moe-exec --measure-device "$OUT/device-profile.json" > /dev/null 2>> "$OUT/summary.txt" || status=1
 cat "$OUT/device-profile.json" >> "$OUT/summary.txt" 2>/dev/null

@@ -154,7 +154,8 @@ StatusOr<Tensor> CudaDevice::allocate(DType dtype, Shape shape,
   return Tensor::onDevice(dtype, std::move(shape), p, std::move(owner));
 }
 
-Status CudaDevice::copyIn(void *dst, const void *src, uint64_t bytes) {
+Status CudaDevice::copyToDevice(void *dst, const void *src,
+                                uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   uint64_t done = 0;
   int half = 0;
@@ -189,7 +190,7 @@ StatusOr<Tensor> CudaDevice::upload(const Tensor &host,
     if (!raw.isOk())
       return raw;
     MOE_RETURN_IF_ERROR(
-        copyIn(raw->mutableData(), host.data(), bytes).withContext(what));
+        copyToDevice(raw->mutableData(), host.data(), bytes).withContext(what));
     // The device tensor keeps the raw allocation alive.
     auto owner = std::make_shared<Tensor>(*raw);
     auto layout = std::make_shared<const PackedWeight>(*p);
@@ -200,7 +201,7 @@ StatusOr<Tensor> CudaDevice::upload(const Tensor &host,
   if (!d.isOk())
     return d;
   MOE_RETURN_IF_ERROR(
-      copyIn(d->mutableData(), host.data(), host.byteSize()).withContext(what));
+      copyToDevice(d->mutableData(), host.data(), host.byteSize()).withContext(what));
   return d;
 }
 

@@ -63,6 +63,9 @@ public:
   StatusOr<Tensor> download(const Tensor &dev);
   /// Waits for everything enqueued so far.
   Status synchronize();
+  /// Copies `bytes` host bytes to device address `dst` through the pinned
+  /// staging, in stream order; returns once enqueued (`src` may be reused).
+  Status copyToDevice(void *dst, const void *src, uint64_t bytes);
   /// Pinned host memory of at least `bytes`, reused between calls (its
   /// contents are not kept); callers on the device's stream only.
   StatusOr<void *> pinned(uint64_t bytes);
@@ -77,7 +80,6 @@ public:
 
 private:
   CudaDevice() = default;
-  Status copyIn(void *dst, const void *src, uint64_t bytes);
 
   CudaDeviceInfo info_;
   moe::cuda::Stream stream_ = nullptr;

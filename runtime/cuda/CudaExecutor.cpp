@@ -41,6 +41,7 @@ CudaExecutor::create(const LoadedPlan &plan,
   std::vector<bool> foldable = foldableSteps(plan);
   ex->deviceConstants_.assign(values.size(), Tensor());
   ex->placement_.resize(steps.size(), CudaPlacement::Host);
+  ex->residency_.resize(steps.size());
   for (size_t s = 0; s < steps.size(); ++s) {
     StatusOr<CudaPlacement> p = cudaPlacement(plan, s, foldable);
     if (!p.isOk())
@@ -49,8 +50,25 @@ CudaExecutor::create(const LoadedPlan &plan,
     if (*p == CudaPlacement::Host || ex->host_->isFolded(s))
       continue;
     const CudaKernel *k = findCudaKernel(steps[s].kernelName);
+    // Hybrid: a moe.experts step's w1, w2, w3 go where each expert is
+    // placed, not whole to the device.
+    const bool hybridExperts =
+        options.hybrid && steps[s].kernelName == "moe.experts";
+    if (hybridExperts) {
+      std::vector<Tensor> host;
+      for (uint32_t v : steps[s].inputs)
+        host.push_back(ex->host_->constantValue(v));
+      StatusOr<std::unique_ptr<ExpertResidency>> r = makeResidency(
+          *ex->device_, steps[s], host, options.cacheExperts);
+      if (!r.isOk())
+        return r.status().withContext("hybrid: step " + std::to_string(s) +
+                                      " `moe.experts`");
+      ex->residency_[s] = std::move(*r);
+    }
     for (size_t i = 0; i < steps[s].inputs.size(); ++i) {
       uint32_t v = steps[s].inputs[i];
+      if (hybridExperts && i >= 2 && i < ex->residency_[s]->device.size())
+        continue; // w1, w2, w3: in the residency
       const Tensor &c = ex->host_->constantValue(v);
       if (!c.defined() || ex->deviceConstants_[v].defined() ||
           (k && k->hostInput && k->hostInput(i)))
@@ -87,6 +105,25 @@ Status CudaExecutor::checkInputs(const std::vector<Tensor> &inputs) const {
 int CudaExecutor::numThreads() const { return host_->numThreads(); }
 
 std::string CudaExecutor::deviceName() const { return device_->info().name; }
+
+HybridStats CudaExecutor::hybridStats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  HybridStats h;
+  for (const std::unique_ptr<ExpertResidency> &r : residency_) {
+    if (!r)
+      continue;
+    h.h2dBytes += r->h2dBytes;
+    h.d2hBytes += r->d2hBytes;
+    h.cacheHits += r->hits;
+    h.cacheMisses += r->misses;
+    for (int64_t p : r->placement) {
+      h.residentExperts += p == 0 || p == 1;
+      h.cpuExperts += p == 2;
+      h.onDemandExperts += p == 3;
+    }
+  }
+  return h;
+}
 
 uint64_t CudaExecutor::peakDeviceBytes() const {
   return device_->memory().peak();
@@ -156,10 +193,12 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
                      st.host[step.inputs[0]].defined() &&
                      !st.dev[step.inputs[0]].defined();
   bool shapesOnly = step.kernelName == "nn.shape";
+  ExpertResidency *residency = residency_[index].get();
   for (size_t i = 0; i < step.inputs.size(); ++i) {
     uint32_t v = step.inputs[i];
     bool host = placement == CudaPlacement::Host || aliasOnHost ||
-                (k && k->hostInput && k->hostInput(i));
+                (k && k->hostInput && k->hostInput(i)) ||
+                (residency && i >= 2 && i < residency->device.size());
     StatusOr<Tensor> t = shapesOnly && !st.host[v].defined() ? st.dev[v]
                          : host                              ? onHost(i)
                                                              : onDevice(i);
@@ -202,6 +241,7 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
   CudaKernelContext ctx{*device_, step, std::move(inputs), {}, {}, {}};
   for (uint32_t v : step.inputs)
     ctx.hostInputs.push_back(st.host[v]);
+  ctx.residency = residency;
   for (size_t i = 0; i < outTypes->size(); ++i) {
     StatusOr<Tensor> t = device_->allocate(
         (*outTypes)[i].dtype, (*outTypes)[i].shape,

@@ -14,6 +14,7 @@
 
 #include "runtime/Executor.h"
 #include "runtime/cuda/CudaKernels.h"
+#include "runtime/cuda/ExpertKernels.h"
 
 #include <memory>
 #include <mutex>
@@ -32,6 +33,19 @@ struct CudaExecutorOptions {
   int hostThreads = 0;
   /// Time every step (stepMillis()); waits for the stream after each.
   bool profile = false;
+  /// The hybrid device (MoNDE): moe.experts steps keep each expert where
+  /// its `placement` (moe-place-experts) says: GPU-resident experts in
+  /// device memory, CPU experts in host memory computed on the host at the
+  /// same time as the GPU ones, on-demand experts through a cache of
+  /// `cacheExperts` device slots. Everything else runs as on `cuda`.
+  bool hybrid = false;
+  int cacheExperts = 2;
+};
+
+/// The hybrid device's traffic since creation, summed over the steps.
+struct HybridStats {
+  uint64_t h2dBytes = 0, d2hBytes = 0, cacheHits = 0, cacheMisses = 0;
+  uint64_t residentExperts = 0, cpuExperts = 0, onDemandExperts = 0;
 };
 
 class CudaExecutor : public Runner {
@@ -66,6 +80,8 @@ public:
   uint64_t peakDeviceBytes() const;
   /// Where each step runs.
   const std::vector<CudaPlacement> &placements() const { return placement_; }
+  /// The hybrid device's traffic and placements (zeros on `cuda`).
+  HybridStats hybridStats() const;
 
 private:
   CudaExecutor(const LoadedPlan &plan, const CudaExecutorOptions &options)
@@ -81,6 +97,8 @@ private:
   std::vector<CudaPlacement> placement_;
   /// Device copies of the weights and folded values device steps read.
   std::vector<Tensor> deviceConstants_;
+  /// Per step, on the hybrid device: its experts' residency (moe.experts).
+  std::vector<std::unique_ptr<ExpertResidency>> residency_;
   uint64_t weightBytes_ = 0;
   mutable std::mutex mutex_;
   mutable std::vector<double> stepMs_;

@@ -26,6 +26,7 @@
 namespace moe::rt::cuda {
 
 class CudaDevice;
+struct ExpertResidency;
 
 /// What a CUDA kernel is given: its step, device inputs (host tensors for
 /// the inputs it reads on the host), and output slots, allocated on the
@@ -42,6 +43,9 @@ struct CudaKernelContext {
   /// elsewhere): a kernel that needs an input's values on the host reads
   /// them here before downloading.
   std::vector<Tensor> hostInputs;
+  /// On the hybrid device, where a moe.experts step's experts are
+  /// (ExpertKernels.h); its w1, w2, w3 inputs are then host tensors.
+  ExpertResidency *residency = nullptr;
 };
 
 enum class CudaPlacement {

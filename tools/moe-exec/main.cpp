@@ -158,6 +158,15 @@ options:
                            no CUDA kernel is refused, naming the step and op
                            (checked before looking for a GPU). Builds without
                            CUDA have only cpu.
+  --device hybrid          like cuda, but moe.experts keeps each expert where
+                           moe-place-experts placed it (MoNDE): GPU-resident
+                           experts in device memory, CPU experts computed on
+                           the host at the same time from host memory (only
+                           their rows cross PCIe), on-demand experts through
+                           a device cache; --bench adds the PCIe traffic and
+                           each expert layer's time next to the predicted one
+  --device-cache N         with --device hybrid: device slots for on-demand
+                           experts (default 2, the pass's cache-experts)
   --device-memory SIZE     with --device cuda: the device memory the plan may
                            use (weights, activations, scratch), e.g. 40G
                            (default: the GPU's free memory less 512 MiB);
@@ -212,6 +221,7 @@ struct Options {
   int warmup = 3, repeat = 20, threads = 0;
   std::string device = "cpu";
   uint64_t deviceMemory = 0;
+  int64_t deviceCache = -1; // -1: the default
   std::optional<std::string> checkOutputs;
   double tolerance = 1e-4;
   std::optional<std::string> measureDevice;
@@ -256,6 +266,69 @@ int fail(const std::string &message) {
 
 /// Kernel time per run, by kernel name, largest first. Steps run
 /// concurrently, so the sum can exceed the wall time.
+#ifdef MOE_HAVE_CUDA
+/// --device hybrid --bench: the PCIe traffic and cache behaviour per run,
+/// and with --profile-ops each expert layer's measured time next to
+/// moe-place-experts' prediction (plan metadata `predicted_layer_us`).
+void printHybridReport(const LoadedPlan &plan,
+                       const moe::rt::cuda::CudaExecutor &ex, int runs,
+                       bool perLayer, bool json) {
+  moe::rt::cuda::HybridStats h = ex.hybridStats();
+  double n = runs > 0 ? double(runs) : 1.0;
+  std::vector<double> predicted;
+  if (const AttrValue *a = plan.metadata().find("predicted_layer_us"))
+    predicted = a->floats;
+  std::vector<double> measured;
+  if (perLayer) {
+    std::vector<double> ms = ex.stepMillis();
+    for (size_t s = 0; s < plan.steps().size(); ++s)
+      if (plan.steps()[s].kind == StepKind::Call &&
+          plan.steps()[s].kernelName == "moe.experts")
+        measured.push_back(1e3 * ms[s]);
+  }
+  if (json) {
+    std::string layers;
+    for (size_t i = 0; i < std::max(predicted.size(), measured.size()); ++i)
+      layers += std::string(i ? ", " : "") + "{\"layer\": " +
+                std::to_string(i) + ", \"measured_us\": " +
+                (i < measured.size() ? jsonNumber(measured[i]) : "null") +
+                ", \"predicted_us\": " +
+                (i < predicted.size() ? jsonNumber(predicted[i]) : "null") +
+                "}";
+    std::printf("{\"hybrid\": {\"resident_experts\": %llu, "
+                "\"cpu_experts\": %llu, \"on_demand_experts\": %llu, "
+                "\"h2d_bytes_per_run\": %s, \"d2h_bytes_per_run\": %s, "
+                "\"cache_hits\": %llu, \"cache_misses\": %llu, "
+                "\"layers\": [%s]}}\n",
+                (unsigned long long)h.residentExperts,
+                (unsigned long long)h.cpuExperts,
+                (unsigned long long)h.onDemandExperts,
+                jsonNumber(double(h.h2dBytes) / n).c_str(),
+                jsonNumber(double(h.d2hBytes) / n).c_str(),
+                (unsigned long long)h.cacheHits,
+                (unsigned long long)h.cacheMisses, layers.c_str());
+    return;
+  }
+  std::printf("hybrid: %llu experts GPU-resident, %llu on the CPU, %llu on "
+              "demand; per run %.3f MB host to device, %.3f MB device to "
+              "host; cache %llu hits, %llu misses\n",
+              (unsigned long long)h.residentExperts,
+              (unsigned long long)h.cpuExperts,
+              (unsigned long long)h.onDemandExperts,
+              double(h.h2dBytes) / n / 1e6, double(h.d2hBytes) / n / 1e6,
+              (unsigned long long)h.cacheHits,
+              (unsigned long long)h.cacheMisses);
+  for (size_t i = 0; i < std::max(predicted.size(), measured.size()); ++i)
+    std::printf("  layer %zu: %s measured, %s predicted\n", i,
+                i < measured.size()
+                    ? (jsonNumber(measured[i]) + " us").c_str()
+                    : "(--profile-ops)",
+                i < predicted.size()
+                    ? (jsonNumber(predicted[i]) + " us").c_str()
+                    : "not");
+}
+#endif
+
 void printOpProfile(const LoadedPlan &plan, const std::vector<double> &stepMs,
                     bool json) {
   std::map<std::string, std::pair<double, int>> byKernel;
@@ -472,6 +545,15 @@ StatusOr<Options> parseArgs(int argc, char **argv, bool &help) {
       if (*b == 0)
         return Status::error("--device-memory: must be more than 0");
       o.deviceMemory = *b;
+    } else if (arg == "--device-cache") {
+      std::string v;
+      MOE_RETURN_IF_ERROR(next(v));
+      char *end = nullptr;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 0 || n > 4096)
+        return Status::error("--device-cache: '" + v +
+                             "' is not an expert count in [0, 4096]");
+      o.deviceCache = n;
     } else if (arg == "--check-outputs") {
       std::string v;
       MOE_RETURN_IF_ERROR(next(v));
@@ -797,27 +879,27 @@ int runTool(int argc, char **argv) {
                 "found when this moe-exec was configured)");
 #endif
   }
-  if (o.device != "cpu" && o.device != "cuda") {
-    if (o.device == "hybrid")
-      return fail("device `hybrid` is not built yet (the hybrid CPU+GPU "
-                  "executor of issue 7)");
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "hybrid") {
     std::fprintf(stderr,
-                 "moe-exec: error: unknown device `%s`, expected cpu or cuda "
-                 "(see moe-exec --help)\n",
+                 "moe-exec: error: unknown device `%s`, expected cpu, cuda or "
+                 "hybrid (see moe-exec --help)\n",
                  o.device.c_str());
     return 2;
   }
 
 #ifndef MOE_HAVE_CUDA
-  if (o.device == "cuda")
-    return fail("device `cuda` is not available in this build (nvcc was "
-                "not found when this moe-exec was configured)");
+  if (o.device != "cpu")
+    return fail("device `" + o.device + "` is not available in this build "
+                "(nvcc was not found when this moe-exec was configured)");
 #endif
-  if (o.device == "cuda" && moe::rt::dist::size() > 1)
-    return fail("--device cuda under mpirun needs NCCL ranks, which are not "
-                "built yet; run the ranks on the cpu device");
-  if (o.device != "cuda" && o.deviceMemory)
-    return fail("--device-memory applies to --device cuda only");
+  const bool gpu = o.device == "cuda" || o.device == "hybrid";
+  if (gpu && moe::rt::dist::size() > 1)
+    return fail("--device " + o.device + " under mpirun needs NCCL ranks, "
+                "which are not built yet; run the ranks on the cpu device");
+  if (!gpu && o.deviceMemory)
+    return fail("--device-memory applies to --device cuda and hybrid only");
+  if (o.device != "hybrid" && o.deviceCache >= 0)
+    return fail("--device-cache applies to --device hybrid only");
 
   LoadOptions loadOptions;
   loadOptions.verifyWeights = o.verifyWeights;
@@ -947,7 +1029,7 @@ int runTool(int argc, char **argv) {
   // The plan's runner on the chosen device.
   auto makeRunner = [&](const LoadedPlan &p, const ExecutorOptions &eo)
       -> StatusOr<std::unique_ptr<Runner>> {
-    if (o.device == "cuda") {
+    if (o.device == "cuda" || o.device == "hybrid") {
 #ifdef MOE_HAVE_CUDA
       if (eo.observer)
         return Status::error("--profile is not supported on the cuda device "
@@ -955,6 +1037,9 @@ int runTool(int argc, char **argv) {
                              "on the device)");
       moe::rt::cuda::CudaExecutorOptions co;
       co.memoryBudget = o.deviceMemory;
+      co.hybrid = o.device == "hybrid";
+      if (o.deviceCache >= 0)
+        co.cacheExperts = int(o.deviceCache);
       co.hostThreads = eo.numThreads;
       co.profile = eo.profile;
       StatusOr<std::unique_ptr<moe::rt::cuda::CudaExecutor>> c =
@@ -1229,6 +1314,13 @@ int runTool(int argc, char **argv) {
                   pruningText.c_str(), exchangeText.c_str());
     if (o.profileOps)
       printOpProfile(plan, (*ex)->stepMillis(), o.json);
+#ifdef MOE_HAVE_CUDA
+    if (o.device == "hybrid")
+      printHybridReport(
+          plan, static_cast<const moe::rt::cuda::CudaExecutor &>(**ex),
+          1 + o.warmup + o.repeat, o.profileOps,
+          o.json);
+#endif
   }
 
   if (o.checkOutputs) {

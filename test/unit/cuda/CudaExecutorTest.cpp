@@ -136,7 +136,9 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
                    bool biases, std::vector<int64_t> pruned,
                    bool sigmoid = false, bool bf16 = false,
                    std::vector<moe::kernels::cpu::QuantFormat> formats = {},
-                   std::vector<int64_t> tokens = {1, 7, 64, 300}) {
+                   std::vector<int64_t> tokens = {1, 7, 64, 300},
+                   std::vector<int64_t> placement = {},
+                   moe::rt::cuda::CudaExecutorOptions options = {}) {
   std::mt19937 rng(uint32_t(E * 131 + K * 7 + H + F + fusion));
   const int64_t G = fusion ? 2 * F : F;
   PlanBuilder pb;
@@ -192,6 +194,8 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
       .setInt("has_b3", biases && w3).setInt("swiglu_fusion", fusion);
   if (!pruned.empty())
     ea.setInts("pruned", pruned);
+  if (!placement.empty())
+    ea.setInts("placement", placement);
   uint32_t y = pb.call1("moe.experts", in, DType::F32, {-1, H}, ea);
   uint32_t out = pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
                           {-1, H});
@@ -202,7 +206,7 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
   ASSERT_TRUE(plan);
   for (int64_t T : tokens)
     expectSameOnCuda(*plan, {randomF32({T, H}, rng)},
-                     bf16 || !formats.empty() ? 2e-2f : 2e-4f);
+                     bf16 || !formats.empty() ? 2e-2f : 2e-4f, options);
 }
 
 TEST(CudaExecutor, MoeLayerSiluWithW3) {
@@ -241,6 +245,74 @@ TEST(CudaExecutor, MoeLayerQuantisedExpertsGemvAndDequant) {
                 formats, {1, 2, 3, 5, 8, 20, 200});
   checkMoeLayer(6, 2, 128, 256, "swiglu", 2, false, true, {}, false, false,
                 formats, {1, 4, 300});
+}
+
+/// The hybrid device: experts GPU-resident (1), on the CPU (2) and on
+/// demand (3) give the CPU executor's outputs, whatever the cache size.
+TEST(CudaExecutor, HybridPlacementsMatchTheCpu) {
+  MOE_REQUIRE_GPU();
+  moe::rt::cuda::CudaExecutorOptions hybrid;
+  hybrid.hybrid = true;
+  const std::vector<int64_t> tokens = {1, 7, 64};
+  for (int cache : {1, 2, 8}) {
+    hybrid.cacheExperts = cache;
+    checkMoeLayer(8, 2, 64, 96, "silu", 0, true, false, {}, false, false, {},
+                  tokens, {1, 2, 3, 1, 2, 3, 3, 2}, hybrid);
+  }
+  // Every expert on the CPU; every expert on demand through one slot;
+  // pruned experts among CPU ones; mixed formats.
+  hybrid.cacheExperts = 1;
+  checkMoeLayer(4, 2, 32, 40, "swiglu", 1, false, true, {0, 1, 0, 0}, false,
+                false, {}, tokens, {2, 2, 2, 2}, hybrid);
+  checkMoeLayer(4, 2, 32, 40, "swiglu", 2, false, true, {}, false, false, {},
+                tokens, {3, 3, 3, 3}, hybrid);
+  checkMoeLayer(6, 2, 128, 256, "silu", 0, true, false, {}, false, false,
+                {{8, 32, true, false}, {4, 64, false, true},
+                 {16, 0, true, false}, {0, 0, true, false}},
+                {1, 20, 200}, {1, 2, 3, 2, 1, 3}, hybrid);
+}
+
+TEST(CudaExecutor, HybridCountsItsTraffic) {
+  MOE_REQUIRE_GPU();
+  const int64_t E = 4, H = 32, F = 16;
+  std::mt19937 rng(9);
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {-1, H});
+  uint32_t ids = pb.input("ids", DType::I64, {-1, 1});
+  uint32_t w1 = pb.weightF32("w1", {E, F, H},
+                             randomF32({E, F, H}, rng).toVector<float>());
+  uint32_t w2 = pb.weightF32("w2", {E, H, F},
+                             randomF32({E, H, F}, rng).toVector<float>());
+  auto d = pb.call("moe.dispatch", {x, ids},
+                   {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
+                    {DType::I64, {-1}}},
+                   Attrs().setInt("num_experts", E));
+  pb.output(pb.call1("moe.experts", {d[0], d[1], w1, w2}, DType::F32,
+                     {-1, H},
+                     Attrs().setInt("num_experts", E)
+                         .setString("activation", "relu")
+                         .setInts("placement", {1, 2, 3, 3})));
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  moe::rt::cuda::CudaExecutorOptions o;
+  o.hybrid = true;
+  o.cacheExperts = 1;
+  auto ex = moe::rt::cuda::CudaExecutor::create(*plan, o);
+  ASSERT_TRUE(ex.isOk()) << ex.status().message();
+  // Rows: 3 for expert 1 (CPU), 2 for expert 2, 1 for expert 3 (on demand,
+  // one slot: both miss).
+  auto r = (*ex)->run({randomF32({6, H}, rng),
+                       i64({6, 1}, {1, 2, 1, 3, 2, 1})});
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  moe::rt::cuda::HybridStats s = (*ex)->hybridStats();
+  const uint64_t rowBytes = H * sizeof(float);
+  const uint64_t expertBytes = (F * H + H * F) * sizeof(float);
+  EXPECT_EQ(s.d2hBytes, 3 * rowBytes);
+  EXPECT_EQ(s.h2dBytes, 3 * rowBytes + 2 * expertBytes);
+  EXPECT_EQ(s.cacheMisses, 2u);
+  EXPECT_EQ(s.residentExperts, 1u);
+  EXPECT_EQ(s.cpuExperts, 1u);
+  EXPECT_EQ(s.onDemandExperts, 2u);
 }
 
 TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {

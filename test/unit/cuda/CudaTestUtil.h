@@ -42,10 +42,11 @@ inline bool haveGpu() { return rt::cuda::cudaDeviceCount().isOk(); }
 /// `tol` of max(1, |cpu|).
 inline void expectSameOnCuda(const rt::LoadedPlan &plan,
                              const std::vector<rt::Tensor> &inputs,
-                             float tol = 1e-4f) {
+                             float tol = 1e-4f,
+                             rt::cuda::CudaExecutorOptions options = {}) {
   auto cpu = rt::Executor::create(plan);
   ASSERT_TRUE(cpu.isOk()) << cpu.status().message();
-  auto gpu = rt::cuda::CudaExecutor::create(plan);
+  auto gpu = rt::cuda::CudaExecutor::create(plan, options);
   ASSERT_TRUE(gpu.isOk()) << gpu.status().message();
   auto want = (*cpu)->run(inputs);
   ASSERT_TRUE(want.isOk()) << want.status().message();
