@@ -486,20 +486,19 @@ CudaKernel sliceKernel(bool dynamic) {
 CudaKernel routeKernel() {
   CudaKernel k;
   k.name = "moe.route";
-  k.supports = [](const StepInfo &step, const Types &in) -> Status {
-    MOE_RETURN_IF_ERROR(allF32(in));
+  k.supports = [](const StepInfo &, const Types &in) { return allF32(in); };
+  // Expert pruning (static, token-level or batch-level) routes on the host
+  // with the CPU kernel: its [T, E] logits come down, its ids and weights
+  // go up. The batch-level policies need the whole batch at once anyway.
+  k.onHost = [](const StepInfo &step) {
     for (const char *a : {"skip_threshold", "max_experts", "batch_mass"}) {
       const AttrValue *v = step.attrs.find(a);
       if (v && (v->i != 0 || v->f != 0))
-        return Status::error(std::string("expert pruning (`") + a +
-                             "`) has no CUDA kernel yet");
+        return true;
     }
     const AttrValue *ex = step.attrs.find("excluded");
-    if (ex && std::any_of(ex->ints.begin(), ex->ints.end(),
-                          [](int64_t x) { return x != 0; }))
-      return Status::error("static expert pruning (`excluded`) has no CUDA "
-                           "kernel yet");
-    return Status::ok();
+    return ex && std::any_of(ex->ints.begin(), ex->ints.end(),
+                             [](int64_t x) { return x != 0; });
   };
   k.run = [](CudaKernelContext &c) -> Status {
     const Tensor &logits = c.inputs[0];
@@ -725,6 +724,8 @@ StatusOr<CudaPlacement> cudaPlacement(const LoadedPlan &plan, size_t index,
     if (!st.isOk())
       return st.withContext(where + ": no CUDA kernel for this step");
   }
+  if (k->onHost && k->onHost(step))
+    return CudaPlacement::Host;
   return k->placement;
 }
 

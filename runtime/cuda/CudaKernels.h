@@ -64,6 +64,10 @@ struct CudaKernel {
       supports;
   /// Inputs read on the host. Null: none.
   std::function<bool(size_t input)> hostInput;
+  /// Steps of this kernel that run on the host instead (the CPU kernel on
+  /// host copies of the inputs), e.g. moe.route with expert pruning. Null:
+  /// none.
+  std::function<bool(const StepInfo &step)> onHost;
   /// Runs a Device kernel (null for Alias and Host).
   std::function<Status(CudaKernelContext &ctx)> run;
   /// The kernel allocates its outputs itself (their shapes depend on input

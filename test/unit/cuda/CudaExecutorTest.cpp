@@ -138,7 +138,8 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
                    std::vector<moe::kernels::cpu::QuantFormat> formats = {},
                    std::vector<int64_t> tokens = {1, 7, 64, 300},
                    std::vector<int64_t> placement = {},
-                   moe::rt::cuda::CudaExecutorOptions options = {}) {
+                   moe::rt::cuda::CudaExecutorOptions options = {},
+                   Attrs pruning = {}) {
   std::mt19937 rng(uint32_t(E * 131 + K * 7 + H + F + fusion));
   const int64_t G = fusion ? 2 * F : F;
   PlanBuilder pb;
@@ -176,12 +177,12 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
                                 randomF32({E, F}, rng).toVector<float>()));
   }
   uint32_t logits = pb.call1("nn.linear", {x, router}, DType::F32, {-1, E});
+  Attrs ra = pruning;
+  ra.setInt("k", K)
+      .setString("scoring", sigmoid ? "sigmoid" : "softmax")
+      .setInt("normalize", 1);
   auto routed = pb.call("moe.route", {logits},
-                        {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
-                        Attrs().setInt("k", K)
-                            .setString("scoring", sigmoid ? "sigmoid"
-                                                          : "softmax")
-                            .setInt("normalize", 1));
+                        {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}}, ra);
   auto d = pb.call("moe.dispatch", {x, routed[0]},
                    {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
                     {DType::I64, {-1}}},
@@ -313,6 +314,22 @@ TEST(CudaExecutor, HybridCountsItsTraffic) {
   EXPECT_EQ(s.residentExperts, 1u);
   EXPECT_EQ(s.cpuExperts, 1u);
   EXPECT_EQ(s.onDemandExperts, 2u);
+}
+
+TEST(CudaExecutor, PrunedRoutingRunsOnTheHost) {
+  MOE_REQUIRE_GPU();
+  // Token-level skipping (ids -1), static exclusion and a batch cap: the
+  // router runs on the host, the rest on the device, on both expert paths.
+  for (Attrs p : {Attrs().setFloat("skip_threshold", 0.3),
+                  Attrs().setInts("excluded", {0, 1, 0, 0, 0, 0, 1, 0}),
+                  Attrs().setInt("max_experts", 3).setInt("keep_first", 1)})
+    checkMoeLayer(8, 2, 64, 96, "silu", 0, true, false, {}, false, false, {},
+                  {1, 7, 64}, {}, {}, p);
+  moe::rt::cuda::CudaExecutorOptions hybrid;
+  hybrid.hybrid = true;
+  checkMoeLayer(8, 2, 64, 96, "silu", 0, true, false, {}, false, false, {},
+                {1, 64}, {1, 2, 3, 1, 2, 3, 3, 2}, hybrid,
+                Attrs().setFloat("skip_threshold", 0.3));
 }
 
 TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {

@@ -118,20 +118,26 @@ TEST(CudaSupport, RefusesWhatTheKernelsDoNotCover) {
   Status st = checkCudaSupport(*ok);
   EXPECT_TRUE(st.isOk()) << st.message();
 
-  auto pruned = plan(Attrs().setFloat("skip_threshold", 0.2), Attrs(), false);
-  ASSERT_TRUE(pruned);
-  st = checkCudaSupport(*pruned);
-  EXPECT_EQ(st.message(),
-            "step 0 `moe.route`: no CUDA kernel for this step: expert pruning "
-            "(`skip_threshold`) has no CUDA kernel yet");
-
-  auto excluded = plan(Attrs().setInts("excluded", {0, 1, 0, 0}), Attrs(),
+  // Routing with expert pruning runs on the host (the CPU kernel).
+  for (Attrs a : {Attrs().setFloat("skip_threshold", 0.2),
+                  Attrs().setInts("excluded", {0, 1, 0, 0}),
+                  Attrs().setInt("max_experts", 2)}) {
+    auto pruned = plan(a, Attrs(), false);
+    ASSERT_TRUE(pruned);
+    st = checkCudaSupport(*pruned);
+    EXPECT_TRUE(st.isOk()) << st.message();
+    std::vector<bool> foldable = moe::rt::foldableSteps(*pruned);
+    auto p = cudaPlacement(*pruned, 0, foldable);
+    ASSERT_TRUE(p.isOk());
+    EXPECT_EQ(*p, CudaPlacement::Host);
+  }
+  auto unpruned = plan(Attrs().setFloat("skip_threshold", 0.0), Attrs(),
                        false);
-  ASSERT_TRUE(excluded);
-  st = checkCudaSupport(*excluded);
-  EXPECT_EQ(st.message(),
-            "step 0 `moe.route`: no CUDA kernel for this step: static expert "
-            "pruning (`excluded`) has no CUDA kernel yet");
+  ASSERT_TRUE(unpruned);
+  auto p0 = cudaPlacement(*unpruned, 0, moe::rt::foldableSteps(*unpruned));
+  ASSERT_TRUE(p0.isOk());
+  EXPECT_EQ(*p0, CudaPlacement::Device);
+
 
   // Group-quantised experts are read in place (GEMV or bf16 dequant).
   auto quantised = plan(Attrs(), Attrs(), true);
