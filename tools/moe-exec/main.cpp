@@ -964,6 +964,47 @@ int runTool(int argc, char **argv) {
   if (o.describe) {
     std::fputs((o.json ? describeJson(plan) : describeText(plan)).c_str(),
                stdout);
+#ifdef MOE_HAVE_CUDA
+    // Where the steps would run on the GPU devices (plan-only: no GPU
+    // needed), or which are missing.
+    if (gpu && !o.json) {
+      std::vector<bool> foldable = moe::rt::foldableSteps(plan);
+      size_t counts[3] = {0, 0, 0}, folded = 0;
+      std::map<std::string, size_t> hostKernels;
+      for (size_t i = 0; i < plan.steps().size(); ++i) {
+        const StepInfo &step = plan.steps()[i];
+        if (step.kind != StepKind::Call)
+          continue;
+        if (foldable[i]) {
+          ++folded;
+          continue;
+        }
+        StatusOr<moe::rt::cuda::CudaPlacement> p =
+            moe::rt::cuda::cudaPlacement(plan, i, foldable);
+        if (!p.isOk())
+          continue; // reported below
+        ++counts[int(*p)];
+        if (*p == moe::rt::cuda::CudaPlacement::Host)
+          ++hostKernels[step.kernelName];
+      }
+      std::string host;
+      for (const auto &[name, n] : hostKernels)
+        host += (host.empty() ? "" : ", ") + name + " x" + std::to_string(n);
+      auto steps = [](size_t n) {
+        return std::to_string(n) + (n == 1 ? " step" : " steps");
+      };
+      std::printf("on %s: %s on the device, %s reshaping device tensors, "
+                  "%s on the host%s%s%s, %s computed at load\n",
+                  o.device.c_str(), steps(counts[0]).c_str(),
+                  steps(counts[1]).c_str(), steps(counts[2]).c_str(),
+                  host.empty() ? "" : " (", host.c_str(),
+                  host.empty() ? "" : ")", steps(folded).c_str());
+      Status st = moe::rt::cuda::checkCudaSupport(plan);
+      if (!st.isOk())
+        std::printf("on %s: cannot run: %s\n", o.device.c_str(),
+                    st.message().c_str());
+    }
+#endif
     if (!o.inputsDir && !o.seed && !o.outputsDir && !o.bench &&
         !o.perplexity && !o.profile)
       return 0;
