@@ -5,13 +5,14 @@
 //  - whether a step's attributes and operand types are supported (the
 //    check behind `moe-exec --device cuda`'s "which op is missing" error,
 //    which needs no GPU);
-//  - which inputs it reads on the host (shape tensors, expert offsets);
+//  - which inputs it reads on the host (shape tensors, gather indices);
 //  - how it runs: on device tensors through the kernels of kernels/cuda,
 //    or, for the reshape family, the CPU kernel itself on device tensors
-//    (it only changes the shape: the output shares the device storage).
-// Steps without an entry whose operands are all integers or booleans
-// (shape arithmetic) run on the host, as ONNX Runtime's CUDA provider
-// places them; nn.shape reads only a shape and runs on the host too.
+//    (it only changes the shape: the output shares the device storage);
+//  - which of its steps run on the host instead (moe.route with pruning).
+// Steps whose operands are all integers or booleans (shape arithmetic) run
+// on the host, as ONNX Runtime's CUDA provider places them; nn.shape reads
+// only a shape and runs on the host too. moe.experts is in ExpertKernels.h.
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOE_RUNTIME_CUDA_CUDAKERNELS_H
