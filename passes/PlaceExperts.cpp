@@ -97,7 +97,6 @@ void PlaceExpertsPass::runOnOperation() {
     int64_t topK = 1;
   };
   std::vector<Layer> layers;
-  int64_t largest = 0, totalBytes = 0;
   for (const ExpertLayer &il : inventory.layers()) {
     Layer l;
     ExpertsOp op = il.op;
@@ -125,8 +124,6 @@ void PlaceExpertsPass::runOnOperation() {
         share = 0;
       l.shapes.push_back(s);
       l.loads.push_back(cost::ExpertLoad::fromShare(share, batch, l.topK));
-      largest = std::max(largest, s.bytes);
-      totalBytes += s.bytes;
     }
     l.where.assign(size_t(e), cost::Where::Cpu);
     l.pinned.assign(size_t(e), false);
@@ -159,102 +156,24 @@ void PlaceExpertsPass::runOnOperation() {
 
   int64_t budget = gpuBudgetBytes >= 0 ? int64_t(gpuBudgetBytes)
                                        : int64_t(dev->gpuMemoryBytes);
-  // Budget holding every expert: all resident (unless pinned elsewhere).
-  bool everything = budget >= totalBytes;
-  int64_t cache = 0;
-  if (!everything && cacheExperts > 0 &&
-      budget >= int64_t(cacheExperts) * largest)
-    cache = int64_t(cacheExperts) * largest;
-  int64_t left = budget - cache;
-  for (Layer &l : layers)
-    for (size_t x = 0; x < l.where.size(); ++x)
-      if (l.pinned[x] && l.where[x] == cost::Where::Gpu)
-        left -= l.shapes[x].bytes;
-  if (left < 0) {
-    (void)fail("the experts pinned to the GPU need more than the budget of " +
-               Twine(budget) + " bytes");
+  // The choice itself is shared with code without LLVM (CostCore.h).
+  std::vector<cost::PlacementLayer> core(layers.size());
+  for (size_t li = 0; li < layers.size(); ++li) {
+    core[li].shapes = layers[li].shapes;
+    core[li].loads = layers[li].loads;
+    core[li].where = layers[li].where;
+    core[li].pinned = layers[li].pinned;
+  }
+  cost::PlacementResult placed =
+      cost::placeExperts(*dev, core, budget, cacheExperts);
+  if (!placed.error.empty()) {
+    (void)fail(placed.error);
     return signalPassFailure();
   }
-  auto seconds = [&](const Layer &l, size_t x, cost::Where w) {
-    return cost::expertSeconds(*dev, l.shapes[x], l.loads[x], w);
-  };
-  // Start: each free expert off the GPU where it is cheaper.
-  for (Layer &l : layers)
-    for (size_t x = 0; x < l.where.size(); ++x)
-      if (!l.pinned[x])
-        l.where[x] = (cache > 0 && seconds(l, x, cost::Where::OnDemand) <
-                                       seconds(l, x, cost::Where::Cpu))
-                         ? cost::Where::OnDemand
-                         : cost::Where::Cpu;
-  // Per layer, the GPU and CPU sides.
-  std::vector<double> gpuSide(layers.size()), cpuSide(layers.size());
-  auto recompute = [&](size_t li) {
-    const Layer &l = layers[li];
-    double g = 0, c = 0;
-    for (size_t x = 0; x < l.where.size(); ++x)
-      (l.where[x] == cost::Where::Cpu ? c : g) += seconds(l, x, l.where[x]);
-    gpuSide[li] = g;
-    cpuSide[li] = c;
-  };
   for (size_t li = 0; li < layers.size(); ++li)
-    recompute(li);
-  // Greedy: the move to the GPU that saves the most per byte, while it fits.
-  while (true) {
-    double bestScore = -1, bestUse = -1;
-    size_t bestL = 0, bestX = 0;
-    bool found = false;
-    for (size_t li = 0; li < layers.size(); ++li) {
-      const Layer &l = layers[li];
-      double now = std::max(gpuSide[li], cpuSide[li]);
-      for (size_t x = 0; x < l.where.size(); ++x) {
-        if (l.pinned[x] || l.where[x] == cost::Where::Gpu ||
-            l.shapes[x].bytes > left)
-          continue;
-        double cur = seconds(l, x, l.where[x]);
-        double g = gpuSide[li] + seconds(l, x, cost::Where::Gpu) -
-                   (l.where[x] == cost::Where::OnDemand ? cur : 0.0);
-        double c = cpuSide[li] - (l.where[x] == cost::Where::Cpu ? cur : 0.0);
-        double saved = now - std::max(g, c);
-        if (saved < 0 && !everything)
-          continue;
-        double score = saved / double(std::max<int64_t>(l.shapes[x].bytes, 1));
-        double use = l.loads[x].useProbability;
-        if (!found || score > bestScore ||
-            (score == bestScore && use > bestUse)) {
-          found = true;
-          bestScore = score;
-          bestUse = use;
-          bestL = li;
-          bestX = x;
-        }
-      }
-    }
-    if (!found)
-      break;
-    layers[bestL].where[bestX] = cost::Where::Gpu;
-    left -= layers[bestL].shapes[bestX].bytes;
-    recompute(bestL);
-  }
-  // Off the GPU: CPU or on demand, given the rest of the layer.
-  if (cache > 0)
-    for (size_t li = 0; li < layers.size(); ++li) {
-      Layer &l = layers[li];
-      for (size_t x = 0; x < l.where.size(); ++x) {
-        if (l.pinned[x] || l.where[x] == cost::Where::Gpu)
-          continue;
-        cost::Where other = l.where[x] == cost::Where::Cpu
-                                ? cost::Where::OnDemand
-                                : cost::Where::Cpu;
-        double before = std::max(gpuSide[li], cpuSide[li]);
-        cost::Where keep = l.where[x];
-        l.where[x] = other;
-        recompute(li);
-        if (std::max(gpuSide[li], cpuSide[li]) >= before) {
-          l.where[x] = keep;
-          recompute(li);
-        }
-      }
-    }
+    layers[li].where = core[li].where;
+  const int64_t cache = placed.cacheBytes;
+  const std::vector<double> &gpuSide = placed.gpuSide, &cpuSide = placed.cpuSide;
 
   // Record.
   Builder b(ctx);

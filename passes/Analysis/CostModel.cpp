@@ -9,18 +9,6 @@
 
 namespace moe::cost {
 
-const char *whereName(Where w) {
-  switch (w) {
-  case Where::Gpu:
-    return "gpu";
-  case Where::Cpu:
-    return "cpu";
-  case Where::OnDemand:
-    return "on_demand";
-  }
-  return "?";
-}
-
 llvm::Expected<DeviceProfile> parseDeviceProfile(llvm::StringRef json,
                                                  llvm::StringRef path) {
   llvm::Expected<llvm::json::Value> v = analysis::parseVersioned(
@@ -64,62 +52,6 @@ llvm::Expected<DeviceProfile> readDeviceProfile(llvm::StringRef path) {
   if (!text)
     return text.takeError();
   return parseDeviceProfile(*text, path);
-}
-
-ExpertLoad ExpertLoad::fromShare(double share, double batch, int64_t topK) {
-  ExpertLoad l;
-  double picks = batch * double(topK);
-  share = std::clamp(share, 0.0, 1.0);
-  l.tokensPerStep = picks * share;
-  l.useProbability = 1.0 - std::pow(1.0 - share, picks);
-  return l;
-}
-
-namespace {
-/// Seconds of the expert on the GPU for n tokens, weights resident.
-double gpuSeconds(const DeviceProfile &d, const ExpertShape &e, double n) {
-  return d.gpuLaunchSeconds +
-         std::max(double(e.bytes) / d.hbmBytesPerSecond,
-                  n * e.flopsPerToken / d.gpuFlopsPerSecond);
-}
-} // namespace
-
-double expertSeconds(const DeviceProfile &d, const ExpertShape &e,
-                     const ExpertLoad &load, Where where) {
-  double u = load.useProbability;
-  if (!(u > 0))
-    return 0.0;
-  // Tokens in a step that uses the expert.
-  double n = load.tokensPerStep / u;
-  double t = 0;
-  switch (where) {
-  case Where::Gpu:
-    t = gpuSeconds(d, e, n);
-    break;
-  case Where::Cpu:
-    t = std::max(double(e.bytes) / d.hostReadBytesPerSecond,
-                 n * e.flopsPerToken / d.cpuFlopsPerSecond) +
-        2 * d.pcieLatencySeconds +
-        n * double(e.hidden) * 4.0 *
-            (1.0 / d.h2dBytesPerSecond + 1.0 / d.d2hBytesPerSecond);
-    break;
-  case Where::OnDemand:
-    t = double(e.bytes) / d.h2dBytesPerSecond + d.pcieLatencySeconds +
-        gpuSeconds(d, e, n);
-    break;
-  }
-  return u * t;
-}
-
-double layerSeconds(const DeviceProfile &d, llvm::ArrayRef<ExpertShape> experts,
-                    llvm::ArrayRef<ExpertLoad> loads,
-                    llvm::ArrayRef<Where> placement) {
-  double gpu = 0, cpu = 0;
-  for (size_t i = 0; i < experts.size(); ++i) {
-    double t = expertSeconds(d, experts[i], loads[i], placement[i]);
-    (placement[i] == Where::Cpu ? cpu : gpu) += t;
-  }
-  return std::max(gpu, cpu);
 }
 
 } // namespace moe::cost
