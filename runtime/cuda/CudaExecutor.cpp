@@ -58,8 +58,8 @@ CudaExecutor::create(const LoadedPlan &plan,
       std::vector<Tensor> host;
       for (uint32_t v : steps[s].inputs)
         host.push_back(ex->host_->constantValue(v));
-      StatusOr<std::unique_ptr<ExpertResidency>> r = makeResidency(
-          *ex->device_, steps[s], host, options.cacheExperts);
+      StatusOr<std::unique_ptr<ExpertResidency>> r =
+          makeResidency(*ex->device_, steps[s], int64_t(s), host);
       if (!r.isOk())
         return r.status().withContext("hybrid: step " + std::to_string(s) +
                                       " `moe.experts`");
@@ -91,6 +91,32 @@ CudaExecutor::create(const LoadedPlan &plan,
       ex->deviceConstants_[v] = std::move(*d);
     }
   }
+  // The on-demand cache, shared by the layers: each slot holds the largest
+  // on-demand expert of any of them.
+  std::vector<uint64_t> slotBytes;
+  for (const std::unique_ptr<ExpertResidency> &r : ex->residency_) {
+    if (!r)
+      continue;
+    slotBytes.resize(std::max(slotBytes.size(), r->onDemandBytes.size()), 0);
+    for (size_t i = 0; i < r->onDemandBytes.size(); ++i)
+      slotBytes[i] = std::max(slotBytes[i], r->onDemandBytes[i]);
+  }
+  bool onDemand = false;
+  for (uint64_t b : slotBytes)
+    onDemand = onDemand || b > 0;
+  if (onDemand) {
+    if (options.cacheExperts < 1)
+      return Status::error("hybrid: experts are placed on demand but the "
+                           "device cache has no slot (--device-cache)");
+    StatusOr<std::unique_ptr<ExpertCache>> c =
+        makeExpertCache(*ex->device_, slotBytes, options.cacheExperts);
+    if (!c.isOk())
+      return c.status().withContext("hybrid");
+    ex->cache_ = std::move(*c);
+    for (const std::unique_ptr<ExpertResidency> &r : ex->residency_)
+      if (r)
+        r->cache = ex->cache_.get();
+  }
   MOE_RETURN_IF_ERROR(ex->device_->synchronize());
   ex->stepMs_.assign(steps.size(), 0.0);
   return StatusOr<std::unique_ptr<CudaExecutor>>(std::move(ex));
@@ -109,13 +135,15 @@ std::string CudaExecutor::deviceName() const { return device_->info().name; }
 HybridStats CudaExecutor::hybridStats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   HybridStats h;
+  if (cache_) {
+    h.cacheHits = cache_->hits;
+    h.cacheMisses = cache_->misses;
+  }
   for (const std::unique_ptr<ExpertResidency> &r : residency_) {
     if (!r)
       continue;
     h.h2dBytes += r->h2dBytes;
     h.d2hBytes += r->d2hBytes;
-    h.cacheHits += r->hits;
-    h.cacheMisses += r->misses;
     for (int64_t p : r->placement) {
       h.residentExperts += p == 0 || p == 1;
       h.cpuExperts += p == 2;

@@ -97,8 +97,10 @@ private:
   std::vector<CudaPlacement> placement_;
   /// Device copies of the weights and folded values device steps read.
   std::vector<Tensor> deviceConstants_;
-  /// Per step, on the hybrid device: its experts' residency (moe.experts).
+  /// Per step, on the hybrid device: its experts' residency (moe.experts),
+  /// and the on-demand cache they share.
   std::vector<std::unique_ptr<ExpertResidency>> residency_;
+  std::unique_ptr<ExpertCache> cache_;
   uint64_t weightBytes_ = 0;
   mutable std::mutex mutex_;
   mutable std::vector<double> stepMs_;

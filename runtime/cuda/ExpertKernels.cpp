@@ -356,34 +356,35 @@ Status hybridExperts(CudaKernelContext &c, const cpu::ExpertsLayout &l,
   // in stream order, so a slot is refilled only after the GEMMs that read
   // it, even when one step uses more on-demand experts than there are slots.
   auto cached = [&](int64_t x2) -> StatusOr<int> {
-    if (r.cache.empty())
+    if (!r.cache || r.cache->slots.empty())
       return Status::error("expert " + str(x2) + " is on demand but the "
                            "device cache has no slot (--device-cache)");
+    ExpertCache &cache = *r.cache;
     int best = 0;
-    for (size_t sIdx = 0; sIdx < r.cache.size(); ++sIdx) {
-      if (r.cache[sIdx].expert == x2) {
+    for (size_t sIdx = 0; sIdx < cache.slots.size(); ++sIdx) {
+      const ExpertCache::Slot &slot = cache.slots[sIdx];
+      if (slot.step == r.step && slot.expert == x2) {
         best = int(sIdx);
         break;
       }
-      if (r.cache[sIdx].used < r.cache[size_t(best)].used)
+      if (slot.used < cache.slots[size_t(best)].used)
         best = int(sIdx);
     }
-    ExpertResidency::Slot &slot = r.cache[size_t(best)];
-    if (slot.expert == x2) {
-      ++r.hits;
+    ExpertCache::Slot &slot = cache.slots[size_t(best)];
+    if (slot.step == r.step && slot.expert == x2) {
+      ++cache.hits;
     } else {
-      ++r.misses;
-      slot.expert = -1; // until its bytes are all enqueued
-      for (size_t i = 2; i < slot.ptr.size(); ++i) {
-        if (!slot.ptr[i])
-          continue;
+      ++cache.misses;
+      slot.step = slot.expert = -1; // until its bytes are all enqueued
+      for (size_t i = 2; i < r.device.size(); ++i) {
         auto [src, bytes] = hostSlice(r.host[i], x2);
         MOE_RETURN_IF_ERROR(c.device.copyToDevice(slot.ptr[i], src, bytes));
         r.h2dBytes += bytes;
       }
+      slot.step = r.step;
       slot.expert = x2;
     }
-    slot.used = ++r.clock;
+    slot.used = ++cache.clock;
     return best;
   };
   int64_t current = -1; // the expert whose matrices are being asked for
@@ -398,7 +399,7 @@ Status hybridExperts(CudaKernelContext &c, const cpu::ExpertsLayout &l,
             MOE_ASSIGN_OR_RETURN(currentSlot, cached(x2));
             current = x2;
           }
-          data = r.cache[size_t(currentSlot)].ptr[i];
+          data = r.cache->slots[size_t(currentSlot)].ptr[i];
         }
         if (!data)
           return Status::error("expert " + str(x2) + " of input " +
@@ -458,14 +459,39 @@ Status hybridExperts(CudaKernelContext &c, const cpu::ExpertsLayout &l,
 
 } // namespace
 
+StatusOr<std::unique_ptr<ExpertCache>>
+makeExpertCache(CudaDevice &device, const std::vector<uint64_t> &bytes,
+                int slots) {
+  auto cache = std::make_unique<ExpertCache>();
+  uint64_t total = 0;
+  for (uint64_t b : bytes)
+    total += (b + 255) / 256 * 256;
+  for (int sIdx = 0; sIdx < slots; ++sIdx) {
+    StatusOr<Tensor> d =
+        device.scratch(total, "device cache slot " + str(int64_t(sIdx)));
+    if (!d.isOk())
+      return d.status();
+    ExpertCache::Slot slot;
+    uint8_t *at = static_cast<uint8_t *>(d->mutableData());
+    for (uint64_t b : bytes) {
+      slot.ptr.push_back(b ? at : nullptr);
+      at += (b + 255) / 256 * 256;
+    }
+    cache->slots.push_back(std::move(slot));
+    cache->held.push_back(std::move(*d));
+  }
+  return cache;
+}
+
 StatusOr<std::unique_ptr<ExpertResidency>>
-makeResidency(CudaDevice &device, const StepInfo &step,
-              const std::vector<Tensor> &host, int cacheSlots) {
+makeResidency(CudaDevice &device, const StepInfo &step, int64_t index,
+              const std::vector<Tensor> &host) {
   int64_t e;
   MOE_ASSIGN_OR_RETURN(e, cpu::expertCount(step.attrs));
   cpu::ExpertsLayout l;
   MOE_ASSIGN_OR_RETURN(l, cpu::expertsLayout(step.attrs, e));
   auto r = std::make_unique<ExpertResidency>();
+  r->step = index;
   MOE_ASSIGN_OR_RETURN(r->placement, step.attrs.getInts(
                                          "placement", std::vector<int64_t>{}));
   r->placement.resize(size_t(e), 0);
@@ -475,8 +501,7 @@ makeResidency(CudaDevice &device, const StepInfo &step,
                                                   std::vector<int64_t>{}));
   const size_t last = l.w3 ? 4 : 3;
   r->device.assign(last + 1, std::vector<const void *>(size_t(e), nullptr));
-  uint64_t slotBytes[5] = {0, 0, 0, 0, 0};
-  bool anyOnDemand = false;
+  r->onDemandBytes.assign(last + 1, 0);
   for (size_t i = 2; i <= last; ++i) {
     const Tensor &t = host[i];
     if (!t.defined() || t.isOnDevice())
@@ -486,10 +511,8 @@ makeResidency(CudaDevice &device, const StepInfo &step,
       int64_t where = r->placement[size_t(x2)];
       bool isPruned = size_t(x2) < pruned.size() && pruned[size_t(x2)];
       auto [src, bytes] = hostSlice(t, x2);
-      if (where == 3 && !isPruned) {
-        anyOnDemand = true;
-        slotBytes[i] = std::max(slotBytes[i], (bytes + 255) / 256 * 256);
-      }
+      if (where == 3 && !isPruned)
+        r->onDemandBytes[i] = std::max(r->onDemandBytes[i], bytes);
       if ((where != 0 && where != 1) || isPruned || bytes == 0)
         continue;
       StatusOr<Tensor> d = device.scratch(
@@ -499,27 +522,6 @@ makeResidency(CudaDevice &device, const StepInfo &step,
         return d.status();
       MOE_RETURN_IF_ERROR(device.copyToDevice(d->mutableData(), src, bytes));
       r->device[i][size_t(x2)] = d->data();
-      r->held.push_back(std::move(*d));
-    }
-  }
-  if (anyOnDemand) {
-    if (cacheSlots < 1)
-      return Status::error("experts are placed on demand but the device "
-                           "cache has no slot (--device-cache)");
-    uint64_t bytes = slotBytes[2] + slotBytes[3] + slotBytes[4];
-    for (int sIdx = 0; sIdx < cacheSlots; ++sIdx) {
-      StatusOr<Tensor> d = device.scratch(
-          bytes, "device cache slot " + str(int64_t(sIdx)));
-      if (!d.isOk())
-        return d.status();
-      ExpertResidency::Slot slot;
-      slot.ptr.assign(last + 1, nullptr);
-      uint8_t *at = static_cast<uint8_t *>(d->mutableData());
-      for (size_t i = 2; i <= last; ++i) {
-        slot.ptr[i] = slotBytes[i] ? at : nullptr;
-        at += slotBytes[i];
-      }
-      r->cache.push_back(std::move(slot));
       r->held.push_back(std::move(*d));
     }
   }

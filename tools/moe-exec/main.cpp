@@ -166,7 +166,8 @@ options:
                            a device cache; --bench adds the PCIe traffic and
                            each expert layer's time next to the predicted one
   --device-cache N         with --device hybrid: device slots for on-demand
-                           experts (default 2, the pass's cache-experts)
+                           experts, shared by the layers (default 2, the
+                           pass's cache-experts)
   --device-memory SIZE     with --device cuda: the device memory the plan may
                            use (weights, activations, scratch), e.g. 40G
                            (default: the GPU's free memory less 512 MiB);
