@@ -65,7 +65,7 @@ StatusOr<double> medianOf(int repeat, F once) {
 
 std::string num(double v) {
   char buf[40];
-  std::snprintf(buf, sizeof(buf), "%.4g", v);
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
   return buf;
 }
 
@@ -103,7 +103,7 @@ StatusOr<double> measureHbmReadBandwidth(CudaDevice &device) {
   return double(bytes) / *s;
 }
 
-StatusOr<std::string> measureDevice(bool progress) {
+StatusOr<DeviceMeasurements> measureDeviceProfile(bool progress) {
   auto say = [&](const char *what) {
     if (progress)
       std::fprintf(stderr, "\r\033[Kmoe-exec: measuring %s", what);
@@ -242,25 +242,47 @@ StatusOr<std::string> measureDevice(bool progress) {
   if (progress)
     std::fprintf(stderr, "\r\033[K");
 
-  std::string json = "{\n  \"format\": \"moe-device-profile\",\n"
-                     "  \"version\": 1,\n"
-                     "  \"name\": \"" + info.name +
-                     " (measured by moe-exec --measure-device)\",\n"
-                     "  \"gpu\": {\n"
-                     "    \"memory_bytes\": " + std::to_string(info.totalBytes) +
-                     ",\n    \"hbm_read_bytes_per_s\": " + num(hbm) +
-                     ",\n    \"flops_per_s\": " + num(f32Rate) +
-                     ",\n    \"bf16_flops_per_s\": " + num(bf16Rate) +
-                     ",\n    \"launch_s\": " + num(launch) +
-                     "\n  },\n  \"pcie\": {\n"
-                     "    \"h2d_bytes_per_s\": " + num(h2d) +
-                     ",\n    \"d2h_bytes_per_s\": " + num(d2h) +
-                     ",\n    \"latency_s\": " + num(latency) +
-                     "\n  },\n  \"cpu\": {\n"
-                     "    \"read_bytes_per_s\": " + num(*hostRead) +
-                     ",\n    \"flops_per_s\": " + num(*hostGemm) +
-                     "\n  }\n}\n";
-  return json;
+  DeviceMeasurements m;
+  m.name = info.name;
+  m.memoryBytes = double(info.totalBytes);
+  m.hbmReadBytesPerSecond = hbm;
+  m.f32FlopsPerSecond = f32Rate;
+  m.bf16FlopsPerSecond = bf16Rate;
+  m.launchSeconds = launch;
+  m.h2dBytesPerSecond = h2d;
+  m.d2hBytesPerSecond = d2h;
+  m.pcieLatencySeconds = latency;
+  m.hostReadBytesPerSecond = *hostRead;
+  m.hostFlopsPerSecond = *hostGemm;
+  return m;
+}
+
+std::string deviceProfileJson(const DeviceMeasurements &m) {
+  return "{\n  \"format\": \"moe-device-profile\",\n"
+         "  \"version\": 1,\n"
+         "  \"name\": \"" + m.name +
+         " (measured by moe-exec --measure-device)\",\n"
+         "  \"gpu\": {\n"
+         "    \"memory_bytes\": " + std::to_string(uint64_t(m.memoryBytes)) +
+         ",\n    \"hbm_read_bytes_per_s\": " + num(m.hbmReadBytesPerSecond) +
+         ",\n    \"flops_per_s\": " + num(m.f32FlopsPerSecond) +
+         ",\n    \"bf16_flops_per_s\": " + num(m.bf16FlopsPerSecond) +
+         ",\n    \"launch_s\": " + num(m.launchSeconds) +
+         "\n  },\n  \"pcie\": {\n"
+         "    \"h2d_bytes_per_s\": " + num(m.h2dBytesPerSecond) +
+         ",\n    \"d2h_bytes_per_s\": " + num(m.d2hBytesPerSecond) +
+         ",\n    \"latency_s\": " + num(m.pcieLatencySeconds) +
+         "\n  },\n  \"cpu\": {\n"
+         "    \"read_bytes_per_s\": " + num(m.hostReadBytesPerSecond) +
+         ",\n    \"flops_per_s\": " + num(m.hostFlopsPerSecond) +
+         "\n  }\n}\n";
+}
+
+StatusOr<std::string> measureDevice(bool progress) {
+  StatusOr<DeviceMeasurements> m = measureDeviceProfile(progress);
+  if (!m.isOk())
+    return m.status();
+  return deviceProfileJson(*m);
 }
 
 } // namespace moe::rt::cuda
