@@ -16,6 +16,24 @@
 // --device cpu runs the same plan on the CPU executor (a check of the
 // harness on machines without a GPU; no floor is printed then).
 //
+//   moe-cuda-bench --offload [--layers 4] [--budgets 0.25,0.5]
+//                  [--batches 1,16] [--skew 1.0] [--calibration 1024]
+//                  [--dry-run] [... the options above]
+//
+// The offload benchmark of the hybrid device (issue 7): a stack of --layers
+// MoE layers (residual, routers biased towards a Zipf distribution of
+// --skew so that some experts are hot), whose experts get a GPU budget of
+// each --budgets fraction of their bytes. Routing shares come from a
+// calibration run; the device profile is measured in the same run. For
+// each budget and decode batch it times three placements on --device
+// hybrid: every expert streamed on demand through an LRU cache of the
+// budget (the Mixtral-offloading approach), the hottest experts resident
+// and the rest computed on the CPU (Fiddler), and moe-place-experts' own
+// choice (CostCore.h, the pass's code), printing time per token, PCIe
+// bytes per token and, for ours, each layer's measured time against its
+// prediction. --dry-run stops after the placements (CPU calibration, the
+// H100 figures of bench/devices/h100-host.json): the harness without a GPU.
+//
 //===----------------------------------------------------------------------===//
 
 #include "test/unit/runtime/PlanBuilder.h"
@@ -25,7 +43,10 @@
 #include "runtime/cuda/CudaExecutor.h"
 #include "runtime/cuda/MeasureDevice.h"
 
+#include "passes/Analysis/CostCore.h"
+
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -52,6 +73,12 @@ struct Options {
   std::string device = "cuda";
   double hbm = 0;
   std::string json;
+  // --offload
+  bool offload = false, dryRun = false;
+  int64_t layers = 4, calibration = 1024;
+  std::vector<double> budgets = {0.25, 0.5};
+  std::vector<int64_t> batches = {1, 16};
+  double skew = 1.0;
 };
 
 int usage(const char *why) {
@@ -282,6 +309,384 @@ int run(const Options &o) {
   return 0;
 }
 
+
+// --- the offload benchmark (--offload) --------------------------------------
+
+/// The stack: per layer a router (with a Zipf-like bias), route, dispatch,
+/// SwiGLU experts (placement set later), combine and the residual add.
+/// Outputs: the hidden state, then each layer's expert ids.
+StatusOr<std::unique_ptr<rt::LoadedPlan>> buildStack(const Options &o,
+                                                     std::string &path) {
+  const int64_t H = o.hidden, F = o.ffn, E = o.experts, K = o.k;
+  test::PlanBuilder pb;
+  uint32_t x = pb.input("hidden", DType::F32, {-1, H});
+  std::vector<uint32_t> ids;
+  std::mt19937 rng(11);
+  for (int64_t l = 0; l < o.layers; ++l) {
+    uint32_t router = pb.weightF32(
+        "router" + std::to_string(l), {E, H},
+        randomWeights(size_t(E * H), 0.5f / std::sqrt(float(H)),
+                      uint64_t(100 + l)));
+    // Expert e's bias skew · log(1 / (rank + 1)), ranks shuffled per layer.
+    std::vector<int64_t> rank(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e)
+      rank[size_t(e)] = e;
+    std::shuffle(rank.begin(), rank.end(), rng);
+    std::vector<float> bias(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e)
+      bias[size_t(e)] =
+          float(-o.skew * std::log(double(rank[size_t(e)]) + 1.0));
+    uint32_t b = pb.weightF32("router_bias" + std::to_string(l), {E}, bias);
+    auto bank = [&](const std::string &name, rt::Shape shape, uint64_t seed) {
+      size_t n = size_t(shape[0] * shape[1] * shape[2]);
+      std::vector<float> w = randomWeights(n, 1.0f / float(shape[2]), seed);
+      if (!o.bf16)
+        return pb.weightF32(name, shape, w);
+      return pb.weightPacked(name, shape, w,
+                             std::vector<kernels::cpu::QuantFormat>(
+                                 size_t(shape[0]), {16, 0, true, false}));
+    };
+    std::string suffix = std::to_string(l);
+    uint32_t w1 = bank("w1_" + suffix, {E, F, H}, uint64_t(200 + 3 * l));
+    uint32_t w2 = bank("w2_" + suffix, {E, H, F}, uint64_t(201 + 3 * l));
+    uint32_t w3 = bank("w3_" + suffix, {E, F, H}, uint64_t(202 + 3 * l));
+    uint32_t logits =
+        pb.call1("nn.linear", {x, router, b}, DType::F32, {-1, E});
+    auto routed = pb.call("moe.route", {logits},
+                          {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
+                          Attrs().setInt("k", K)
+                              .setString("scoring", "softmax")
+                              .setInt("normalize", 1));
+    auto d = pb.call("moe.dispatch", {x, routed[0]},
+                     {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
+                      {DType::I64, {-1}}},
+                     Attrs().setInt("num_experts", E));
+    uint32_t y = pb.call1(
+        "moe.experts", {d[0], d[1], w1, w2, w3}, DType::F32, {-1, H},
+        Attrs().setInt("num_experts", E)
+            .setString("activation", "silu")
+            .setInt("has_w3", 1)
+            .setInts("placement", std::vector<int64_t>(size_t(E), 1)));
+    uint32_t c = pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
+                          {-1, H});
+    x = pb.call1("nn.add", {x, c}, DType::F32, {-1, H});
+    ids.push_back(routed[0]);
+  }
+  pb.output(x);
+  for (uint32_t v : ids)
+    pb.output(v);
+  path = test::tempPath("offload-bench.moeplan");
+  MOE_RETURN_IF_ERROR(pb.write(path));
+  rt::LoadOptions lo;
+  lo.verifyWeights = false;
+  return rt::loadPlan(path, lo);
+}
+
+/// The H100 host of ../shared/BENCHMARKING.md (bench/devices/h100-host.json)
+/// for --dry-run, where nothing is measured.
+cost::DeviceProfile h100Profile() {
+  cost::DeviceProfile d;
+  d.name = "H100 80 GB host (BENCHMARKING.md's figures)";
+  d.gpuMemoryBytes = 85899345920.0;
+  d.hbmBytesPerSecond = 3.0e12;
+  d.gpuFlopsPerSecond = 4.9e14;
+  d.gpuLaunchSeconds = 5e-6;
+  d.h2dBytesPerSecond = d.d2hBytesPerSecond = 5.0e10;
+  d.pcieLatencySeconds = 1e-5;
+  d.hostReadBytesPerSecond = 9.1e10;
+  d.cpuFlopsPerSecond = 1.0e12;
+  return d;
+}
+
+struct Strategy {
+  std::string name;
+  /// Per layer, per expert: 1 GPU, 2 CPU, 3 on demand.
+  std::vector<std::vector<int64_t>> placement;
+  int cacheSlots = 0;
+  std::vector<double> predictedUs; ///< ours only
+};
+
+std::vector<Strategy> strategies(const Options &o, const cost::DeviceProfile &d,
+                                 const std::vector<std::vector<double>> &share,
+                                 double budgetFraction, int64_t batch) {
+  const int64_t L = o.layers, E = o.experts;
+  const double expertBytes =
+      3.0 * double(o.hidden) * double(o.ffn) * (o.bf16 ? 2.0 : 4.0);
+  const double budget = budgetFraction * expertBytes * double(L * E);
+  std::vector<Strategy> out;
+  // Mixtral-offloading: everything on demand through an LRU cache of the
+  // budget.
+  Strategy lru;
+  lru.name = "lru-streaming";
+  lru.placement.assign(size_t(L), std::vector<int64_t>(size_t(E), 3));
+  lru.cacheSlots = std::max(1, int(budget / expertBytes));
+  out.push_back(lru);
+  // Fiddler: each layer's hottest experts resident within its share of the
+  // budget, the rest computed on the CPU.
+  Strategy fiddler;
+  fiddler.name = "fiddler-cpu";
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<int64_t> order(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e)
+      order[size_t(e)] = e;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return share[size_t(l)][size_t(a)] > share[size_t(l)][size_t(b)];
+    });
+    std::vector<int64_t> p(static_cast<size_t>(E), 2);
+    double left = budget / double(L);
+    for (int64_t e : order)
+      if (left >= expertBytes) {
+        p[size_t(e)] = 1;
+        left -= expertBytes;
+      }
+    fiddler.placement.push_back(p);
+  }
+  out.push_back(fiddler);
+  // Ours: moe-place-experts' choice (the same code).
+  std::vector<cost::PlacementLayer> layers(static_cast<size_t>(L));
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t e = 0; e < E; ++e) {
+      cost::ExpertShape s;
+      s.bytes = int64_t(expertBytes);
+      s.flopsPerToken = 2.0 * 3.0 * double(o.hidden) * double(o.ffn);
+      s.hidden = o.hidden;
+      layers[size_t(l)].shapes.push_back(s);
+      layers[size_t(l)].loads.push_back(cost::ExpertLoad::fromShare(
+          share[size_t(l)][size_t(e)], double(batch), o.k));
+      layers[size_t(l)].where.push_back(cost::Where::Cpu);
+      layers[size_t(l)].pinned.push_back(false);
+    }
+  const int64_t cacheExperts = 2;
+  cost::PlacementResult r =
+      cost::placeExperts(d, layers, int64_t(budget), cacheExperts);
+  Strategy ours;
+  ours.name = "moe-place-experts";
+  ours.cacheSlots = r.cacheBytes > 0 ? int(cacheExperts) : 0;
+  for (int64_t l = 0; l < L; ++l) {
+    std::vector<int64_t> p;
+    for (cost::Where w : layers[size_t(l)].where)
+      p.push_back(w == cost::Where::Gpu ? 1 : w == cost::Where::Cpu ? 2 : 3);
+    ours.placement.push_back(p);
+    ours.predictedUs.push_back(
+        1e6 * std::max(r.gpuSide[size_t(l)], r.cpuSide[size_t(l)]));
+  }
+  out.push_back(ours);
+  return out;
+}
+
+std::string placementText(const std::vector<std::vector<int64_t>> &p) {
+  std::string t;
+  const char *code = "?gco";
+  for (size_t l = 0; l < p.size(); ++l) {
+    t += l ? " | " : "";
+    for (int64_t w : p[l])
+      t += code[w >= 0 && w <= 3 ? w : 0];
+  }
+  return t;
+}
+
+int runOffload(const Options &o) {
+  bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto fail = [](const Status &st) {
+    std::fprintf(stderr, "moe-cuda-bench: error: %s\n", st.message().c_str());
+    return 1;
+  };
+  if (tty)
+    std::fprintf(stderr, "moe-cuda-bench: building %lld layers...\r",
+                 (long long)o.layers);
+  std::string path;
+  StatusOr<std::unique_ptr<rt::LoadedPlan>> plan = buildStack(o, path);
+  if (!plan.isOk())
+    return fail(plan.status());
+  ::unlink(path.c_str());
+  // Routing shares: a calibration run (every expert resident).
+  std::vector<std::vector<double>> share(
+      size_t(o.layers), std::vector<double>(size_t(o.experts), 0.0));
+  {
+    std::unique_ptr<rt::Runner> calib;
+    if (o.dryRun) {
+      StatusOr<std::unique_ptr<rt::Executor>> ex =
+          rt::Executor::create(**plan);
+      if (!ex.isOk())
+        return fail(ex.status());
+      calib = std::move(*ex);
+    } else {
+      StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
+          rt::cuda::CudaExecutor::create(**plan);
+      if (!ex.isOk())
+        return fail(ex.status());
+      calib = std::move(*ex);
+    }
+    StatusOr<Tensor> x = Tensor::allocate(DType::F32, {o.calibration, o.hidden});
+    if (!x.isOk())
+      return fail(x.status());
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t i = 0; i < x->numElements(); ++i)
+      x->mutableData<float>()[i] = nd(rng);
+    StatusOr<std::vector<Tensor>> out = calib->run({*x});
+    if (!out.isOk())
+      return fail(out.status());
+    for (int64_t l = 0; l < o.layers; ++l) {
+      const Tensor &ids = (*out)[size_t(l + 1)];
+      for (int64_t i = 0; i < ids.numElements(); ++i) {
+        int64_t e = ids.data<int64_t>()[i];
+        if (e >= 0 && e < o.experts)
+          share[size_t(l)][size_t(e)] += 1.0 / double(ids.numElements());
+      }
+    }
+  }
+  cost::DeviceProfile profile = h100Profile();
+  if (!o.dryRun) {
+    StatusOr<rt::cuda::DeviceMeasurements> m =
+        rt::cuda::measureDeviceProfile(tty);
+    if (!m.isOk())
+      return fail(m.status());
+    profile.name = m->name;
+    profile.gpuMemoryBytes = m->memoryBytes;
+    profile.hbmBytesPerSecond = m->hbmReadBytesPerSecond;
+    profile.gpuFlopsPerSecond = o.bf16 ? m->bf16FlopsPerSecond
+                                       : m->f32FlopsPerSecond;
+    profile.gpuLaunchSeconds = m->launchSeconds;
+    profile.h2dBytesPerSecond = m->h2dBytesPerSecond;
+    profile.d2hBytesPerSecond = m->d2hBytesPerSecond;
+    profile.pcieLatencySeconds = m->pcieLatencySeconds;
+    profile.hostReadBytesPerSecond = m->hostReadBytesPerSecond;
+    profile.cpuFlopsPerSecond = m->hostFlopsPerSecond;
+  }
+  std::printf("offload: %lld layers of %lld experts (hidden %lld, ffn %lld, "
+              "top-%lld, %s), skew %.2f; device profile: %s\n",
+              (long long)o.layers, (long long)o.experts, (long long)o.hidden,
+              (long long)o.ffn, (long long)o.k, o.bf16 ? "bf16" : "f32",
+              o.skew, profile.name.c_str());
+  for (int64_t l = 0; l < o.layers; ++l) {
+    std::printf("  layer %lld routing shares:", (long long)l);
+    for (double v : share[size_t(l)])
+      std::printf(" %.3f", v);
+    std::printf("\n");
+  }
+  std::string rows;
+  for (double budget : o.budgets)
+    for (int64_t batch : o.batches) {
+      std::vector<Strategy> ss =
+          strategies(o, profile, share, budget, batch);
+      for (const Strategy &st : ss) {
+        std::printf("budget %.0f%%, batch %lld, %-18s %s (cache %d)", 100 * budget,
+                    (long long)batch, st.name.c_str(),
+                    placementText(st.placement).c_str(), st.cacheSlots);
+        std::string measuredJson = "null", msJson = "null", bytesJson = "null";
+        std::string predicted;
+        for (size_t l = 0; l < st.predictedUs.size(); ++l)
+          predicted += (l ? ", " : "") + std::to_string(st.predictedUs[l]);
+        if (o.dryRun) {
+          std::printf("\n");
+        } else {
+          size_t layer = 0;
+          StatusOr<size_t> edited = (*plan)->overrideAttrs(
+              "moe.experts", [&](Attrs &a) {
+                a.setInts("placement", st.placement[layer++]);
+              });
+          if (!edited.isOk())
+            return fail(edited.status());
+          rt::cuda::CudaExecutorOptions co;
+          co.hybrid = true;
+          co.cacheExperts = std::max(1, st.cacheSlots);
+          co.profile = !st.predictedUs.empty();
+          StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
+              rt::cuda::CudaExecutor::create(**plan, co);
+          if (!ex.isOk())
+            return fail(ex.status());
+          StatusOr<Tensor> x = Tensor::allocate(DType::F32, {batch, o.hidden});
+          if (!x.isOk())
+            return fail(x.status());
+          std::mt19937 rng(static_cast<uint32_t>(batch));
+          std::normal_distribution<float> nd(0.0f, 1.0f);
+          std::vector<double> ms;
+          rt::cuda::HybridStats before;
+          for (int i = 0; i < o.warmup + o.repeat; ++i) {
+            // A new batch each step, as in decoding.
+            for (int64_t j = 0; j < x->numElements(); ++j)
+              x->mutableData<float>()[j] = nd(rng);
+            if (i == o.warmup) {
+              before = (*ex)->hybridStats();
+              (*ex)->resetProfile();
+            }
+            auto start = std::chrono::steady_clock::now();
+            StatusOr<std::vector<Tensor>> r = (*ex)->run({*x});
+            auto end = std::chrono::steady_clock::now();
+            if (!r.isOk())
+              return fail(r.status());
+            if (i >= o.warmup)
+              ms.push_back(
+                  std::chrono::duration<double, std::milli>(end - start)
+                      .count());
+          }
+          rt::cuda::HybridStats after = (*ex)->hybridStats();
+          double perToken = median(ms) / double(batch);
+          double bytes = double(after.h2dBytes + after.d2hBytes -
+                                before.h2dBytes - before.d2hBytes) /
+                         double(o.repeat) / double(batch);
+          std::printf(": %.3f ms/token, %.2f MB/token over PCIe, cache %llu "
+                      "hits %llu misses\n",
+                      perToken, bytes / 1e6,
+                      (unsigned long long)(after.cacheHits - before.cacheHits),
+                      (unsigned long long)(after.cacheMisses -
+                                           before.cacheMisses));
+          msJson = std::to_string(perToken);
+          bytesJson = std::to_string(bytes);
+          if (co.profile) {
+            std::vector<double> stepMs = (*ex)->stepMillis();
+            std::string m;
+            size_t n = 0;
+            for (size_t sIdx = 0; sIdx < (*plan)->steps().size(); ++sIdx)
+              if ((*plan)->steps()[sIdx].kernelName == "moe.experts") {
+                m += (n ? ", " : "") + std::to_string(1e3 * stepMs[sIdx]);
+                std::printf("    layer %zu: %.1f us measured, %.1f us "
+                            "predicted\n",
+                            n, 1e3 * stepMs[sIdx],
+                            n < st.predictedUs.size() ? st.predictedUs[n]
+                                                      : 0.0);
+                ++n;
+              }
+            measuredJson = "[" + m + "]";
+          }
+        }
+        char buf[512];
+        std::snprintf(buf, sizeof(buf),
+                      "%s{\"budget_fraction\": %g, \"batch\": %lld, "
+                      "\"strategy\": \"%s\", \"placement\": \"%s\", "
+                      "\"cache_slots\": %d, \"ms_per_token\": %s, "
+                      "\"pcie_bytes_per_token\": %s",
+                      rows.empty() ? "" : ",\n    ", budget, (long long)batch,
+                      st.name.c_str(), placementText(st.placement).c_str(),
+                      st.cacheSlots, msJson.c_str(), bytesJson.c_str());
+        rows += buf;
+        rows += ", \"predicted_layer_us\": [" + predicted +
+                "], \"measured_layer_us\": " + measuredJson + "}";
+      }
+    }
+  if (!o.json.empty()) {
+    FILE *f = std::fopen(o.json.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "moe-cuda-bench: error: cannot write %s\n",
+                   o.json.c_str());
+      return 1;
+    }
+    std::fprintf(f,
+                 "{\"benchmark\": \"offload\", \"device\": \"%s\", "
+                 "\"layers\": %lld, \"hidden\": %lld, \"ffn\": %lld, "
+                 "\"experts\": %lld, \"k\": %lld, \"dtype\": \"%s\", "
+                 "\"skew\": %g, \"dry_run\": %s, \"repeat\": %d,\n  "
+                 "\"rows\": [\n    %s]}\n",
+                 profile.name.c_str(), (long long)o.layers,
+                 (long long)o.hidden, (long long)o.ffn, (long long)o.experts,
+                 (long long)o.k, o.bf16 ? "bf16" : "f32", o.skew,
+                 o.dryRun ? "true" : "false", o.repeat, rows.c_str());
+    std::fclose(f);
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -363,6 +768,48 @@ int main(int argc, char **argv) {
       o.hbm = v ? std::strtod(v, &end) : 0;
       if (!v || *end != '\0' || !(o.hbm > 0))
         return usage("--hbm-bytes-per-s needs a positive number");
+    } else if (a == "--offload") {
+      o.offload = true;
+    } else if (a == "--dry-run") {
+      o.dryRun = true;
+    } else if (a == "--layers" || a == "--calibration") {
+      if (!integer(n))
+        return usage((a + " needs a positive integer").c_str());
+      (a == "--layers" ? o.layers : o.calibration) = n;
+    } else if (a == "--skew") {
+      const char *v = value();
+      char *end = nullptr;
+      o.skew = v ? std::strtod(v, &end) : -1;
+      if (!v || *end != '\0' || !(o.skew >= 0))
+        return usage("--skew needs a non-negative number");
+    } else if (a == "--budgets" || a == "--batches") {
+      const char *v = value();
+      if (!v)
+        return usage((a + " needs a list").c_str());
+      std::string text = v;
+      std::vector<double> vals;
+      size_t at = 0;
+      while (at <= text.size()) {
+        size_t comma = text.find(',', at);
+        std::string part = text.substr(
+            at, comma == std::string::npos ? std::string::npos : comma - at);
+        char *end = nullptr;
+        double d = std::strtod(part.c_str(), &end);
+        if (part.empty() || *end != '\0' || !(d > 0) ||
+            (a == "--budgets" && d > 1) ||
+            (a == "--batches" && d != std::floor(d)))
+          return usage(a == "--budgets"
+                           ? "--budgets takes fractions in (0, 1]"
+                           : "--batches takes positive integers");
+        vals.push_back(d);
+        if (comma == std::string::npos)
+          break;
+        at = comma + 1;
+      }
+      if (a == "--budgets")
+        o.budgets = vals;
+      else
+        o.batches.assign(vals.begin(), vals.end());
     } else if (a == "--json") {
       const char *v = value();
       if (!v)
@@ -374,5 +821,7 @@ int main(int argc, char **argv) {
   }
   if (o.k > o.experts)
     return usage("--k exceeds --experts");
-  return run(o);
+  if (o.offload && o.experts > 64)
+    return usage("--offload takes at most 64 experts");
+  return o.offload ? runOffload(o) : run(o);
 }

@@ -11,9 +11,10 @@
 #   #                                    carry=["carry/cuda"])
 #
 # run.sh writes under $OUT (the device tool's result folder): the GPU unit
-# tests, every fixture on --device cuda checked against ONNX Runtime's
-# outputs (fp32: 1e-4 of max |ref|; bf16 experts: 1e-2), the measured device
-# profile, and the Mixtral-shaped layer benchmark against PyTorch eager.
+# tests, the fixtures on --device cuda and hybrid checked against ONNX
+# Runtime's outputs and the CPU's, the measured device profile, the
+# Mixtral-shaped layer benchmark against PyTorch eager, and the offload
+# benchmark (LRU streaming, Fiddler, moe-place-experts on --device hybrid).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DIR="${1:-$ROOT/carry/cuda}"
@@ -148,6 +149,9 @@ timeout 400 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/
 timeout 400 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
   --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+echo "== offload: LRU streaming, Fiddler, moe-place-experts (4 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
+timeout 420 bin/moe-cuda-bench --offload --layers 4 --repeat 10 --warmup 3 \
+  --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 exit $status
 RUN
 chmod +x "$DIR/run.sh"
