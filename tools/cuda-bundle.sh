@@ -7,8 +7,9 @@
 # plans are compiled here.
 #
 #   tools/cuda-bundle.sh [DIR]        # default: carry/cuda (git-ignored)
-#   # then, through the device tool:  run(command="carry/cuda/run.sh",
-#   #                                    carry=["carry/cuda"])
+#   # then, through the device tool (each call under its 10-minute limit):
+#   #   run(command="carry/cuda/run.sh checks", carry=["carry/cuda"])
+#   #   run(command="carry/cuda/run.sh bench", carry=["carry/cuda"])
 #
 # run.sh writes under $OUT (the device tool's result folder): the GPU unit
 # tests, the fixtures on --device cuda and hybrid checked against ONNX
@@ -106,15 +107,20 @@ echo "$name.placed $name 1e-4 1e-4 hybrid" >> "$DIR/cases.txt"
 
 cat > "$DIR/run.sh" <<'RUN'
 #!/bin/bash
-# On the GPU machine: the CUDA backend's checks and benchmark; logs under $OUT.
+# On the GPU machine: the CUDA backend's checks and benchmarks; logs under
+# $OUT. `run.sh checks` (tests, fixtures, device profile: a few minutes),
+# `run.sh bench` (the layer and offload benchmarks: several minutes), or
+# both (no argument) when one call may take that long.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/out}"
+PHASE="${1:-all}"
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$HERE/lib:${LD_LIBRARY_PATH:-}"
 cd "$HERE"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 status=0
+if [ "$PHASE" = all ] || [ "$PHASE" = checks ]; then
 echo "== gtest" | tee "$OUT/summary.txt"
 timeout 300 bin/moe-cuda-tests --gtest_output="json:$OUT/gtest.json" > "$OUT/gtest.txt" 2>&1 || status=1
 tail -n 15 "$OUT/gtest.txt" | tee -a "$OUT/summary.txt"
@@ -144,6 +150,8 @@ timeout 120 bin/moe-exec plans/trained.mixtral_tiny.placed.moeplan --device hybr
 echo "== device profile" | tee -a "$OUT/summary.txt"
 timeout 180 bin/moe-exec --measure-device "$OUT/device-profile.json" > /dev/null 2>> "$OUT/summary.txt" || status=1
 cat "$OUT/device-profile.json" >> "$OUT/summary.txt" 2>/dev/null
+fi
+if [ "$PHASE" = all ] || [ "$PHASE" = bench ]; then
 echo "== Mixtral-shaped layer (h=4096, f=14336, E=8, k=2, bf16)" | tee -a "$OUT/summary.txt"
 timeout 400 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 timeout 400 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
@@ -152,6 +160,7 @@ python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cud
 echo "== offload: LRU streaming, Fiddler, moe-place-experts (4 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
 timeout 420 bin/moe-cuda-bench --offload --layers 4 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+fi
 exit $status
 RUN
 chmod +x "$DIR/run.sh"
