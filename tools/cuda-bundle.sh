@@ -153,12 +153,12 @@ cat "$OUT/device-profile.json" >> "$OUT/summary.txt" 2>/dev/null
 fi
 if [ "$PHASE" = all ] || [ "$PHASE" = bench ]; then
 echo "== Mixtral-shaped layer (h=4096, f=14336, E=8, k=2, bf16)" | tee -a "$OUT/summary.txt"
-timeout 400 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
-timeout 400 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+timeout 240 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+timeout 180 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
   --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 echo "== offload: LRU streaming, Fiddler, moe-place-experts (4 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
-timeout 420 bin/moe-cuda-bench --offload --layers 4 --repeat 10 --warmup 3 \
+timeout 240 bin/moe-cuda-bench --offload --layers 4 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 fi
 exit $status
