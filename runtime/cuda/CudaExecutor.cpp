@@ -287,6 +287,32 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
   return Status::ok();
 }
 
+Status CudaExecutor::observe(size_t index, RunState &st) const {
+  const StepInfo &step = plan_.steps()[index];
+  auto hostCopies = [&](const std::vector<uint32_t> &ids)
+      -> StatusOr<std::vector<Tensor>> {
+    std::vector<Tensor> out;
+    for (uint32_t v : ids) {
+      if (!st.host[v].defined() && st.dev[v].defined()) {
+        StatusOr<Tensor> h = device_->download(st.dev[v]);
+        if (!h.isOk())
+          return h.status();
+        st.host[v] = std::move(*h);
+      }
+      out.push_back(st.host[v]);
+    }
+    return out;
+  };
+  StatusOr<std::vector<Tensor>> in = hostCopies(step.inputs);
+  if (!in.isOk())
+    return in.status();
+  StatusOr<std::vector<Tensor>> out = hostCopies(step.outputs);
+  if (!out.isOk())
+    return out.status();
+  options_.observer(index, *in, *out);
+  return Status::ok();
+}
+
 StatusOr<std::vector<Tensor>>
 CudaExecutor::run(const std::vector<Tensor> &inputs) const {
   return runDevice(inputs, false);
@@ -315,6 +341,9 @@ CudaExecutor::runDevice(const std::vector<Tensor> &inputs,
     Status status = runStep(s, st);
     if (status.isOk() && options_.profile)
       status = device_->synchronize();
+    if (status.isOk() && options_.observer && options_.observes &&
+        steps[s].kind == StepKind::Call && options_.observes(steps[s]))
+      status = observe(s, st);
     if (!status.isOk())
       return status.withContext("step " + std::to_string(s) + " `" +
                                 steps[s].kernelName + "` (cuda)");

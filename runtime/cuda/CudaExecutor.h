@@ -16,6 +16,7 @@
 #include "runtime/cuda/CudaKernels.h"
 #include "runtime/cuda/ExpertKernels.h"
 
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -40,6 +41,14 @@ struct CudaExecutorOptions {
   /// `cacheExperts` device slots. Everything else runs as on `cuda`.
   bool hybrid = false;
   int cacheExperts = 2;
+  /// Called after each step that `observes` accepts, with host copies of
+  /// its inputs and outputs (downloaded when they are on the device, which
+  /// waits for the stream): the routing profiler watches moe.route and
+  /// moe.dispatch. Steps run one at a time, so it needs no locking here.
+  std::function<void(size_t step, const std::vector<Tensor> &inputs,
+                     const std::vector<Tensor> &outputs)>
+      observer;
+  std::function<bool(const StepInfo &)> observes;
 };
 
 /// The hybrid device's traffic since creation, summed over the steps.
@@ -88,6 +97,8 @@ private:
       : plan_(plan), options_(options) {}
   struct RunState;
   Status runStep(size_t index, RunState &state) const;
+  /// Calls the observer on step `index` with host copies of its operands.
+  Status observe(size_t index, RunState &state) const;
 
   const LoadedPlan &plan_;
   CudaExecutorOptions options_;

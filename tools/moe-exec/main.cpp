@@ -1073,11 +1073,13 @@ int runTool(int argc, char **argv) {
       -> StatusOr<std::unique_ptr<Runner>> {
     if (o.device == "cuda" || o.device == "hybrid") {
 #ifdef MOE_HAVE_CUDA
-      if (eo.observer)
-        return Status::error("--profile is not supported on the cuda device "
-                             "yet (profile on cpu: routing does not depend "
-                             "on the device)");
       moe::rt::cuda::CudaExecutorOptions co;
+      // The routing profiler and the pruning counters watch the router and
+      // the dispatch (their operands come down to the host for it).
+      co.observer = eo.observer;
+      co.observes = [](const StepInfo &s) {
+        return s.kernelName == "moe.route" || s.kernelName == "moe.dispatch";
+      };
       co.memoryBudget = o.deviceMemory;
       co.hybrid = o.device == "hybrid";
       if (o.deviceCache >= 0)
@@ -1213,7 +1215,7 @@ int runTool(int argc, char **argv) {
   }
   // With --bench and pruning in the plan: count what pruning changed.
   std::unique_ptr<RoutingProfiler> pruneStats;
-  if (o.bench && !profiler && pruningActive(plan) && o.device == "cpu") {
+  if (o.bench && !profiler && pruningActive(plan)) {
     ProfileOptions po;
     po.samples = 0;
     StatusOr<std::unique_ptr<RoutingProfiler>> p =

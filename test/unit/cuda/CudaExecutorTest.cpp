@@ -8,6 +8,8 @@
 
 #include "test/unit/cuda/CudaTestUtil.h"
 
+#include "runtime/Profile.h"
+
 #include <random>
 
 using namespace moe::test;
@@ -330,6 +332,85 @@ TEST(CudaExecutor, PrunedRoutingRunsOnTheHost) {
   checkMoeLayer(8, 2, 64, 96, "silu", 0, true, false, {}, false, false, {},
                 {1, 64}, {1, 2, 3, 1, 2, 3, 3, 2}, hybrid,
                 Attrs().setFloat("skip_threshold", 0.3));
+}
+
+/// --profile on cuda: the routing profiler sees the same routing as on the
+/// CPU (its operands come down to the host).
+TEST(CudaExecutor, RoutingProfileMatchesTheCpu) {
+  MOE_REQUIRE_GPU();
+  const int64_t E = 8, H = 32, F = 16, K = 2;
+  std::mt19937 rng(21);
+  PlanBuilder pb;
+  uint32_t x = pb.input("x", DType::F32, {-1, H});
+  uint32_t router = pb.weightF32("router", {E, H},
+                                 randomF32({E, H}, rng).toVector<float>());
+  uint32_t w1 = pb.weightF32("w1", {E, F, H},
+                             randomF32({E, F, H}, rng).toVector<float>());
+  uint32_t w2 = pb.weightF32("w2", {E, H, F},
+                             randomF32({E, H, F}, rng).toVector<float>());
+  uint32_t logits = pb.call1("nn.linear", {x, router}, DType::F32, {-1, E});
+  auto routed = pb.call("moe.route", {logits},
+                        {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
+                        Attrs().setInt("k", K).setInt("normalize", 1));
+  auto d = pb.call("moe.dispatch", {x, routed[0]},
+                   {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
+                    {DType::I64, {-1}}},
+                   Attrs().setInt("num_experts", E));
+  uint32_t y = pb.call1("moe.experts", {d[0], d[1], w1, w2}, DType::F32,
+                        {-1, H},
+                        Attrs().setInt("num_experts", E)
+                            .setString("activation", "relu"));
+  pb.output(pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
+                     {-1, H}));
+  auto plan = loadBuilt(pb);
+  ASSERT_TRUE(plan);
+  moe::rt::ProfileOptions po;
+  po.samples = 0;
+  auto cpuProfile = moe::rt::RoutingProfiler::create(*plan, po);
+  auto gpuProfile = moe::rt::RoutingProfiler::create(*plan, po);
+  ASSERT_TRUE(cpuProfile.isOk() && gpuProfile.isOk());
+  moe::rt::ExecutorOptions eo;
+  moe::rt::RoutingProfiler *c = cpuProfile->get(), *g = gpuProfile->get();
+  eo.observer = [c](size_t s, const std::vector<Tensor> &in,
+                    const std::vector<Tensor> &out) { c->observe(s, in, out); };
+  auto cpu = moe::rt::Executor::create(*plan, eo);
+  ASSERT_TRUE(cpu.isOk());
+  moe::rt::cuda::CudaExecutorOptions co;
+  co.observer = [g](size_t s, const std::vector<Tensor> &in,
+                    const std::vector<Tensor> &out) { g->observe(s, in, out); };
+  co.observes = [](const moe::rt::StepInfo &s) {
+    return s.kernelName == "moe.route" || s.kernelName == "moe.dispatch";
+  };
+  auto gpu = moe::rt::cuda::CudaExecutor::create(*plan, co);
+  ASSERT_TRUE(gpu.isOk()) << gpu.status().message();
+  for (int64_t T : {1, 40}) {
+    Tensor in = randomF32({T, H}, rng);
+    ASSERT_TRUE((*cpu)->run({in}).isOk());
+    ASSERT_TRUE((*gpu)->run({in}).isOk());
+    c->endRun();
+    g->endRun();
+  }
+  // Integer counters exactly, real ones (weight sums) to float rounding.
+  auto counters = [](moe::rt::RoutingProfiler *p, std::vector<int64_t> &ints,
+                     std::vector<double> &reals) {
+    return p->forEachCounter(
+        [&](int64_t *v, size_t n) {
+          ints.insert(ints.end(), v, v + n);
+          return moe::rt::Status::ok();
+        },
+        [&](double *v, size_t n) {
+          reals.insert(reals.end(), v, v + n);
+          return moe::rt::Status::ok();
+        });
+  };
+  std::vector<int64_t> ci, gi;
+  std::vector<double> cr, gr;
+  ASSERT_TRUE(counters(c, ci, cr).isOk());
+  ASSERT_TRUE(counters(g, gi, gr).isOk());
+  EXPECT_EQ(ci, gi);
+  ASSERT_EQ(cr.size(), gr.size());
+  for (size_t i = 0; i < cr.size(); ++i)
+    EXPECT_NEAR(cr[i], gr[i], 1e-4 * std::max(1.0, std::fabs(cr[i]))) << i;
 }
 
 TEST(CudaExecutor, DispatchRejectsAnExpertIdOutOfRange) {
