@@ -121,9 +121,16 @@ cd "$HERE"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 status=0
 if [ "$PHASE" = all ] || [ "$PHASE" = checks ]; then
-echo "== gtest" | tee "$OUT/summary.txt"
-timeout 300 bin/moe-cuda-tests --gtest_output="json:$OUT/gtest.json" > "$OUT/gtest.txt" 2>&1 || status=1
-tail -n 15 "$OUT/gtest.txt" | tee -a "$OUT/summary.txt"
+echo "== gtest (one process per test: a crash or a sticky CUDA error stays in its test)" | tee "$OUT/summary.txt"
+bin/moe-cuda-tests --gtest_list_tests | awk '/^[^ ]/{suite=$1} /^  /{print suite $1}' > "$OUT/gtest-list.txt"
+while read -r t; do
+  if timeout 120 bin/moe-cuda-tests --gtest_filter="$t" > "$OUT/gtest.$t.txt" 2>&1; then
+    echo "ok   $t $(grep -c SKIPPED "$OUT/gtest.$t.txt" | sed 's/^0$//;s/^[1-9].*/(skipped)/')" | tee -a "$OUT/summary.txt"
+  else
+    status=1
+    echo "FAIL $t: $(grep -E 'Failure|error|Expected|Which is|Value of' "$OUT/gtest.$t.txt" | head -6 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
+  fi
+done < "$OUT/gtest-list.txt"
 echo "== fixtures on --device cuda" | tee -a "$OUT/summary.txt"
 while read -r plan data tol cputol dev; do
   dev="${dev:-cuda}"

@@ -24,6 +24,7 @@ namespace {
 void checkOneStep(const std::string &kernel,
                   const std::vector<Tensor> &inputs, DType outType,
                   Shape outShape, Attrs attrs = {}, float tol = 1e-5f) {
+  SCOPED_TRACE(kernel);
   PlanBuilder pb;
   std::vector<uint32_t> ids;
   for (size_t i = 0; i < inputs.size(); ++i)
@@ -207,9 +208,13 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
   pb.output(d[1]);
   auto plan = loadBuilt(pb);
   ASSERT_TRUE(plan);
-  for (int64_t T : tokens)
+  for (int64_t T : tokens) {
+    SCOPED_TRACE("E=" + std::to_string(E) + " k=" + std::to_string(K) +
+                 " " + activation + " fusion=" + std::to_string(fusion) +
+                 " T=" + std::to_string(T));
     expectSameOnCuda(*plan, {randomF32({T, H}, rng)},
                      bf16 || !formats.empty() ? 2e-2f : 2e-4f, options);
+  }
 }
 
 TEST(CudaExecutor, MoeLayerSiluWithW3) {
