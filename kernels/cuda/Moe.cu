@@ -215,6 +215,82 @@ __global__ void activationKernel(const float *g, const float *l, int64_t n,
 
 constexpr unsigned kThreads = 256;
 
+/// Decode-sized dispatch in one launch (at most kDecodeMaxRows pairs and
+/// kDecodeMaxExperts experts): thread 0 counts, scans and places the pairs
+/// in the same stable order as the general kernels (bad ids with the
+/// skipped ones, flagged), then the block copies the rows.
+__global__ void dispatchSmallKernel(const float *hidden, int64_t hiddenSize,
+                                    const int64_t *ids, int64_t pairs,
+                                    int64_t k, int experts, float *rows,
+                                    int64_t *offsets, int64_t *perm,
+                                    int *errorFlags) {
+  __shared__ int64_t permS[kDecodeMaxRows];
+  __shared__ int64_t valid;
+  if (threadIdx.x == 0) {
+    int64_t at = 0;
+    int bad = 0;
+    for (int e = 0; e < experts; ++e) {
+      offsets[e] = at;
+      for (int64_t p = 0; p < pairs; ++p)
+        if (ids[p] == e)
+          permS[at++] = p;
+    }
+    offsets[experts] = at;
+    valid = at;
+    for (int64_t p = 0; p < pairs; ++p) {
+      int64_t id = ids[p];
+      if (id < 0 || id >= experts) {
+        permS[at++] = p;
+        bad += id != -1;
+      }
+    }
+    if (bad && errorFlags)
+      atomicOr(errorFlags, kErrorExpertId);
+  }
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < pairs; i += blockDim.x)
+    perm[i] = permS[i];
+  for (int64_t i = threadIdx.x; i < pairs * hiddenSize; i += blockDim.x) {
+    int64_t r = i / hiddenSize, h = i % hiddenSize;
+    rows[i] = r < valid ? hidden[(permS[r] / k) * hiddenSize + h] : 0.0f;
+  }
+}
+
+/// Decode-sized combine in one launch: each block inverts perm (at most
+/// kDecodeMaxRows entries) in shared memory, then sums as combineKernel.
+__global__ void combineSmallKernel(const float *y, int64_t hiddenSize,
+                                   const int64_t *perm, int64_t rows,
+                                   const float *weights, int64_t tokens,
+                                   int k, float *out) {
+  __shared__ int64_t inverse[kDecodeMaxRows];
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x)
+    inverse[perm[r]] = r;
+  __syncthreads();
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= tokens * hiddenSize)
+    return;
+  int64_t t = i / hiddenSize, h = i % hiddenSize;
+  int64_t r[16];
+  int s[16];
+  for (int j = 0; j < k; ++j) {
+    r[j] = inverse[t * k + j];
+    s[j] = j;
+  }
+  for (int a = 1; a < k; ++a) // insertion sort by row
+    for (int b = a; b > 0 && r[b - 1] > r[b]; --b) {
+      int64_t tr = r[b];
+      r[b] = r[b - 1];
+      r[b - 1] = tr;
+      int ts = s[b];
+      s[b] = s[b - 1];
+      s[b - 1] = ts;
+    }
+  float acc = 0;
+  for (int j = 0; j < k; ++j)
+    acc += weights[t * k + s[j]] * y[r[j] * hiddenSize + h];
+  out[i] = acc;
+}
+
 } // namespace
 
 rt::Status route(const float *logits, int64_t tokens, int64_t experts,
@@ -240,6 +316,13 @@ rt::Status dispatch(const float *hidden, int64_t tokens, int64_t hiddenSize,
                     float *rows, int64_t *offsets, int64_t *perm,
                     int64_t *hostOffsets, int *errorFlags, Stream stream) {
   const int64_t pairs = tokens * k;
+  // Decode: one launch, nothing allocated, nothing waited for.
+  if (!hostOffsets && decodeOnDevice(pairs, experts)) {
+    dispatchSmallKernel<<<1, kThreads, 0, stream>>>(
+        hidden, hiddenSize, ids, pairs, k, int(experts), rows, offsets, perm,
+        errorFlags);
+    return checkLaunch("dispatchSmallKernel launch");
+  }
   int *counts = nullptr;
   int64_t *bad = nullptr;
   MOE_RETURN_IF_ERROR(check(
@@ -308,6 +391,12 @@ rt::Status combine(const float *y, int64_t rows, int64_t hiddenSize,
                              " tokens of " + std::to_string(k) + " experts");
   if (tokens == 0)
     return rt::Status::ok();
+  if (rows <= kDecodeMaxRows) {
+    combineSmallKernel<<<blocksFor(tokens * hiddenSize, kThreads), kThreads,
+                         0, stream>>>(y, hiddenSize, perm, rows, weights,
+                                      tokens, int(k), out);
+    return checkLaunch("combineSmallKernel launch");
+  }
   inverseKernel<<<blocksFor(rows, kThreads), kThreads, 0, stream>>>(
       perm, rows, scratch);
   MOE_RETURN_IF_ERROR(checkLaunch("combine inverseKernel launch"));
