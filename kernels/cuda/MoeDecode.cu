@@ -23,6 +23,9 @@ namespace {
 /// Rows of one expert handled per pass (more rows: more passes).
 constexpr int kRowsPerPass = 8;
 constexpr unsigned kWarps = 8;
+/// Chunks of 8 columns each lane loads before it multiplies: enough bytes
+/// in flight per warp for a decode GEMV to approach the HBM bandwidth.
+constexpr int kUnroll = 4;
 
 __device__ __forceinline__ bool aligned16(const void *p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
@@ -34,6 +37,11 @@ __device__ __forceinline__ void loadWeights8(const ExpertBank &b, int e,
                                              int64_t row, int64_t cols,
                                              int64_t c0, float w[8]) {
   const bool whole = c0 + 8 <= cols;
+  if (c0 >= cols) { // past the row (an unrolled step beyond its end)
+    for (int j = 0; j < 8; ++j)
+      w[j] = 0.0f;
+    return;
+  }
   switch (b.kind[e]) {
   case ExpertBank::F32: {
     const float *p = static_cast<const float *>(b.data[e]) + row * cols + c0;
@@ -125,24 +133,38 @@ __global__ void upKernel(const float *x, int64_t hidden,
   for (int64_t rb = r0; rb < r1; rb += kRowsPerPass) {
     const int n = int(r1 - rb < kRowsPerPass ? r1 - rb : kRowsPerPass);
     float ag[kRowsPerPass] = {}, al[kRowsPerPass] = {};
-    for (int64_t c0 = int64_t(lane) * 8; c0 < hidden; c0 += 32 * 8) {
-      float wg[8], wl[8];
-      loadWeights8(w1, e, gateRow, hidden, c0, wg);
-      if (fused)
-        loadWeights8(w1, e, linRow, hidden, c0, wl);
-      else if (hasW3)
-        loadWeights8(w3, e, o, hidden, c0, wl);
+    for (int64_t base = int64_t(lane) * 8; base < hidden;
+         base += 32 * 8 * kUnroll) {
+      // All loads of kUnroll chunks first, then the products.
+      float wg[kUnroll][8], wl[kUnroll][8];
 #pragma unroll
-      for (int r = 0; r < kRowsPerPass; ++r) {
-        if (r >= n)
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t c0 = base + int64_t(u) * 32 * 8;
+        loadWeights8(w1, e, gateRow, hidden, c0 < hidden ? c0 : hidden,
+                     wg[u]);
+        if (fused)
+          loadWeights8(w1, e, linRow, hidden, c0 < hidden ? c0 : hidden,
+                       wl[u]);
+        else if (hasW3)
+          loadWeights8(w3, e, o, hidden, c0 < hidden ? c0 : hidden, wl[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t c0 = base + int64_t(u) * 32 * 8;
+        if (c0 >= hidden)
           break;
-        float xv[8];
-        loadRow8(x + (rb + r) * hidden, hidden, c0, xv);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          ag[r] += wg[j] * xv[j];
-          if (hasLinear)
-            al[r] += wl[j] * xv[j];
+        for (int r = 0; r < kRowsPerPass; ++r) {
+          if (r >= n)
+            break;
+          float xv[8];
+          loadRow8(x + (rb + r) * hidden, hidden, c0, xv);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            ag[r] += wg[u][j] * xv[j];
+            if (hasLinear)
+              al[r] += wl[u][j] * xv[j];
+          }
         }
       }
     }
@@ -179,18 +201,29 @@ __global__ void downKernel(const float *h, int64_t ffn,
   for (int64_t rb = r0; rb < r1; rb += kRowsPerPass) {
     const int n = int(r1 - rb < kRowsPerPass ? r1 - rb : kRowsPerPass);
     float acc[kRowsPerPass] = {};
-    for (int64_t c0 = int64_t(lane) * 8; c0 < ffn; c0 += 32 * 8) {
-      float w[8];
-      loadWeights8(w2, e, o, ffn, c0, w);
+    for (int64_t base = int64_t(lane) * 8; base < ffn;
+         base += 32 * 8 * kUnroll) {
+      float w[kUnroll][8];
 #pragma unroll
-      for (int r = 0; r < kRowsPerPass; ++r) {
-        if (r >= n)
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t c0 = base + int64_t(u) * 32 * 8;
+        loadWeights8(w2, e, o, ffn, c0 < ffn ? c0 : ffn, w[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t c0 = base + int64_t(u) * 32 * 8;
+        if (c0 >= ffn)
           break;
-        float hv[8];
-        loadRow8(h + (rb + r) * ffn, ffn, c0, hv);
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-          acc[r] += w[j] * hv[j];
+        for (int r = 0; r < kRowsPerPass; ++r) {
+          if (r >= n)
+            break;
+          float hv[8];
+          loadRow8(h + (rb + r) * ffn, ffn, c0, hv);
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            acc[r] += w[u][j] * hv[j];
+        }
       }
     }
     for (int r = 0; r < n; ++r) {
