@@ -25,16 +25,39 @@ __global__ void gemvKernel(const float *x, int64_t k, const uint8_t *packed,
 #pragma unroll
   for (int r = 0; r < N; ++r)
     acc[r] = 0.0f;
-  for (int64_t c0 = int64_t(lane) * 8; c0 < k; c0 += 32 * 8) {
-    const int64_t g = o * q.groupsPerRow + c0 / q.groupSize;
-    const float scale = quantScale(packed, q, g);
-    const int zero = quantZero(packed, q, g);
-    const int64_t c1 = c0 + 8 < k ? c0 + 8 : k;
-    for (int64_t c = c0; c < c1; ++c) {
-      float w = float(int(quantCode(row, q.bits, c)) - zero) * scale;
+  // Four chunks of 8 weights decoded (their loads in flight) before the
+  // products.
+  constexpr int kUnroll = 4;
+  for (int64_t base = int64_t(lane) * 8; base < k; base += 32 * 8 * kUnroll) {
+    float w[kUnroll][8];
 #pragma unroll
-      for (int r = 0; r < N; ++r)
-        acc[r] += w * x[r * k + c];
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c0 = base + int64_t(u) * 32 * 8;
+      if (c0 >= k) {
+        for (int j = 0; j < 8; ++j)
+          w[u][j] = 0.0f;
+        continue;
+      }
+      const int64_t g = o * q.groupsPerRow + c0 / q.groupSize;
+      const float scale = quantScale(packed, q, g);
+      const int zero = quantZero(packed, q, g);
+      for (int j = 0; j < 8; ++j)
+        w[u][j] = c0 + j < k ? float(int(quantCode(row, q.bits, c0 + j)) -
+                                     zero) *
+                                   scale
+                             : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t c0 = base + int64_t(u) * 32 * 8;
+      if (c0 >= k)
+        break;
+      const int64_t c1 = c0 + 8 < k ? c0 + 8 : k;
+      for (int64_t c = c0; c < c1; ++c) {
+#pragma unroll
+        for (int r = 0; r < N; ++r)
+          acc[r] += w[u][c - c0] * x[r * k + c];
+      }
     }
   }
 #pragma unroll
