@@ -164,8 +164,8 @@ timeout 240 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/
 timeout 180 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
   --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
-echo "== offload: LRU streaming, Fiddler, moe-place-experts (4 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
-timeout 240 bin/moe-cuda-bench --offload --layers 4 --repeat 10 --warmup 3 \
+echo "== offload: LRU streaming, Fiddler, moe-place-experts (2 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
+timeout 240 bin/moe-cuda-bench --offload --layers 2 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 fi
 exit $status
