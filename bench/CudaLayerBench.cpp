@@ -50,6 +50,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -105,27 +106,34 @@ std::vector<float> randomWeights(size_t n, float a, uint64_t seed) {
   return v;
 }
 
-StatusOr<std::unique_ptr<rt::LoadedPlan>> buildPlan(const Options &o,
-                                                    std::string &path) {
+/// One MoE layer on `x` (a router nn.linear, with `bias` when given; route,
+/// softmax top-k normalised; dispatch; SwiGLU experts with w1, w3, bf16
+/// banks as the compiler writes them with expert-bits=16, or f32; combine),
+/// weights named with `suffix` and drawn from seeds `seed`..`seed`+2.
+struct MoeLayer {
+  uint32_t out, ids;
+};
+MoeLayer addMoeLayer(test::PlanBuilder &pb, const Options &o, uint32_t x,
+                     uint32_t router, std::optional<uint32_t> bias,
+                     const std::string &suffix, uint64_t seed) {
   const int64_t H = o.hidden, F = o.ffn, E = o.experts, K = o.k;
-  test::PlanBuilder pb;
-  uint32_t x = pb.input("hidden", DType::F32, {-1, H});
-  uint32_t router =
-      pb.weightF32("router", {E, H}, randomWeights(size_t(E * H), 0.05f, 1));
-  auto bank = [&](const std::string &name, rt::Shape shape, uint64_t seed) {
+  auto bank = [&](const std::string &name, rt::Shape shape, uint64_t s) {
     size_t n = size_t(shape[0] * shape[1] * shape[2]);
     // Scaled so that activations stay O(1) through the layer.
-    std::vector<float> w = randomWeights(n, 1.0f / float(shape[2]), seed);
+    std::vector<float> w = randomWeights(n, 1.0f / float(shape[2]), s);
     if (!o.bf16)
-      return pb.weightF32(name, shape, w);
-    return pb.weightPacked(name, shape, w,
+      return pb.weightF32(name + suffix, shape, w);
+    return pb.weightPacked(name + suffix, shape, w,
                            std::vector<kernels::cpu::QuantFormat>(
                                size_t(shape[0]), {16, 0, true, false}));
   };
-  uint32_t w1 = bank("w1", {E, F, H}, 2);
-  uint32_t w2 = bank("w2", {E, H, F}, 3);
-  uint32_t w3 = bank("w3", {E, F, H}, 4);
-  uint32_t logits = pb.call1("nn.linear", {x, router}, DType::F32, {-1, E});
+  uint32_t w1 = bank("w1", {E, F, H}, seed);
+  uint32_t w2 = bank("w2", {E, H, F}, seed + 1);
+  uint32_t w3 = bank("w3", {E, F, H}, seed + 2);
+  std::vector<uint32_t> linear = {x, router};
+  if (bias)
+    linear.push_back(*bias);
+  uint32_t logits = pb.call1("nn.linear", linear, DType::F32, {-1, E});
   auto routed = pb.call("moe.route", {logits},
                         {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
                         Attrs().setInt("k", K).setString("scoring", "softmax")
@@ -135,22 +143,56 @@ StatusOr<std::unique_ptr<rt::LoadedPlan>> buildPlan(const Options &o,
                    {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
                     {DType::I64, {-1}}},
                    Attrs().setInt("num_experts", E));
-  uint32_t y = pb.call1("moe.experts", {d[0], d[1], w1, w2, w3}, DType::F32,
-                        {-1, H},
-                        Attrs().setInt("num_experts", E)
-                            .setString("activation", "silu")
-                            .setInt("has_w3", 1));
+  // Every expert GPU-resident until a placement says otherwise (only the
+  // hybrid device reads it).
+  uint32_t y = pb.call1(
+      "moe.experts", {d[0], d[1], w1, w2, w3}, DType::F32, {-1, H},
+      Attrs().setInt("num_experts", E)
+          .setString("activation", "silu")
+          .setInt("has_w3", 1)
+          .setInts("placement", std::vector<int64_t>(size_t(E), 1)));
   pb.free({d[0], d[1]});
   uint32_t out = pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
                           {-1, H});
   pb.free({y, d[2], routed[1]});
-  pb.output(out);
-  pb.output(routed[0]);
-  path = test::tempPath("cuda-bench.moeplan");
+  return {out, routed[0]};
+}
+
+/// Writes the plan `pb` to a temporary file and maps it (weights not
+/// checksummed: they are random).
+StatusOr<std::unique_ptr<rt::LoadedPlan>> load(const test::PlanBuilder &pb,
+                                               const std::string &stem,
+                                               std::string &path) {
+  path = test::tempPath(stem);
   MOE_RETURN_IF_ERROR(pb.write(path));
   rt::LoadOptions lo;
   lo.verifyWeights = false;
   return rt::loadPlan(path, lo);
+}
+
+/// Writes a result file; false (and a message) when it cannot.
+bool writeText(const std::string &path, const std::string &text) {
+  FILE *f = std::fopen(path.c_str(), "w");
+  bool ok = f && std::fputs(text.c_str(), f) >= 0;
+  if (f)
+    ok = std::fclose(f) == 0 && ok;
+  if (!ok)
+    std::fprintf(stderr, "moe-cuda-bench: error: cannot write %s\n",
+                 path.c_str());
+  return ok;
+}
+
+StatusOr<std::unique_ptr<rt::LoadedPlan>> buildPlan(const Options &o,
+                                                    std::string &path) {
+  test::PlanBuilder pb;
+  uint32_t x = pb.input("hidden", DType::F32, {-1, o.hidden});
+  uint32_t router = pb.weightF32(
+      "router", {o.experts, o.hidden},
+      randomWeights(size_t(o.experts * o.hidden), 0.05f, 1));
+  MoeLayer l = addMoeLayer(pb, o, x, router, std::nullopt, "", 2);
+  pb.output(l.out);
+  pb.output(l.ids);
+  return load(pb, "cuda-bench.moeplan", path);
 }
 
 double median(std::vector<double> v) {
@@ -290,21 +332,17 @@ int run(const Options &o) {
     rows += buf;
   }
   if (!o.json.empty()) {
-    FILE *f = std::fopen(o.json.c_str(), "w");
-    if (!f) {
-      std::fprintf(stderr, "moe-cuda-bench: error: cannot write %s\n",
-                   o.json.c_str());
+    char head[512];
+    std::snprintf(head, sizeof(head),
+                  "{\"device\": \"%s\", \"hidden\": %lld, \"ffn\": %lld, "
+                  "\"experts\": %lld, \"k\": %lld, \"dtype\": \"%s\", "
+                  "\"hbm_read_bytes_per_s\": %.6g, \"repeat\": %d,\n  "
+                  "\"rows\": [\n    ",
+                  deviceName.c_str(), (long long)o.hidden, (long long)o.ffn,
+                  (long long)o.experts, (long long)o.k,
+                  o.bf16 ? "bf16" : "f32", hbm, o.repeat);
+    if (!writeText(o.json, head + rows + "]}\n"))
       return 1;
-    }
-    std::fprintf(f,
-                 "{\"device\": \"%s\", \"hidden\": %lld, \"ffn\": %lld, "
-                 "\"experts\": %lld, \"k\": %lld, \"dtype\": \"%s\", "
-                 "\"hbm_read_bytes_per_s\": %.6g, \"repeat\": %d,\n  "
-                 "\"rows\": [\n    %s]}\n",
-                 deviceName.c_str(), (long long)o.hidden, (long long)o.ffn,
-                 (long long)o.experts, (long long)o.k,
-                 o.bf16 ? "bf16" : "f32", hbm, o.repeat, rows.c_str());
-    std::fclose(f);
   }
   return 0;
 }
@@ -317,14 +355,15 @@ int run(const Options &o) {
 /// Outputs: the hidden state, then each layer's expert ids.
 StatusOr<std::unique_ptr<rt::LoadedPlan>> buildStack(const Options &o,
                                                      std::string &path) {
-  const int64_t H = o.hidden, F = o.ffn, E = o.experts, K = o.k;
+  const int64_t H = o.hidden, E = o.experts;
   test::PlanBuilder pb;
   uint32_t x = pb.input("hidden", DType::F32, {-1, H});
   std::vector<uint32_t> ids;
   std::mt19937 rng(11);
   for (int64_t l = 0; l < o.layers; ++l) {
+    std::string suffix = "_" + std::to_string(l);
     uint32_t router = pb.weightF32(
-        "router" + std::to_string(l), {E, H},
+        "router" + suffix, {E, H},
         randomWeights(size_t(E * H), 0.5f / std::sqrt(float(H)),
                       uint64_t(100 + l)));
     // Expert e's bias skew · log(1 / (rank + 1)), ranks shuffled per layer.
@@ -336,50 +375,16 @@ StatusOr<std::unique_ptr<rt::LoadedPlan>> buildStack(const Options &o,
     for (int64_t e = 0; e < E; ++e)
       bias[size_t(e)] =
           float(-o.skew * std::log(double(rank[size_t(e)]) + 1.0));
-    uint32_t b = pb.weightF32("router_bias" + std::to_string(l), {E}, bias);
-    auto bank = [&](const std::string &name, rt::Shape shape, uint64_t seed) {
-      size_t n = size_t(shape[0] * shape[1] * shape[2]);
-      std::vector<float> w = randomWeights(n, 1.0f / float(shape[2]), seed);
-      if (!o.bf16)
-        return pb.weightF32(name, shape, w);
-      return pb.weightPacked(name, shape, w,
-                             std::vector<kernels::cpu::QuantFormat>(
-                                 size_t(shape[0]), {16, 0, true, false}));
-    };
-    std::string suffix = std::to_string(l);
-    uint32_t w1 = bank("w1_" + suffix, {E, F, H}, uint64_t(200 + 3 * l));
-    uint32_t w2 = bank("w2_" + suffix, {E, H, F}, uint64_t(201 + 3 * l));
-    uint32_t w3 = bank("w3_" + suffix, {E, F, H}, uint64_t(202 + 3 * l));
-    uint32_t logits =
-        pb.call1("nn.linear", {x, router, b}, DType::F32, {-1, E});
-    auto routed = pb.call("moe.route", {logits},
-                          {{DType::I64, {-1, K}}, {DType::F32, {-1, K}}},
-                          Attrs().setInt("k", K)
-                              .setString("scoring", "softmax")
-                              .setInt("normalize", 1));
-    auto d = pb.call("moe.dispatch", {x, routed[0]},
-                     {{DType::F32, {-1, H}}, {DType::I64, {E + 1}},
-                      {DType::I64, {-1}}},
-                     Attrs().setInt("num_experts", E));
-    uint32_t y = pb.call1(
-        "moe.experts", {d[0], d[1], w1, w2, w3}, DType::F32, {-1, H},
-        Attrs().setInt("num_experts", E)
-            .setString("activation", "silu")
-            .setInt("has_w3", 1)
-            .setInts("placement", std::vector<int64_t>(size_t(E), 1)));
-    uint32_t c = pb.call1("moe.combine", {y, d[2], routed[1]}, DType::F32,
-                          {-1, H});
-    x = pb.call1("nn.add", {x, c}, DType::F32, {-1, H});
-    ids.push_back(routed[0]);
+    uint32_t b = pb.weightF32("router_bias" + suffix, {E}, bias);
+    MoeLayer layer =
+        addMoeLayer(pb, o, x, router, b, suffix, uint64_t(200 + 3 * l));
+    x = pb.call1("nn.add", {x, layer.out}, DType::F32, {-1, H});
+    ids.push_back(layer.ids);
   }
   pb.output(x);
   for (uint32_t v : ids)
     pb.output(v);
-  path = test::tempPath("offload-bench.moeplan");
-  MOE_RETURN_IF_ERROR(pb.write(path));
-  rt::LoadOptions lo;
-  lo.verifyWeights = false;
-  return rt::loadPlan(path, lo);
+  return load(pb, "offload-bench.moeplan", path);
 }
 
 /// The H100 host of ../shared/BENCHMARKING.md (bench/devices/h100-host.json)
@@ -666,23 +671,19 @@ int runOffload(const Options &o) {
       }
     }
   if (!o.json.empty()) {
-    FILE *f = std::fopen(o.json.c_str(), "w");
-    if (!f) {
-      std::fprintf(stderr, "moe-cuda-bench: error: cannot write %s\n",
-                   o.json.c_str());
+    char head[512];
+    std::snprintf(head, sizeof(head),
+                  "{\"benchmark\": \"offload\", \"device\": \"%s\", "
+                  "\"layers\": %lld, \"hidden\": %lld, \"ffn\": %lld, "
+                  "\"experts\": %lld, \"k\": %lld, \"dtype\": \"%s\", "
+                  "\"skew\": %g, \"dry_run\": %s, \"repeat\": %d,\n  "
+                  "\"rows\": [\n    ",
+                  profile.name.c_str(), (long long)o.layers,
+                  (long long)o.hidden, (long long)o.ffn, (long long)o.experts,
+                  (long long)o.k, o.bf16 ? "bf16" : "f32", o.skew,
+                  o.dryRun ? "true" : "false", o.repeat);
+    if (!writeText(o.json, head + rows + "]}\n"))
       return 1;
-    }
-    std::fprintf(f,
-                 "{\"benchmark\": \"offload\", \"device\": \"%s\", "
-                 "\"layers\": %lld, \"hidden\": %lld, \"ffn\": %lld, "
-                 "\"experts\": %lld, \"k\": %lld, \"dtype\": \"%s\", "
-                 "\"skew\": %g, \"dry_run\": %s, \"repeat\": %d,\n  "
-                 "\"rows\": [\n    %s]}\n",
-                 profile.name.c_str(), (long long)o.layers,
-                 (long long)o.hidden, (long long)o.ffn, (long long)o.experts,
-                 (long long)o.k, o.bf16 ? "bf16" : "f32", o.skew,
-                 o.dryRun ? "true" : "false", o.repeat, rows.c_str());
-    std::fclose(f);
   }
   return 0;
 }

@@ -163,14 +163,11 @@ __global__ void inverseKernel(const int64_t *perm, int64_t rows,
     inverse[perm[r]] = r;
 }
 
-/// One thread per (token, column); a token's rows summed in increasing r.
-__global__ void combineKernel(const float *y, int64_t hiddenSize,
-                              const int64_t *inverse, const float *weights,
-                              int64_t tokens, int k, float *out) {
-  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i >= tokens * hiddenSize)
-    return;
-  int64_t t = i / hiddenSize, h = i % hiddenSize;
+/// out[t, h] of moe.combine from the inverse of perm: token t's k rows
+/// summed in increasing row order, as the CPU does (k ≤ 16).
+__device__ float combineOne(const float *y, int64_t hiddenSize,
+                            const int64_t *inverse, const float *weights,
+                            int64_t t, int64_t h, int k) {
   int64_t r[16];
   int s[16];
   for (int j = 0; j < k; ++j) {
@@ -189,7 +186,18 @@ __global__ void combineKernel(const float *y, int64_t hiddenSize,
   float acc = 0;
   for (int j = 0; j < k; ++j)
     acc += weights[t * k + s[j]] * y[r[j] * hiddenSize + h];
-  out[i] = acc;
+  return acc;
+}
+
+/// One thread per (token, column).
+__global__ void combineKernel(const float *y, int64_t hiddenSize,
+                              const int64_t *inverse, const float *weights,
+                              int64_t tokens, int k, float *out) {
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= tokens * hiddenSize)
+    return;
+  out[i] = combineOne(y, hiddenSize, inverse, weights, i / hiddenSize,
+                      i % hiddenSize, k);
 }
 
 __global__ void activationKernel(const float *g, const float *l, int64_t n,
@@ -269,26 +277,8 @@ __global__ void combineSmallKernel(const float *y, int64_t hiddenSize,
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= tokens * hiddenSize)
     return;
-  int64_t t = i / hiddenSize, h = i % hiddenSize;
-  int64_t r[16];
-  int s[16];
-  for (int j = 0; j < k; ++j) {
-    r[j] = inverse[t * k + j];
-    s[j] = j;
-  }
-  for (int a = 1; a < k; ++a) // insertion sort by row
-    for (int b = a; b > 0 && r[b - 1] > r[b]; --b) {
-      int64_t tr = r[b];
-      r[b] = r[b - 1];
-      r[b - 1] = tr;
-      int ts = s[b];
-      s[b] = s[b - 1];
-      s[b - 1] = ts;
-    }
-  float acc = 0;
-  for (int j = 0; j < k; ++j)
-    acc += weights[t * k + s[j]] * y[r[j] * hiddenSize + h];
-  out[i] = acc;
+  out[i] = combineOne(y, hiddenSize, inverse, weights, i / hiddenSize,
+                      i % hiddenSize, k);
 }
 
 } // namespace
