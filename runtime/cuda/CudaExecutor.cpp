@@ -42,14 +42,16 @@ CudaExecutor::create(const LoadedPlan &plan,
   ex->deviceConstants_.assign(values.size(), Tensor());
   ex->placement_.resize(steps.size(), CudaPlacement::Host);
   ex->residency_.resize(steps.size());
+  ex->kernels_.assign(steps.size(), nullptr);
   for (size_t s = 0; s < steps.size(); ++s) {
     StatusOr<CudaPlacement> p = cudaPlacement(plan, s, foldable);
     if (!p.isOk())
       return p.status();
     ex->placement_[s] = *p;
+    const CudaKernel *k = findCudaKernel(steps[s].kernelName);
+    ex->kernels_[s] = k;
     if (*p == CudaPlacement::Host || ex->host_->isFolded(s))
       continue;
-    const CudaKernel *k = findCudaKernel(steps[s].kernelName);
     // Hybrid: a moe.experts step's w1, w2, w3 go where each expert is
     // placed, not whole to the device.
     const bool hybridExperts =
@@ -191,7 +193,7 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
     break;
   }
   CudaPlacement placement = placement_[index];
-  const CudaKernel *k = findCudaKernel(step.kernelName);
+  const CudaKernel *k = kernels_[index];
   // Where each input is read.
   auto onHost = [&](size_t i) -> StatusOr<Tensor> {
     uint32_t v = step.inputs[i];

@@ -106,6 +106,9 @@ private:
   /// Folds the constants and runs the host steps' kernels.
   std::unique_ptr<Executor> host_;
   std::vector<CudaPlacement> placement_;
+  /// Per step, its kernel table entry (null for host-only kernels), looked
+  /// up once at creation rather than by name at every run.
+  std::vector<const CudaKernel *> kernels_;
   /// Device copies of the weights and folded values device steps read.
   std::vector<Tensor> deviceConstants_;
   /// Per step, on the hybrid device: its experts' residency (moe.experts),
