@@ -466,7 +466,7 @@ std::vector<Strategy> strategies(const Options &o, const cost::DeviceProfile &d,
       cost::placeExperts(d, layers, int64_t(budget), cacheExperts);
   Strategy ours;
   ours.name = "moe-place-experts";
-  ours.cacheSlots = r.cacheBytes > 0 ? int(cacheExperts) : 0;
+  ours.cacheSlots = int(r.cacheSlots);
   for (int64_t l = 0; l < L; ++l) {
     std::vector<int64_t> p;
     for (cost::Where w : layers[size_t(l)].where)

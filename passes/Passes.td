@@ -237,9 +237,11 @@ def PlaceExperts : Pass<"moe-place-experts", "mlir::ModuleOp"> {
     activation shares (`profile`; without one every expert is picked alike)
     and the expected tokens per step (`batch`).
 
-    A cache for on-demand experts of `cache-experts` times the largest
-    expert comes off the budget first (none when it does not fit; then no
-    expert is on demand). Every expert starts where it is cheaper off the
+    A cache for on-demand experts of up to `cache-experts` times the largest
+    expert comes off the budget first: the placement below runs for each
+    number of slots from 0 to `cache-experts` that fits, and the one with
+    the least predicted time wins (with 0 slots no expert is on demand).
+    Every expert starts where it is cheaper off the
     GPU (CPU or on demand); then, while the budget allows, the expert whose
     move to the GPU saves the most expected time per byte moves there (a
     move that saves nothing is still made while memory remains: resident is
@@ -264,7 +266,7 @@ def PlaceExperts : Pass<"moe-place-experts", "mlir::ModuleOp"> {
     Option<"batch", "batch", "double", /*default=*/"1.0",
            "expected tokens per step">,
     Option<"cacheExperts", "cache-experts", "int64_t", /*default=*/"2",
-           "on-demand cache size, in largest experts (0: no on-demand)">,
+           "most on-demand cache slots, in largest experts (0: no on-demand)">,
     ListOption<"pins", "pin", "std::string",
            "experts fixed to a placement: L:E=gpu|cpu|on_demand">,
     Option<"report", "report", "bool", /*default=*/"false",

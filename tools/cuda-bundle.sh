@@ -38,6 +38,8 @@ ninja -C "$DEVBUILD" -j "$JOBS" moe-exec moe-cuda-tests moe-cuda-bench >/dev/nul
 rm -rf "$DIR"
 mkdir -p "$DIR/bin" "$DIR/lib" "$DIR/plans" "$DIR/data" "$DIR/bench"
 cp "$DEVBUILD/bin/moe-exec" "$DEVBUILD/bin/moe-cuda-tests" "$DEVBUILD/bin/moe-cuda-bench" "$DIR/bin/"
+# Symbols are not needed there, and a device call carries 64 MiB at most.
+strip "$DIR"/bin/*
 # The libraries the GPU machine may lack (not CUDA's own: it has CUDA 13).
 for b in "$DIR"/bin/*; do
   ldd "$b" | awk '/=> \//{print $3}'
@@ -104,6 +106,21 @@ rm -f "$DIR/profiled.moeplan"
   --emit-plan "$DIR/plans/$name.placed.moeplan" -o /dev/null
 echo "$name.placed $name 1e-4 1e-4 cuda" >> "$DIR/cases.txt"
 echo "$name.placed $name 1e-4 1e-4 hybrid" >> "$DIR/cases.txt"
+# Pruning (issue 8) on cuda and hybrid: the dynamic policies as moe-exec
+# overrides, and a plan statically pruned to 7 experts per layer (its
+# removed experts absent from the plan) then placed. Against the CPU running
+# the same plan with the same options; "-" for ONNX Runtime, whose model is
+# unpruned.
+for dev in cuda hybrid; do
+  echo "$name.placed $name - 1e-4 $dev --skip-threshold 0.2" >> "$DIR/cases.txt"
+  echo "$name.placed $name - 1e-4 $dev --max-experts 6" >> "$DIR/cases.txt"
+  echo "$name.keep7 $name - 1e-4 $dev" >> "$DIR/cases.txt"
+  echo "$name.keep7 $name - 1e-4 $dev --skip-threshold 0.1 --protect-confidence 0.9" >> "$DIR/cases.txt"
+done
+"$BUILD/bin/moe-opt" "$FIX/$c/model.onnx" --pass-pipeline="builtin.module(canonicalize,cse,moe-raise-experts,canonicalize,cse,moe-prune-experts{profile=$DIR/routing-profile.json keep=7},moe-place-experts{device-profile=$ROOT/bench/devices/h100-host.json profile=$DIR/routing-profile.json gpu-budget-bytes=2400000 batch=1},moe-lower-to-plan)" \
+  --emit-plan "$DIR/plans/$name.keep7.moeplan" -o /dev/null
+cp "$FIX/$c/eval.bin" "$DIR/data/$name/"
+rm -f "$DIR/routing-profile.json"
 
 cat > "$DIR/run.sh" <<'RUN'
 #!/bin/bash
@@ -115,6 +132,12 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/out}"
 PHASE="${1:-all}"
+# The whole run ends by DEADLINE seconds (a device call's limit is 600 s):
+# each step's timeout is cut to what is left, and later steps are skipped.
+DEADLINE="${DEADLINE:-540}"
+START=$(date +%s)
+left() { local l=$(( DEADLINE - ($(date +%s) - START) )); [ "$l" -gt "$1" ] && echo "$1" || echo $(( l > 5 ? l : 5 )); }
+late() { [ $(( $(date +%s) - START )) -ge "$DEADLINE" ]; }
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$HERE/lib:${LD_LIBRARY_PATH:-}"
 cd "$HERE"
@@ -124,48 +147,67 @@ if [ "$PHASE" = all ] || [ "$PHASE" = checks ]; then
 echo "== gtest (one process per test: a crash or a sticky CUDA error stays in its test)" | tee "$OUT/summary.txt"
 bin/moe-cuda-tests --gtest_list_tests | awk '/^[^ ]/{suite=$1} /^  /{print suite $1}' > "$OUT/gtest-list.txt"
 while read -r t; do
-  if timeout 120 bin/moe-cuda-tests --gtest_filter="$t" > "$OUT/gtest.$t.txt" 2>&1; then
+  late && { echo "skipped (deadline) $t" | tee -a "$OUT/summary.txt"; continue; }
+  if timeout "$(left 120)" bin/moe-cuda-tests --gtest_filter="$t" > "$OUT/gtest.$t.txt" 2>&1; then
     echo "ok   $t $(grep -c SKIPPED "$OUT/gtest.$t.txt" | sed 's/^0$//;s/^[1-9].*/(skipped)/')" | tee -a "$OUT/summary.txt"
   else
     status=1
     echo "FAIL $t: $(grep -E 'Failure|error|Expected|Which is|Value of' "$OUT/gtest.$t.txt" | head -6 | tr '\n' ' ')" | tee -a "$OUT/summary.txt"
+    # The failing test again under compute-sanitizer, for the next session.
+    CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    [ -x "$CS" ] && timeout "$(left 60)" "$CS" --print-limit 20 bin/moe-cuda-tests --gtest_filter="$t" \
+      > "$OUT/sanitizer.$t.txt" 2>&1
   fi
 done < "$OUT/gtest-list.txt"
 echo "== fixtures on --device cuda" | tee -a "$OUT/summary.txt"
-while read -r plan data tol cputol dev; do
+while read -r plan data tol cputol dev args; do
   dev="${dev:-cuda}"
+  # shellcheck disable=SC2086
+  set -- $args
+  key="$plan$(echo "$args" | tr -c 'a-zA-Z0-9.\n' '_')"
   for set in data/"$data"/test_data_set_*; do
+    late && { echo "skipped (deadline) $plan $dev $args" | tee -a "$OUT/summary.txt"; break; }
     s="$(basename "$set")"
-    log="$OUT/fixture.$plan.$dev.$s.txt"
+    log="$OUT/fixture.$key.$dev.$s.txt"
     # The CPU run of the same plan, then the GPU against ONNX Runtime's
     # outputs and against the CPU's.
-    [ -d "$OUT/cpu.$plan.$s" ] ||
-      timeout 120 bin/moe-exec "plans/$plan.moeplan" --inputs "$set" --outputs "$OUT/cpu.$plan.$s" > "$log" 2>&1 || status=1
+    : > "$log"
+    [ -d "$OUT/cpu.$key.$s" ] ||
+      timeout "$(left 120)" bin/moe-exec "plans/$plan.moeplan" "$@" --inputs "$set" --outputs "$OUT/cpu.$key.$s" >> "$log" 2>&1 || status=1
     if [ "$tol" != "-" ]; then
-      timeout 120 bin/moe-exec "plans/$plan.moeplan" --device "$dev" --inputs "$set" \
+      timeout "$(left 120)" bin/moe-exec "plans/$plan.moeplan" "$@" --device "$dev" --inputs "$set" \
         --check-outputs "$set" --tolerance "$tol" >> "$log" 2>&1 || status=1
     fi
-    timeout 120 bin/moe-exec "plans/$plan.moeplan" --device "$dev" --inputs "$set" \
-      --check-outputs "$OUT/cpu.$plan.$s" --tolerance "$cputol" >> "$log" 2>&1 || status=1
-    echo "$plan ($dev) $s: $(tr '\n' ' ' < "$log")" | tee -a "$OUT/summary.txt"
+    timeout "$(left 120)" bin/moe-exec "plans/$plan.moeplan" "$@" --device "$dev" --inputs "$set" \
+      --check-outputs "$OUT/cpu.$key.$s" --tolerance "$cputol" >> "$log" 2>&1 || status=1
+    echo "$plan ($dev $args) $s: $(tr '\n' ' ' < "$log")" | tee -a "$OUT/summary.txt"
   done
 done < cases.txt
+echo "== perplexity of mixtral_tiny (8 windows of eval.bin) on cpu, cuda, hybrid; decode batches with --max-experts 6" | tee -a "$OUT/summary.txt"
+for dev in cpu cuda hybrid; do
+  late && break
+  timeout "$(left 120)" bin/moe-exec plans/trained.mixtral_tiny.placed.moeplan --device "$dev" \
+    --perplexity data/trained.mixtral_tiny/eval.bin --windows 8 --json 2>&1 | sed "s/^/$dev: /" | tee -a "$OUT/summary.txt" || status=1
+  timeout "$(left 120)" bin/moe-exec plans/trained.mixtral_tiny.placed.moeplan --device "$dev" \
+    --perplexity data/trained.mixtral_tiny/eval.bin --windows 16 --batch 16 --max-experts 6 --decode-batches \
+    --json 2>&1 | sed "s/^/$dev lynx: /" | tee -a "$OUT/summary.txt" || status=1
+done
 echo "== hybrid: measured expert layers against moe-place-experts' prediction" | tee -a "$OUT/summary.txt"
-timeout 120 bin/moe-exec plans/trained.mixtral_tiny.placed.moeplan --device hybrid \
+late || timeout "$(left 120)" bin/moe-exec plans/trained.mixtral_tiny.placed.moeplan --device hybrid \
   --inputs data/trained.mixtral_tiny/test_data_set_0 --bench --profile-ops 2>&1 |
   grep -E "median|hybrid|layer" | tee -a "$OUT/summary.txt" || status=1
 echo "== device profile" | tee -a "$OUT/summary.txt"
-timeout 180 bin/moe-exec --measure-device "$OUT/device-profile.json" > /dev/null 2>> "$OUT/summary.txt" || status=1
+late || timeout "$(left 180)" bin/moe-exec --measure-device "$OUT/device-profile.json" > /dev/null 2>> "$OUT/summary.txt" || status=1
 cat "$OUT/device-profile.json" >> "$OUT/summary.txt" 2>/dev/null
 fi
 if [ "$PHASE" = all ] || [ "$PHASE" = bench ]; then
 echo "== Mixtral-shaped layer (h=4096, f=14336, E=8, k=2, bf16)" | tee -a "$OUT/summary.txt"
-timeout 240 bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
-timeout 180 python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+late || timeout "$(left 240)" bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+late || timeout "$(left 180)" python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
   --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 echo "== offload: LRU streaming, Fiddler, moe-place-experts (2 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
-timeout 240 bin/moe-cuda-bench --offload --layers 2 --repeat 10 --warmup 3 \
+late || timeout "$(left 240)" bin/moe-cuda-bench --offload --layers 2 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 fi
 exit $status

@@ -168,24 +168,23 @@ __global__ void inverseKernel(const int64_t *perm, int64_t rows,
 __device__ float combineOne(const float *y, int64_t hiddenSize,
                             const int64_t *inverse, const float *weights,
                             int64_t t, int64_t h, int k) {
-  int64_t r[16];
-  int s[16];
-  for (int j = 0; j < k; ++j) {
-    r[j] = inverse[t * k + j];
-    s[j] = j;
-  }
-  for (int a = 1; a < k; ++a) // insertion sort by row (k is small)
-    for (int b = a; b > 0 && r[b - 1] > r[b]; --b) {
-      int64_t tr = r[b];
-      r[b] = r[b - 1];
-      r[b - 1] = tr;
-      int ts = s[b];
-      s[b] = s[b - 1];
-      s[b - 1] = ts;
-    }
+  // The rows in increasing order, by selection (rows are distinct; no
+  // local arrays: each step takes the smallest row above the last).
   float acc = 0;
-  for (int j = 0; j < k; ++j)
-    acc += weights[t * k + s[j]] * y[r[j] * hiddenSize + h];
+  int64_t last = -1;
+  for (int step = 0; step < k; ++step) {
+    int64_t best = INT64_MAX;
+    int bj = 0;
+    for (int j = 0; j < k; ++j) {
+      const int64_t rj = inverse[t * k + j];
+      if (rj > last && rj < best) {
+        best = rj;
+        bj = j;
+      }
+    }
+    acc += weights[t * k + bj] * y[best * hiddenSize + h];
+    last = best;
+  }
   return acc;
 }
 

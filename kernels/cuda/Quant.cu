@@ -34,6 +34,7 @@ __global__ void gemvKernel(const float *x, int64_t k, const uint8_t *packed,
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c0 = base + int64_t(u) * 32 * 8;
       if (c0 >= k) {
+#pragma unroll
         for (int j = 0; j < 8; ++j)
           w[u][j] = 0.0f;
         continue;
@@ -41,6 +42,7 @@ __global__ void gemvKernel(const float *x, int64_t k, const uint8_t *packed,
       const int64_t g = o * q.groupsPerRow + c0 / q.groupSize;
       const float scale = quantScale(packed, q, g);
       const int zero = quantZero(packed, q, g);
+#pragma unroll
       for (int j = 0; j < 8; ++j)
         w[u][j] = c0 + j < k ? float(int(quantCode(row, q.bits, c0 + j)) -
                                      zero) *
@@ -52,11 +54,15 @@ __global__ void gemvKernel(const float *x, int64_t k, const uint8_t *packed,
       const int64_t c0 = base + int64_t(u) * 32 * 8;
       if (c0 >= k)
         break;
-      const int64_t c1 = c0 + 8 < k ? c0 + 8 : k;
-      for (int64_t c = c0; c < c1; ++c) {
+      // Constant indices only: w and acc stay in registers (w is zero
+      // past k).
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        if (c0 + j >= k)
+          break;
 #pragma unroll
         for (int r = 0; r < N; ++r)
-          acc[r] += w[u][c - c0] * x[r * k + c];
+          acc[r] += w[u][j] * x[r * k + c0 + j];
       }
     }
   }

@@ -75,22 +75,13 @@ double layerSeconds(const DeviceProfile &d, const ExpertShape *experts,
   return std::max(gpu, cpu);
 }
 
-PlacementResult placeExperts(const DeviceProfile &d,
-                             std::vector<PlacementLayer> &layers,
-                             int64_t budget, int64_t cacheExperts) {
+namespace {
+/// Steps 2-4 of placeExperts with `cache` bytes of the budget reserved.
+PlacementResult placeWithCache(const DeviceProfile &d,
+                               std::vector<PlacementLayer> &layers,
+                               int64_t budget, int64_t cache,
+                               bool everything) {
   PlacementResult result;
-  int64_t largest = 0, totalBytes = 0;
-  for (const PlacementLayer &l : layers)
-    for (const ExpertShape &s : l.shapes) {
-      largest = std::max(largest, s.bytes);
-      totalBytes += s.bytes;
-    }
-  // Budget holding every expert: all resident (unless pinned elsewhere).
-  bool everything = budget >= totalBytes;
-  int64_t cache = 0;
-  if (!everything && cacheExperts > 0 &&
-      budget >= int64_t(cacheExperts) * largest)
-    cache = int64_t(cacheExperts) * largest;
   int64_t left = budget - cache;
   for (PlacementLayer &l : layers)
     for (size_t x = 0; x < l.where.size(); ++x)
@@ -186,6 +177,52 @@ PlacementResult placeExperts(const DeviceProfile &d,
   result.gpuSide = std::move(gpuSide);
   result.cpuSide = std::move(cpuSide);
   return result;
+}
+} // namespace
+
+PlacementResult placeExperts(const DeviceProfile &d,
+                             std::vector<PlacementLayer> &layers,
+                             int64_t budget, int64_t cacheExperts) {
+  int64_t largest = 0, totalBytes = 0;
+  for (const PlacementLayer &l : layers)
+    for (const ExpertShape &s : l.shapes) {
+      largest = std::max(largest, s.bytes);
+      totalBytes += s.bytes;
+    }
+  // Budget holding every expert: all resident (unless pinned elsewhere).
+  const bool everything = budget >= totalBytes;
+  // A cache takes budget from resident experts, and an on-demand expert
+  // pays its PCIe copy on every miss: how many slots pay depends on the
+  // routing, so each size that fits is tried.
+  int64_t most = 0;
+  if (!everything)
+    while (most < cacheExperts && (most + 1) * largest <= budget)
+      ++most;
+  const std::vector<PlacementLayer> start = layers;
+  PlacementResult best;
+  std::vector<PlacementLayer> bestLayers;
+  double bestTime = 0;
+  for (int64_t slots = 0; slots <= most; ++slots) {
+    std::vector<PlacementLayer> trial = start;
+    PlacementResult r =
+        placeWithCache(d, trial, budget, slots * largest, everything);
+    if (!r.error.empty()) {
+      if (slots == 0)
+        return r; // the pins alone exceed the budget
+      break;      // pins and this cache do not fit, nor larger ones
+    }
+    double time = 0;
+    for (size_t li = 0; li < trial.size(); ++li)
+      time += std::max(r.gpuSide[li], r.cpuSide[li]);
+    if (slots == 0 || time < bestTime) {
+      r.cacheSlots = slots;
+      best = std::move(r);
+      bestLayers = std::move(trial);
+      bestTime = time;
+    }
+  }
+  layers = std::move(bestLayers);
+  return best;
 }
 
 } // namespace moe::cost

@@ -72,17 +72,21 @@ struct PlacementLayer {
 struct PlacementResult {
   /// Empty, or why no placement exists (pins beyond the budget).
   std::string error;
-  /// Bytes reserved for the on-demand cache (cacheExperts × the largest
-  /// expert, when that fits and not every expert does), and the predicted
-  /// GPU and CPU sides of each layer, in seconds per step.
+  /// The on-demand cache chosen: its slots (at most cacheExperts) and bytes
+  /// (slots × the largest expert), and the predicted GPU and CPU sides of
+  /// each layer, in seconds per step.
+  int64_t cacheSlots = 0;
   int64_t cacheBytes = 0;
   std::vector<double> gpuSide, cpuSide;
 };
 
-/// moe-place-experts' choice under `budget` bytes (docs/placement.md): the
-/// cache first, every free expert off the GPU where cheaper, then greedy
-/// moves to the GPU by expected time saved per byte (ties to the more used
-/// expert), then CPU or on demand for the rest given their layer.
+/// moe-place-experts' choice under `budget` bytes (docs/placement.md): for
+/// each cache of 0 to cacheExperts slots that fits (none when the budget
+/// holds every expert), every free expert starts off the GPU where cheaper,
+/// greedy moves take experts to the GPU by expected time saved per byte
+/// (ties to the more used expert), and the rest take CPU or on demand given
+/// their layer; the cache size with the least predicted time wins (ties to
+/// fewer slots).
 PlacementResult placeExperts(const DeviceProfile &d,
                              std::vector<PlacementLayer> &layers,
                              int64_t budget, int64_t cacheExperts);

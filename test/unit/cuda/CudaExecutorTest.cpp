@@ -128,8 +128,8 @@ TEST(CudaExecutor, LayoutAndIndexing) {
   checkOneStep("nn.slice", {randomF32({6, 7}, rng)}, DType::F32, {2, 7},
                Attrs().setInts("starts", {1}).setInts("ends", {5})
                    .setInts("axes", {0}).setInts("steps", {2}));
-  checkOneStep("nn.unsqueeze", {randomF32({6, 7}, rng), i64({1}, {1})},
-               DType::F32, {6, 1, 7});
+  checkOneStep("nn.unsqueeze", {randomF32({6, 7}, rng)}, DType::F32,
+               {6, 1, 7}, Attrs().setInts("axes", {1}));
 }
 
 /// A MoE layer (router, route, dispatch, experts, combine) with the given
@@ -212,8 +212,16 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
     SCOPED_TRACE("E=" + std::to_string(E) + " k=" + std::to_string(K) +
                  " " + activation + " fusion=" + std::to_string(fusion) +
                  " T=" + std::to_string(T));
-    expectSameOnCuda(*plan, {randomF32({T, H}, rng)},
-                     bf16 || !formats.empty() ? 2e-2f : 2e-4f, options);
+    // bf16 GEMMs (bf16 experts, and quantised ones dequantised to bf16
+    // beyond the GEMV's rows) round x, the weights and the hidden
+    // activation to bf16: a host simulation of this layer's shapes gives
+    // worst elements up to 4.4e-2 and a relative RMS of 4.1e-3. A wrong
+    // decode or a wrong expert moves the RMS by far more than 1e-2.
+    if (bf16 || !formats.empty())
+      expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 8e-2f, options,
+                       1e-2f);
+    else
+      expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 2e-4f, options);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 #include <unistd.h>
 
@@ -39,11 +40,14 @@ inline bool haveGpu() { return rt::cuda::cudaDeviceCount().isOk(); }
 
 /// Runs `plan` on the CPU executor and on the cuda device with the same
 /// inputs and expects the same outputs: integers exactly, floats within
-/// `tol` of max(1, |cpu|).
+/// `tol` of max(1, |cpu|), and, when `rmsTol` > 0, each float output's
+/// relative RMS error ‖gpu − cpu‖ / ‖cpu‖ within `rmsTol` (for paths that
+/// round to bf16, whose worst element says less than the whole).
 inline void expectSameOnCuda(const rt::LoadedPlan &plan,
                              const std::vector<rt::Tensor> &inputs,
                              float tol = 1e-4f,
-                             rt::cuda::CudaExecutorOptions options = {}) {
+                             rt::cuda::CudaExecutorOptions options = {},
+                             float rmsTol = 0.0f) {
   auto cpu = rt::Executor::create(plan);
   ASSERT_TRUE(cpu.isOk()) << cpu.status().message();
   auto gpu = rt::cuda::CudaExecutor::create(plan, options);
@@ -60,9 +64,17 @@ inline void expectSameOnCuda(const rt::LoadedPlan &plan,
     ASSERT_EQ(w.shape(), g.shape()) << "output " << o;
     if (w.dtype() == rt::DType::F32) {
       std::vector<float> a = w.toVector<float>(), b = g.toVector<float>();
-      for (size_t i = 0; i < a.size(); ++i)
+      double err = 0, norm = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
         ASSERT_NEAR(a[i], b[i], tol * std::max(1.0f, std::fabs(a[i])))
             << "output " << o << " element " << i;
+        err += double(a[i] - b[i]) * double(a[i] - b[i]);
+        norm += double(a[i]) * double(a[i]);
+      }
+      if (rmsTol > 0 && norm > 0) {
+        EXPECT_LE(std::sqrt(err / norm), rmsTol)
+            << "output " << o << ": relative RMS error";
+      }
     } else {
       ASSERT_EQ(0, std::memcmp(w.data(), g.data(), w.byteSize()))
           << "output " << o;
