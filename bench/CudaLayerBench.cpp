@@ -72,6 +72,7 @@ struct Options {
   bool bf16 = true;
   int repeat = 20, warmup = 5;
   std::string device = "cuda";
+  int64_t decodeTokens = 1; // CudaExecutorOptions::decodeMaxTokens
   double hbm = 0;
   std::string json;
   // --offload
@@ -87,7 +88,7 @@ int usage(const char *why) {
                "moe-cuda-bench: error: %s\nusage: moe-cuda-bench [--hidden "
                "N] [--ffn N] [--experts N] [--k N] [--tokens T,T,...] "
                "[--dtype bf16|f32] [--repeat N] [--warmup N] [--device "
-               "cuda|cpu] [--hbm-bytes-per-s X] [--json FILE]\n",
+               "cuda|cpu] [--hbm-bytes-per-s X] [--decode-tokens N] [--json FILE]\n",
                why);
   return 2;
 }
@@ -217,8 +218,10 @@ int run(const Options &o) {
   double hbm = o.hbm;
   std::string deviceName = "cpu";
   if (o.device == "cuda") {
+    rt::cuda::CudaExecutorOptions co;
+    co.decodeMaxTokens = int(o.decodeTokens);
     StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
-        rt::cuda::CudaExecutor::create(**plan);
+        rt::cuda::CudaExecutor::create(**plan, co);
     if (!ex.isOk()) {
       std::fprintf(stderr, "moe-cuda-bench: error: %s\n",
                    ex.status().message().c_str());
@@ -596,36 +599,50 @@ int runOffload(const Options &o) {
           rt::cuda::CudaExecutorOptions co;
           co.hybrid = true;
           co.cacheExperts = std::max(1, st.cacheSlots);
-          co.profile = !st.predictedUs.empty();
-          StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
-              rt::cuda::CudaExecutor::create(**plan, co);
-          if (!ex.isOk())
-            return fail(ex.status());
           StatusOr<Tensor> x = Tensor::allocate(DType::F32, {batch, o.hidden});
           if (!x.isOk())
             return fail(x.status());
-          std::mt19937 rng(static_cast<uint32_t>(batch));
-          std::normal_distribution<float> nd(0.0f, 1.0f);
+          // Runs `runs` steps after the warm-up, a new batch each step (as
+          // in decoding), on an executor made with `opts`; the times, and
+          // the executor for its counters.
+          auto timeRuns = [&](const rt::cuda::CudaExecutorOptions &opts,
+                              int runs, std::vector<double> &ms,
+                              rt::cuda::HybridStats &before)
+              -> StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> {
+            StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
+                rt::cuda::CudaExecutor::create(**plan, opts);
+            if (!ex.isOk())
+              return ex.status();
+            std::mt19937 rng(static_cast<uint32_t>(batch));
+            std::normal_distribution<float> nd(0.0f, 1.0f);
+            for (int i = 0; i < o.warmup + runs; ++i) {
+              for (int64_t j = 0; j < x->numElements(); ++j)
+                x->mutableData<float>()[j] = nd(rng);
+              if (i == o.warmup) {
+                before = (*ex)->hybridStats();
+                (*ex)->resetProfile();
+              }
+              auto start = std::chrono::steady_clock::now();
+              StatusOr<std::vector<Tensor>> r = (*ex)->run({*x});
+              auto end = std::chrono::steady_clock::now();
+              if (!r.isOk())
+                return r.status();
+              if (i >= o.warmup)
+                ms.push_back(
+                    std::chrono::duration<double, std::milli>(end - start)
+                        .count());
+            }
+            return ex;
+          };
+          // The timed runs without per-step waits; the per-layer times
+          // from a second, profiled executor (profiling waits after each
+          // step, which would slow the timed runs).
           std::vector<double> ms;
           rt::cuda::HybridStats before;
-          for (int i = 0; i < o.warmup + o.repeat; ++i) {
-            // A new batch each step, as in decoding.
-            for (int64_t j = 0; j < x->numElements(); ++j)
-              x->mutableData<float>()[j] = nd(rng);
-            if (i == o.warmup) {
-              before = (*ex)->hybridStats();
-              (*ex)->resetProfile();
-            }
-            auto start = std::chrono::steady_clock::now();
-            StatusOr<std::vector<Tensor>> r = (*ex)->run({*x});
-            auto end = std::chrono::steady_clock::now();
-            if (!r.isOk())
-              return fail(r.status());
-            if (i >= o.warmup)
-              ms.push_back(
-                  std::chrono::duration<double, std::milli>(end - start)
-                      .count());
-          }
+          StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> ex =
+              timeRuns(co, o.repeat, ms, before);
+          if (!ex.isOk())
+            return fail(ex.status());
           rt::cuda::HybridStats after = (*ex)->hybridStats();
           double perToken = median(ms) / double(batch);
           double bytes = double(after.h2dBytes + after.d2hBytes -
@@ -639,8 +656,16 @@ int runOffload(const Options &o) {
                                            before.cacheMisses));
           msJson = std::to_string(perToken);
           bytesJson = std::to_string(bytes);
-          if (co.profile) {
-            std::vector<double> stepMs = (*ex)->stepMillis();
+          if (!st.predictedUs.empty()) {
+            ex->reset(); // one executor's device memory at a time
+            rt::cuda::CudaExecutorOptions profiled = co;
+            profiled.profile = true;
+            std::vector<double> unused;
+            StatusOr<std::unique_ptr<rt::cuda::CudaExecutor>> pex =
+                timeRuns(profiled, std::max(3, o.repeat / 2), unused, before);
+            if (!pex.isOk())
+              return fail(pex.status());
+            std::vector<double> stepMs = (*pex)->stepMillis();
             std::string m;
             size_t n = 0;
             for (size_t sIdx = 0; sIdx < (*plan)->steps().size(); ++sIdx)
@@ -712,7 +737,10 @@ int main(int argc, char **argv) {
                   "[--experts 8] [--k 2]\n       [--tokens "
                   "1,4,16,64,256,1024,4096] [--dtype bf16|f32] [--repeat 20]"
                   "\n       [--warmup 5] [--device cuda|cpu] "
-                  "[--hbm-bytes-per-s X] [--json FILE]\n");
+                  "[--hbm-bytes-per-s X] [--json FILE]\n       "
+                  "[--decode-tokens 1]   layers of at most this many "
+                  "tokens run as decode\n                           GEMVs, "
+                  "larger ones as GEMMs (0: none)\n");
       return 0;
     }
     int64_t n = 0;
@@ -732,6 +760,13 @@ int main(int argc, char **argv) {
         o.repeat = int(n);
       else
         o.warmup = int(n);
+    } else if (a == "--decode-tokens") {
+      const char *v = value();
+      char *end = nullptr;
+      long long d = v ? std::strtoll(v, &end, 10) : -1;
+      if (!v || *end != '\0' || d < 0)
+        return usage("--decode-tokens needs a non-negative integer");
+      o.decodeTokens = d;
     } else if (a == "--tokens") {
       const char *v = value();
       if (!v)

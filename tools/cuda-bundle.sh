@@ -206,6 +206,9 @@ late || timeout "$(left 240)" bin/moe-cuda-bench --json "$OUT/moe-layer.json" 2>
 late || timeout "$(left 180)" python3 bench/torch_moe.py --json "$OUT/torch-layer.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 python3 bench/compare.py "$OUT/moe-layer.json" "$OUT/torch-layer.json" "$OUT/cuda-moe-layer.json" \
   --command "moe-cuda-bench; torch_moe.py (tools/cuda-bundle.sh run.sh)" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+echo "== the same layer with the decode GEMVs up to T=16 (--decode-tokens 16), to place the decode threshold" | tee -a "$OUT/summary.txt"
+late || timeout "$(left 120)" bin/moe-cuda-bench --tokens 1,2,4,8,16 --decode-tokens 16 --repeat 10 \
+  --json "$OUT/moe-layer-decode.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
 echo "== offload: LRU streaming, Fiddler, moe-place-experts (2 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
 late || timeout "$(left 240)" bin/moe-cuda-bench --offload --layers 2 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1

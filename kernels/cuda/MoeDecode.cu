@@ -23,9 +23,6 @@ namespace moe::cuda {
 namespace {
 
 constexpr unsigned kWarps = 8;
-/// Chunks of 8 columns each lane loads before it multiplies: enough bytes
-/// in flight per warp for a decode GEMV to approach the HBM bandwidth.
-constexpr int kUnroll = 4;
 
 __device__ __forceinline__ bool aligned16(const void *p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
@@ -162,30 +159,33 @@ __device__ __forceinline__ float warpSum(float v) {
   return v;
 }
 
-/// acc[r] (+)= Σ_c W[wRow, c] · in[r, c] over this warp's share of the
-/// columns, for rows r < n ≤ N of `in` ([*, cols]), and with Two, accB
-/// from a second weight row. Every weight load of kUnroll chunks is issued
-/// before the products; the accumulators stay in registers (N constant).
-template <int Kind, int N, bool Two>
+/// acc[i][r] (+)= Σ_c W_i[row[i], c] · in[r, c] over this warp's share of
+/// the columns, for R weight rows (src[i], row[i]) and the rows r < n ≤ N
+/// of `in` ([*, cols]). Each chunk of `in` is loaded once for all R weight
+/// rows (the decode GEMV is otherwise bound by L1 reads of the activations
+/// as soon as a few rows share the weights). Every weight load of U chunks
+/// (U·R = 8: 128 bytes of bf16 in flight per lane) is issued before the
+/// products; the accumulators stay in registers (N, R constant).
+template <int Kind, int N, int R>
 __device__ __forceinline__ void dotRows(const float *in, int64_t cols,
-                                        int n, const Source &a, int64_t aRow,
-                                        const Source &b, int64_t bRow,
-                                        float (&accA)[N], float (&accB)[N]) {
+                                        int n, const Source (&src)[R],
+                                        const int64_t (&row)[R],
+                                        float (&acc)[R][N]) {
+  constexpr int U = R >= 8 ? 1 : 8 / R;
   const int lane = threadIdx.x % 32;
-  for (int64_t base = int64_t(lane) * 8; base < cols;
-       base += 32 * 8 * kUnroll) {
-    Chunk8<Kind> wa[kUnroll], wb[kUnroll];
+  for (int64_t base = int64_t(lane) * 8; base < cols; base += 32 * 8 * U) {
+    Chunk8<Kind> w[U][R];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int64_t c0 = base + int64_t(u) * 32 * 8;
       if (c0 < cols) {
-        wa[u].load(a, aRow, cols, c0);
-        if (Two)
-          wb[u].load(b, bRow, cols, c0);
+#pragma unroll
+        for (int i = 0; i < R; ++i)
+          w[u][i].load(src[i], row[i], cols, c0);
       }
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int64_t c0 = base + int64_t(u) * 32 * 8;
       if (c0 >= cols)
         break;
@@ -196,115 +196,137 @@ __device__ __forceinline__ void dotRows(const float *in, int64_t cols,
         float xv[8];
         loadRow8(in + r * cols, cols, c0, xv);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          accA[r] += wa[u][j] * xv[j];
-          if (Two)
-            accB[r] += wb[u][j] * xv[j];
-        }
+        for (int i = 0; i < R; ++i)
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+            acc[i][r] += w[u][i][j] * xv[j];
       }
     }
   }
 }
 
-/// The up projection for rows rb .. rb+n-1 (n ≤ N) of one expert, output
-/// feature o: h[r, o] = act(gate · x[r]) (· linear · x[r]).
-template <int Kind, int N, bool Linear>
-__device__ void upRows(const float *x, int64_t hidden, int64_t rb, int n,
-                       const Source &gate, int64_t gateRow,
-                       const Source &lin, int64_t linRow, float gateBias,
-                       float linBias, const ActivationParams &act,
-                       int64_t ffn, int64_t o, float *h) {
-  float ag[N], al[N];
-#pragma unroll
-  for (int r = 0; r < N; ++r)
-    ag[r] = al[r] = 0.0f;
-  dotRows<Kind, N, Linear>(x + rb * hidden, hidden, n, gate, gateRow, lin,
-                           linRow, ag, al);
-  const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int r = 0; r < N; ++r) {
-    if (r >= n)
-      break;
-    const float g = warpSum(ag[r]) + gateBias;
-    const float l = Linear ? warpSum(al[r]) + linBias : 0.0f;
-    if (lane == 0)
-      h[(rb + r) * ffn + o] = expertActivate(g, l, Linear, act);
-  }
-}
-
-/// The down projection for rows rb .. rb+n-1 (n ≤ N): y[r, o] = h[r] ·
-/// w2[o] + bias.
-template <int Kind, int N>
-__device__ void downRows(const float *h, int64_t ffn, int64_t rb, int n,
-                         const Source &w, int64_t o, float bias,
-                         int64_t hidden, float *y) {
-  float acc[N];
-#pragma unroll
-  for (int r = 0; r < N; ++r)
-    acc[r] = 0.0f;
-  dotRows<Kind, N, false>(h + rb * ffn, ffn, n, w, o, w, o, acc, acc);
-  const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int r = 0; r < N; ++r) {
-    if (r >= n)
-      break;
-    const float v = warpSum(acc[r]) + bias;
-    if (lane == 0)
-      y[(rb + r) * hidden + o] = v;
-  }
-}
+/// Output features per warp: the up kernel's gate and linear rows of two
+/// features, the down kernel's rows of four, share each load of the
+/// activations.
+constexpr int kUpFeatures = 2;
+constexpr int kDownFeatures = 4;
 
 /// h[r, o] = act(gate · x[r]) (· linear) for the rows r of expert
-/// blockIdx.y, o = this warp's FFN column; every matrix loaded as Kind, at
-/// most N rows of an expert per pass.
+/// blockIdx.y, for this warp's kUpFeatures FFN columns o; every matrix
+/// loaded as Kind, at most N rows of an expert per pass.
 template <int Kind, int N, bool Linear>
 __global__ void upKernel(const float *x, int64_t hidden,
                          const int64_t *offsets, int64_t ffn, ExpertBank w1,
                          ExpertBank w3, const float *b1, const float *b3,
                          uint64_t pruned, ActivationParams act, float *h) {
+  constexpr int F = kUpFeatures, R = Linear ? 2 * F : F;
   const int e = int(blockIdx.y);
   const int64_t r0 = offsets[e], r1 = offsets[e + 1];
   if (r1 <= r0 || ((pruned >> e) & 1u))
     return;
-  const int64_t o = blockIdx.x * int64_t(kWarps) + threadIdx.x / 32;
-  if (o >= ffn)
+  const int64_t o0 =
+      (blockIdx.x * int64_t(kWarps) + threadIdx.x / 32) * int64_t(F);
+  if (o0 >= ffn)
     return;
   const bool fused = act.fusion != 0;
   const int64_t width = fused ? 2 * ffn : ffn; // rows of w1
-  const int64_t gateRow = act.fusion == 1 ? 2 * o : o;
-  const int64_t linRow = act.fusion == 1 ? 2 * o + 1 : fused ? ffn + o : o;
   const Source gate = sourceOf(w1, e);
   const Source lin = fused ? gate : Linear ? sourceOf(w3, e) : Source();
-  const float gateBias = b1 ? b1[e * width + gateRow] : 0.0f;
-  const float linBias = fused    ? (b1 ? b1[e * width + linRow] : 0.0f)
-                        : Linear ? (b3 ? b3[e * ffn + o] : 0.0f)
-                                 : 0.0f;
+  Source src[R];
+  int64_t row[R];
+  float bias[R];
+#pragma unroll
+  for (int f = 0; f < F; ++f) {
+    // A feature past the end reads feature o0's rows; it is not written.
+    const int64_t o = o0 + f < ffn ? o0 + f : o0;
+    const int64_t gateRow = act.fusion == 1 ? 2 * o : o;
+    src[f] = gate;
+    row[f] = gateRow;
+    bias[f] = b1 ? b1[e * width + gateRow] : 0.0f;
+    if (Linear) {
+      const int64_t linRow =
+          act.fusion == 1 ? 2 * o + 1 : fused ? ffn + o : o;
+      src[F + f] = lin;
+      row[F + f] = linRow;
+      bias[F + f] = fused ? (b1 ? b1[e * width + linRow] : 0.0f)
+                          : (b3 ? b3[e * ffn + o] : 0.0f);
+    }
+  }
+  const int lane = threadIdx.x % 32;
   for (int64_t rb = r0; rb < r1; rb += N) {
     const int n = int(r1 - rb < N ? r1 - rb : N);
-    upRows<Kind, N, Linear>(x, hidden, rb, n, gate, gateRow, lin, linRow,
-                            gateBias, linBias, act, ffn, o, h);
+    float acc[R][N];
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+      for (int r = 0; r < N; ++r)
+        acc[i][r] = 0.0f;
+    dotRows<Kind, N, R>(x + rb * hidden, hidden, n, src, row, acc);
+#pragma unroll
+    for (int r = 0; r < N; ++r) {
+      if (r >= n)
+        break;
+#pragma unroll
+      for (int f = 0; f < F; ++f) {
+        const float g = warpSum(acc[f][r]) + bias[f];
+        const float l = Linear ? warpSum(acc[Linear ? F + f : f][r]) +
+                                     bias[Linear ? F + f : f]
+                               : 0.0f;
+        if (lane == 0 && o0 + f < ffn)
+          h[(rb + r) * ffn + o0 + f] = expertActivate(g, l, Linear, act);
+      }
+    }
   }
 }
 
 /// y[r, o] = h[r] · w2[e][o] (+ b2) for the rows r of expert blockIdx.y,
-/// o = this warp's hidden column.
+/// for this warp's kDownFeatures hidden columns o.
 template <int Kind, int N>
 __global__ void downKernel(const float *h, int64_t ffn,
                            const int64_t *offsets, int64_t hidden,
                            ExpertBank w2, const float *b2, uint64_t pruned,
                            float *y) {
+  constexpr int F = kDownFeatures;
   const int e = int(blockIdx.y);
   const int64_t r0 = offsets[e], r1 = offsets[e + 1];
   if (r1 <= r0 || ((pruned >> e) & 1u))
     return; // y was zeroed
-  const int64_t o = blockIdx.x * int64_t(kWarps) + threadIdx.x / 32;
-  if (o >= hidden)
+  const int64_t o0 =
+      (blockIdx.x * int64_t(kWarps) + threadIdx.x / 32) * int64_t(F);
+  if (o0 >= hidden)
     return;
   const Source w = sourceOf(w2, e);
-  const float bias = b2 ? b2[e * hidden + o] : 0.0f;
+  Source src[F];
+  int64_t row[F];
+  float bias[F];
+#pragma unroll
+  for (int f = 0; f < F; ++f) {
+    const int64_t o = o0 + f < hidden ? o0 + f : o0;
+    src[f] = w;
+    row[f] = o;
+    bias[f] = b2 ? b2[e * hidden + o] : 0.0f;
+  }
+  const int lane = threadIdx.x % 32;
   for (int64_t rb = r0; rb < r1; rb += N) {
     const int n = int(r1 - rb < N ? r1 - rb : N);
-    downRows<Kind, N>(h, ffn, rb, n, w, o, bias, hidden, y);
+    float acc[F][N];
+#pragma unroll
+    for (int f = 0; f < F; ++f)
+#pragma unroll
+      for (int r = 0; r < N; ++r)
+        acc[f][r] = 0.0f;
+    dotRows<Kind, N, F>(h + rb * ffn, ffn, n, src, row, acc);
+#pragma unroll
+    for (int r = 0; r < N; ++r) {
+      if (r >= n)
+        break;
+#pragma unroll
+      for (int f = 0; f < F; ++f) {
+        const float v = warpSum(acc[f][r]) + bias[f];
+        if (lane == 0 && o0 + f < hidden)
+          y[(rb + r) * hidden + o0 + f] = v;
+      }
+    }
   }
 }
 
@@ -423,13 +445,17 @@ rt::Status expertsDecode(const float *x, int64_t rows, int64_t hidden,
     upKind = kElementwise;
   withKindAndRows(
       upKind, rows,
-      Up{dim3(unsigned((ffn + kWarps - 1) / kWarps), unsigned(experts)),
+      Up{dim3(unsigned((ffn + kWarps * kUpFeatures - 1) /
+                  (kWarps * kUpFeatures)),
+              unsigned(experts)),
          act.fusion != 0 || w3 != nullptr, x, hidden, offsets, ffn, w1, w3b,
          b1, b3, pruned, act, h, stream});
   MOE_RETURN_IF_ERROR(checkLaunch("upKernel launch"));
   withKindAndRows(
       bankLoadKind(w2, experts, ffn), rows,
-      Down{dim3(unsigned((hidden + kWarps - 1) / kWarps), unsigned(experts)),
+      Down{dim3(unsigned((hidden + kWarps * kDownFeatures - 1) /
+                    (kWarps * kDownFeatures)),
+                unsigned(experts)),
            h, ffn, offsets, hidden, w2, b2, pruned, y, stream});
   return checkLaunch("downKernel launch");
 }

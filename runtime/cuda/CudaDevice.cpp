@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unistd.h>
 
 namespace moe::rt::cuda {
 
@@ -120,6 +121,8 @@ CudaDevice::~CudaDevice() {
   }
   if (pinned_)
     cudaFreeHost(pinned_);
+  for (const auto &r : hostPins_)
+    cudaHostUnregister(reinterpret_cast<void *>(r.first));
   if (errorFlags_)
     cudaFree(errorFlags_);
   if (hostFlags_)
@@ -154,9 +157,81 @@ StatusOr<Tensor> CudaDevice::allocate(DType dtype, Shape shape,
   return Tensor::onDevice(dtype, std::move(shape), p, std::move(owner));
 }
 
+bool CudaDevice::pinnedHost(const void *p, uint64_t bytes) const {
+  // Within one registration: a copy across two is refused by CUDA.
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  for (const auto &r : hostPins_)
+    if (r.first <= at && at + bytes <= r.second)
+      return true;
+  return false;
+}
+
+Status CudaDevice::pinHost(const void *p, uint64_t bytes) {
+  if (bytes == 0)
+    return Status::ok();
+  std::lock_guard<std::mutex> lock(mutex_);
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  uintptr_t end =
+      (reinterpret_cast<uintptr_t>(p) + bytes + page - 1) / page * page;
+  // Pinned ranges that overlap or touch this one are merged into one
+  // registration (two matrices of a plan may share a page), after the
+  // copies from them have finished.
+  for (const auto &r : hostPins_)
+    if (r.first <= begin && end <= r.second)
+      return Status::ok(); // pinned already
+  std::vector<std::pair<uintptr_t, uintptr_t>> keep;
+  bool merged = false;
+  for (const auto &r : hostPins_) {
+    if (r.second < begin || r.first > end) {
+      keep.push_back(r);
+      continue;
+    }
+    if (!merged)
+      MOE_RETURN_IF_ERROR(check(cudaStreamSynchronize(stream_),
+                                "cudaStreamSynchronize(before re-pinning)"));
+    merged = true;
+    cudaHostUnregister(reinterpret_cast<void *>(r.first));
+    begin = std::min(begin, r.first);
+    end = std::max(end, r.second);
+  }
+  hostPins_ = std::move(keep);
+  void *q = reinterpret_cast<void *>(begin);
+  // Plan weights may be a read-only mapping: ask for read-only first.
+  cudaError_t err = cudaHostRegister(q, end - begin, cudaHostRegisterReadOnly);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    err = cudaHostRegister(q, end - begin, cudaHostRegisterDefault);
+  }
+  if (err != cudaSuccess) {
+    cudaGetLastError(); // not sticky: copies from here use the staging
+    const std::string call =
+        "cudaHostRegister(" + std::to_string(end - begin) + " bytes)";
+    return check(err, call.c_str());
+  }
+  const std::pair<uintptr_t, uintptr_t> range(begin, end);
+  hostPins_.insert(
+      std::upper_bound(hostPins_.begin(), hostPins_.end(), range), range);
+  return Status::ok();
+}
+
 Status CudaDevice::copyToDevice(void *dst, const void *src,
                                 uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (pinnedHost(src, bytes)) {
+    if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_) ==
+        cudaSuccess)
+      return Status::ok();
+    // Refused (a registration CUDA does not accept for this copy): the
+    // error is not sticky; clear it and take the staging below, and stop
+    // trying direct copies.
+    cudaGetLastError();
+    MOE_RETURN_IF_ERROR(check(cudaStreamSynchronize(stream_),
+                              "cudaStreamSynchronize(before unpinning)"));
+    for (const auto &r : hostPins_)
+      cudaHostUnregister(reinterpret_cast<void *>(r.first));
+    hostPins_.clear();
+  }
   uint64_t done = 0;
   int half = 0;
   while (done < bytes) {

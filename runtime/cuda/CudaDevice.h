@@ -20,6 +20,8 @@
 
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 #include <string>
 
 namespace moe::rt::cuda {
@@ -63,9 +65,18 @@ public:
   StatusOr<Tensor> download(const Tensor &dev);
   /// Waits for everything enqueued so far.
   Status synchronize();
-  /// Copies `bytes` host bytes to device address `dst` through the pinned
-  /// staging, in stream order; returns once enqueued (`src` may be reused).
+  /// Copies `bytes` host bytes to device address `dst` in stream order and
+  /// returns once enqueued. From inside a pinHost() range it is one DMA
+  /// (the range must stay valid until the copy ends); from elsewhere it
+  /// goes through the pinned staging (`src` may then be reused at once).
   Status copyToDevice(void *dst, const void *src, uint64_t bytes);
+  /// Page-locks host bytes [p, p + bytes) (read-only for the device) for
+  /// direct copies: the hybrid device pins its on-demand experts, which
+  /// would otherwise cross PCIe at the speed of a single-threaded memcpy
+  /// into the staging. Pages pinned before are skipped; the pins last as
+  /// long as the device. An error (the system refused to lock the memory)
+  /// leaves copies from the range on the staging path.
+  Status pinHost(const void *p, uint64_t bytes);
   /// Pinned host memory of at least `bytes`, reused between calls (its
   /// contents are not kept); callers on the device's stream only.
   StatusOr<void *> pinned(uint64_t bytes);
@@ -94,6 +105,10 @@ private:
   uint64_t pinnedBytes_ = 0;
   int *errorFlags_ = nullptr;
   int *hostFlags_ = nullptr; // pinned
+  /// Page-aligned [begin, end) ranges registered by pinHost, sorted.
+  std::vector<std::pair<uintptr_t, uintptr_t>> hostPins_;
+  /// Whether [p, p + bytes) lies in the pinned ranges (mutex_ held).
+  bool pinnedHost(const void *p, uint64_t bytes) const;
   std::mutex mutex_;
 };
 

@@ -250,6 +250,7 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
   if (k->allocatesOutputs) {
     CudaKernelContext ctx{*device_, step, std::move(inputs),
                           std::vector<Tensor>(step.outputs.size()), {}, {}};
+    ctx.decodeMaxTokens = options_.decodeMaxTokens;
     for (uint32_t v : step.inputs)
       ctx.hostInputs.push_back(st.host[v]);
     MOE_RETURN_IF_ERROR(k->run(ctx));
@@ -272,6 +273,7 @@ Status CudaExecutor::runStep(size_t index, RunState &st) const {
   for (uint32_t v : step.inputs)
     ctx.hostInputs.push_back(st.host[v]);
   ctx.residency = residency;
+  ctx.decodeMaxTokens = options_.decodeMaxTokens;
   for (size_t i = 0; i < outTypes->size(); ++i) {
     StatusOr<Tensor> t = device_->allocate(
         (*outTypes)[i].dtype, (*outTypes)[i].shape,

@@ -41,6 +41,12 @@ struct CudaExecutorOptions {
   /// `cacheExperts` device slots. Everything else runs as on `cuda`.
   bool hybrid = false;
   int cacheExperts = 2;
+  /// MoE layers of at most this many tokens (and T·k ≤ 32, E ≤ 64) run as
+  /// decode: grouped GEMVs from the offsets on the device, with no wait for
+  /// the host; larger ones as cuBLASLt GEMMs sized on the host. Measured on
+  /// an H200 (Mixtral-sized bf16 layer, docs/cuda.md): decode 0.284 against
+  /// GEMMs 0.302 ms at T=1, but 0.93 against 0.60 ms at T=4. 0: never.
+  int decodeMaxTokens = 1;
   /// Called after each step that `observes` accepts, with host copies of
   /// its inputs and outputs (downloaded when they are on the device, which
   /// waits for the stream): the routing profiler watches moe.route and

@@ -526,8 +526,10 @@ CudaKernel dispatchKernel() {
     int64_t e;
     MOE_ASSIGN_OR_RETURN(e, cpu::expertCount(c.step.attrs));
     // Decode: the experts run from the offsets on the device; nothing
-    // waits, and a bad id is reported when the run ends.
-    if (kcu::decodeOnDevice(ids.numElements(), e))
+    // waits, and a bad id is reported when the run ends. Beyond
+    // decodeMaxTokens the offsets come to the host for the GEMMs.
+    if (ids.dim(0) <= c.decodeMaxTokens &&
+        kcu::decodeOnDevice(ids.numElements(), e))
       return kcu::dispatch(hidden.data<float>(), hidden.dim(0),
                            hidden.dim(1), ids.data<int64_t>(), ids.dim(1), e,
                            out<float>(c, 0), out<int64_t>(c, 1),

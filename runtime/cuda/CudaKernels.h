@@ -47,6 +47,9 @@ struct CudaKernelContext {
   /// On the hybrid device, where a moe.experts step's experts are
   /// (ExpertKernels.h); its w1, w2, w3 inputs are then host tensors.
   ExpertResidency *residency = nullptr;
+  /// The most tokens a MoE layer runs as decode: grouped GEMVs from the
+  /// offsets on the device (CudaExecutorOptions::decodeMaxTokens).
+  int64_t decodeMaxTokens = 1;
 };
 
 enum class CudaPlacement {

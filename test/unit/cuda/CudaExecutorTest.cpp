@@ -217,11 +217,21 @@ void checkMoeLayer(int64_t E, int64_t K, int64_t H, int64_t F,
     // activation to bf16: a host simulation of this layer's shapes gives
     // worst elements up to 4.4e-2 and a relative RMS of 4.1e-3. A wrong
     // decode or a wrong expert moves the RMS by far more than 1e-2.
-    if (bf16 || !formats.empty())
-      expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 8e-2f, options,
-                       1e-2f);
-    else
-      expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 2e-4f, options);
+    auto check = [&](const moe::rt::cuda::CudaExecutorOptions &o) {
+      if (bf16 || !formats.empty())
+        expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 8e-2f, o, 1e-2f);
+      else
+        expectSameOnCuda(*plan, {randomF32({T, H}, rng)}, 2e-4f, o);
+    };
+    check(options);
+    // The decode GEMVs also for several tokens (several rows per expert,
+    // the 2-, 4- and 8-row kernels), which the default sends to the GEMMs.
+    if (T > options.decodeMaxTokens && T * K <= 32) {
+      SCOPED_TRACE("decode GEMVs");
+      moe::rt::cuda::CudaExecutorOptions decode = options;
+      decode.decodeMaxTokens = int(T);
+      check(decode);
+    }
   }
 }
 
