@@ -7,9 +7,10 @@
 # plans are compiled here.
 #
 #   tools/cuda-bundle.sh [DIR]        # default: carry/cuda (git-ignored)
-#   # then, through the device tool (each call under its 10-minute limit):
-#   #   run(command="carry/cuda/run.sh checks", carry=["carry/cuda"])
-#   #   run(command="carry/cuda/run.sh bench", carry=["carry/cuda"])
+#   # then, through the device tool (one call, 2-5 minutes; it returns only a
+#   # few files, so pack the logs into one):
+#   #   run(command="OUT=/tmp/o DEADLINE=300 carry/cuda/run.sh all; tar czf $OUT/all.tgz -C /tmp/o .",
+#   #       carry=["carry/cuda"])
 #
 # run.sh writes under $OUT (the device tool's result folder): the GPU unit
 # tests, the fixtures on --device cuda and hybrid checked against ONNX
