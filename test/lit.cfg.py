@@ -42,8 +42,12 @@ if os.path.isdir(config.moe_fixtures):
 # The CPU's AVX-512 VNNI (moe-exec --int8-activations takes it).
 try:
     with open("/proc/cpuinfo") as f:
-        if " avx512_vnni" in f.read():
+        cpuinfo = f.read()
+        if " avx512_vnni" in cpuinfo:
             config.available_features.add("avx512-vnni")
+        # AVX512-BF16 (moe-exec --bf16-activations takes it).
+        if " avx512_bf16" in cpuinfo:
+            config.available_features.add("avx512-bf16")
 except OSError:
     pass
 

@@ -2,7 +2,7 @@
 """The measuring half of bench/moe_vs_ort/run.sh (which builds and installs what this needs).
 
     compare.py --root MOE_ROOT --build BUILD --node-modules DIR --json FILE --command STR
-               [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe[,qmoe-i8]] [--sets 8]
+               [--workloads A,B] [--tokens 1,16,128] [--forms moe,qmoe[,qmoe-i8][,moe-bf16]] [--sets 8]
                [--warmup 3] [--repeat 30] [--rounds 5] [--threads 2]
 
 Generates the models (make_models.py, cached), compiles each with `moe-opt model.onnx
@@ -28,12 +28,21 @@ from onnx import numpy_helper
 
 TTY = sys.stderr.isatty()
 FORM_NAMES = {"moe": "MoE fp32", "qmoe": "QMoE int4",
-              "qmoe-i8": "QMoE int4, int8 activations"}
+              "qmoe-i8": "QMoE int4, int8 activations",
+              "moe-bf16": "MoE, bf16 experts and activations"}
 # A form's model, and what moe-exec adds for it: qmoe-i8 runs the QMoE model with
 # --int8-activations (int4 x int8 VNNI products, as llama.cpp's Q4 x Q8), against the
 # same ONNX Runtime QMoE run.
-FORM_MODEL = {"moe": "moe", "qmoe": "qmoe", "qmoe-i8": "qmoe"}
-FORM_FLAGS = {"moe": [], "qmoe": [], "qmoe-i8": ["--int8-activations"]}
+# moe-bf16 compiles the float32 MoE model with bf16 experts and runs it with
+# --bf16-activations (AVX512-BF16 dot products in prefill), against ONNX Runtime's
+# float32 run of the same model: the issue's "bf16/AMX where available" prefill form.
+FORM_MODEL = {"moe": "moe", "qmoe": "qmoe", "qmoe-i8": "qmoe", "moe-bf16": "moe"}
+FORM_FLAGS = {"moe": [], "qmoe": [], "qmoe-i8": ["--int8-activations"],
+              "moe-bf16": ["--bf16-activations"]}
+# A form whose plan the compiler writes differently: (plan suffix, moe-compile options).
+FORM_COMPILE = {"moe-bf16": (".bf16", "expert-bits=16 expert-group-size=0")}
+# Bytes of an expert in the form's plan, relative to the model's.
+FORM_BYTES = {"moe-bf16": 0.5}
 FP32_TOL = 1e-3  # max |diff| <= FP32_TOL * max |ref| for the float32 MoE
 
 
@@ -215,13 +224,14 @@ def load_pb(path):
     return numpy_helper.to_array(t)
 
 
-def compile_plan(a, model, plan):
+def compile_plan(a, model, plan, options=None):
     opt = os.path.join(a.build, "bin", "moe-opt")
     if (os.path.isfile(plan) and os.path.getmtime(plan) >= os.path.getmtime(model)
             and os.path.getmtime(plan) >= os.path.getmtime(opt)):
         return None
     t0 = time.time()
-    run([opt, os.path.basename(model), "--moe-compile", "--emit-plan", os.path.basename(plan)],
+    compile_flag = "--moe-compile=" + options if options else "--moe-compile"
+    run([opt, os.path.basename(model), compile_flag, "--emit-plan", os.path.basename(plan)],
         cwd=os.path.dirname(model), timeout=3600)
     return round(time.time() - t0, 2)
 
@@ -251,7 +261,7 @@ def main(argv):
         p.error("--sets, --repeat, --threads and --rounds must be at least 1")
     forms = [f for f in a.forms.split(",") if f]
     if any(f not in FORM_NAMES for f in forms):
-        p.error("--forms takes moe, qmoe and qmoe-i8")
+        p.error("--forms takes moe, qmoe, qmoe-i8 and moe-bf16")
     work = os.path.join(a.build, "moe_vs_ort")
     here = os.path.dirname(os.path.abspath(__file__))
     exe = os.path.join(a.build, "bin", "moe-exec")
@@ -266,20 +276,26 @@ def main(argv):
     with open(os.path.join(work, "manifest.json")) as f:
         manifest = json.load(f)
 
+    def plan_key(wl, form):
+        return (wl, FORM_MODEL[form] + FORM_COMPILE.get(form, ("", None))[0])
+
     compiled, errors = {}, {}
     for wl, wd in manifest["workloads"].items():
         for form in forms:
-            if (wl, FORM_MODEL[form]) in compiled or (wl, FORM_MODEL[form]) in errors:
+            key = plan_key(wl, form)
+            if key in compiled or key in errors:
                 continue
+            suffix, options = FORM_COMPILE.get(form, ("", None))
             model = os.path.join(work, wd["models"][FORM_MODEL[form]]["file"])
-            plan = model[:-len(".onnx")] + ".moeplan"
-            say("moe-opt %s --moe-compile --emit-plan %s" % (
-                os.path.relpath(model, work), os.path.basename(plan)))
+            plan = model[:-len(".onnx")] + suffix + ".moeplan"
+            say("moe-opt %s --moe-compile%s --emit-plan %s" % (
+                os.path.relpath(model, work), "=" + options if options else "",
+                os.path.basename(plan)))
             try:
-                compiled[(wl, FORM_MODEL[form])] = {"plan": plan,
-                                                    "compile_s": compile_plan(a, model, plan)}
+                compiled[key] = {"plan": plan,
+                                 "compile_s": compile_plan(a, model, plan, options)}
             except CaseError as e:
-                errors[(wl, FORM_MODEL[form])] = "moe-opt: " + str(e)
+                errors[key] = "moe-opt: " + str(e)
 
     say("measuring the read bandwidth (moe-bench-kernels and readbw, %d threads)" % a.threads)
     bw_samples = {"moe-bench-kernels": [], "readbw": []}
@@ -296,8 +312,8 @@ def main(argv):
         ort_fp32_out = {}
         for form in forms:
             mdesc = wd["models"][FORM_MODEL[form]]
-            built = (wl, FORM_MODEL[form])
-            per_expert = mdesc["bytes_per_expert"]
+            built = plan_key(wl, form)
+            per_expert = round(mdesc["bytes_per_expert"] * FORM_BYTES.get(form, 1.0))
             for t in [int(x) for x in a.tokens.split(",") if x]:
                 sets = wd["inputs"][str(t)]
                 set_dirs = [os.path.join(work, s["dir"]) for s in sets]

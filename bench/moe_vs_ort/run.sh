@@ -19,8 +19,9 @@
 #      vector loads), times moe-exec --bench and ort_bench.js (onnxruntime-node) on the same
 #      inputs, 2 threads each, alternating in rounds, checks that the outputs agree, prints a
 #      table and writes bench/results/moe-vs-ort-cpu.json.
-# Options (passed to compare.py): --workloads A,B  --forms moe,qmoe[,qmoe-i8]  --tokens 1,16,128
-#   (qmoe-i8: the QMoE model run with moe-exec --int8-activations)
+# Options (passed to compare.py): --workloads A,B  --forms moe,qmoe[,qmoe-i8][,moe-bf16]  --tokens 1,16,128
+#   (qmoe-i8: the QMoE model run with moe-exec --int8-activations; moe-bf16: the float32
+#   MoE model compiled with bf16 experts, run with --bf16-activations, against ORT float32)
 #   --sets N (8: input sets per T, taken in turn)  --warmup N (3)  --repeat N (30)
 #   --rounds N (5)  --threads N (2)  --quiet-share X (0.05)  --quiet-wait S (60)
 #   --json FILE (default: bench/results/moe-vs-ort-cpu.json).

@@ -27,6 +27,20 @@ bool linearFast(const float *x, int64_t rows, int64_t k, const float *w,
                 int64_t n, const float *bias, float *y, int64_t c0,
                 int64_t c1);
 
+/// Whether linearBf16Fast() runs here: AVX512-BF16 at the AVX-512 level.
+bool bf16DotAvailable();
+
+/// y[r, j] = x[r]·w[j] (+ bias[j]) for r < rows, j in [c0, c1), with x
+/// [rows, k] and w [n, k] as bf16 bits: exact products of the bf16 values
+/// summed in f32 (vdpbf16ps, 4×4 blocks). False where bf16DotAvailable() is
+/// false.
+bool linearBf16Fast(const uint16_t *x, int64_t rows, int64_t k,
+                    const uint16_t *w, int64_t n, const float *bias, float *y,
+                    int64_t c0, int64_t c1);
+
+/// out[i] = x[i] as bf16 bits, rounded to nearest even.
+void roundToBf16(const float *x, int64_t count, uint16_t *out);
+
 /// c[m, n] = a[m, k] · b[k, n], row-major with leading dimensions lda, ldb,
 /// ldc. False when only the scalar reference applies.
 bool matmulFast(const float *a, int64_t lda, int64_t m, int64_t k,

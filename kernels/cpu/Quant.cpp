@@ -208,6 +208,20 @@ void linearPackedSerial(const float *x, int64_t n, int64_t k,
                  bias, y, c0, c1);
     return;
   }
+  // Prefill of bf16 weights with bf16 activations (opt-in,
+  // setQuantBf16Activations): x rounded to bf16 once, then vdpbf16ps
+  // products straight from the weights, as bf16 models run on GPUs (twice
+  // the multiply-adds per instruction of the f32 GEMM; the f32 path below
+  // keeps x exact).
+  if (n >= kPackedDecodeRows && f.bits == 16 && bf16ActivationsApply()) {
+    thread_local std::vector<uint16_t> xb;
+    xb.resize(static_cast<size_t>(n * k));
+    roundToBf16(x, n * k, xb.data());
+    if (linearBf16Fast(xb.data(), n, k,
+                       reinterpret_cast<const uint16_t *>(packed),
+                       outFeatures, bias, y, c0, c1))
+      return;
+  }
   // Prefill: dequantise a tile of weight rows once and run the float GEMM
   // on every row of x (decode instead reads the codes directly, below).
   constexpr int64_t kTile = 16;

@@ -52,6 +52,7 @@ namespace {
 
 std::atomic<bool> forceScalar{false};
 std::atomic<bool> int8Activations{false};
+std::atomic<bool> bf16Activations{false};
 std::atomic<int> levelLimit{-1};
 
 GemmLevel detectLevel() {
@@ -104,6 +105,15 @@ GemmLevel quantLevel() {
 
 void setQuantLevelLimit(std::optional<GemmLevel> level) {
   levelLimit.store(level ? int(*level) : -1);
+}
+
+bool setQuantBf16Activations(bool enable) {
+  return bf16Activations.exchange(enable);
+}
+
+bool bf16ActivationsApply() {
+  return bf16Activations.load(std::memory_order_relaxed) &&
+         quantLevel() == GemmLevel::Avx512 && bf16DotAvailable();
 }
 
 const char *quantDispatchLevel() {

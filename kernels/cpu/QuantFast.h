@@ -56,6 +56,18 @@ bool setQuantForceScalar(bool force);
 /// returns the previous setting.
 bool setQuantInt8Activations(bool enable);
 
+/// Lets prefill products with bf16 weights (kPackedDecodeRows rows or more)
+/// round the activations to bf16 and use AVX512-BF16 dot products
+/// (vdpbf16ps, bf16DotAvailable()): twice the multiply-adds per instruction
+/// of the f32 GEMM, at a relative rounding of at most 2^-9 per activation,
+/// as bf16 models run on GPUs. Off by default (x then stays exact); returns
+/// the previous setting.
+bool setQuantBf16Activations(bool enable);
+
+/// True when setQuantBf16Activations is on and the CPU runs the bf16 dot
+/// products at the current level.
+bool bf16ActivationsApply();
+
 /// Decode activations x [n, k] (n < kPackedDecodeRows) prepared once for
 /// products with matrices of one packed format, then shared, read-only, by
 /// every column block of those products (the experts kernel prepares an

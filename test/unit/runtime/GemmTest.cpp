@@ -5,11 +5,14 @@
 
 #include "kernels/cpu/Gemm.h"
 #include "kernels/cpu/Matmul.h"
+#include "kernels/cpu/Half.h"
 #include "kernels/cpu/Quant.h"
+#include "kernels/cpu/QuantFast.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -127,6 +130,110 @@ TEST(PackedPrefill, MatchesDequantisedReference) {
           }
         }
       }
+}
+
+/// Σ x·w over bf16 values in double: products of two bf16 numbers are exact
+/// in f32, so the vdpbf16ps path differs only by its f32 summation order.
+double bf16Dot(const std::vector<uint16_t> &x, int64_t r,
+               const std::vector<uint16_t> &w, int64_t c, int64_t k,
+               double *magnitude) {
+  double s = 0, m = 0;
+  for (int64_t t = 0; t < k; ++t) {
+    double p = double(kc::bf16ToFloat(x[size_t(r * k + t)])) *
+               double(kc::bf16ToFloat(w[size_t(c * k + t)]));
+    s += p;
+    m += std::fabs(p);
+  }
+  *magnitude = m;
+  return s;
+}
+
+TEST(Bf16Dot, MatchesTheBf16ValuesProducts) {
+  if (!kc::bf16DotAvailable())
+    GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  std::mt19937 gen(21);
+  // Rows: the 4-row blocks and their tails; k: odd, under one 32-element
+  // step, exact steps and tails (pairs straddling the end); columns: blocks
+  // of 4 and single columns inside [c0, c1).
+  for (int64_t rows : {1, 3, 4, 5, 9})
+    for (int64_t k : {1, 7, 31, 32, 33, 100, 257}) {
+      const int64_t out = 11, c0 = 1, c1 = 10;
+      std::vector<float> xf = randomVector(size_t(rows * k), gen),
+                         wf = randomVector(size_t(out * k), gen),
+                         bias = randomVector(size_t(out), gen);
+      std::vector<uint16_t> x(xf.size()), w(wf.size());
+      kc::roundToBf16(xf.data(), int64_t(xf.size()), x.data());
+      kc::roundToBf16(wf.data(), int64_t(wf.size()), w.data());
+      std::vector<float> y(size_t(rows * out), -7.f);
+      ASSERT_TRUE(kc::linearBf16Fast(x.data(), rows, k, w.data(), out,
+                                     bias.data(), y.data(), c0, c1));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < out; ++c) {
+          float got = y[size_t(r * out + c)];
+          if (c < c0 || c >= c1) {
+            ASSERT_EQ(got, -7.f) << "column " << c << " outside [c0, c1)";
+            continue;
+          }
+          double mag;
+          double want = bf16Dot(x, r, w, c, k, &mag) + bias[size_t(c)];
+          ASSERT_NEAR(got, want, 1e-6 * (mag + 1))
+              << "rows " << rows << " k " << k << " r " << r << " c " << c;
+        }
+    }
+}
+
+TEST(Bf16Dot, RoundsToNearestEven) {
+  if (!kc::bf16DotAvailable())
+    GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  // The vector conversion (with its masked tail) against the scalar one,
+  // for every count up to two vectors and a half.
+  std::mt19937 gen(5);
+  for (int64_t n = 1; n <= 80; ++n) {
+    std::vector<float> x = randomVector(size_t(n), gen);
+    x[0] = 1.0f + 1.0f / 256.0f; // a tie: rounds to the even 1.0
+    std::vector<uint16_t> got(size_t(n) + 1, 0xABCD);
+    kc::roundToBf16(x.data(), n, got.data());
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[size_t(i)], kc::floatToBf16(x[size_t(i)])) << n << " " << i;
+    ASSERT_EQ(got[size_t(n)], 0xABCD) << "wrote past the end, n " << n;
+    EXPECT_EQ(got[0], 0x3F80);
+  }
+}
+
+TEST(Bf16Dot, PackedPrefillWithBf16ActivationsRoundsOnlyTheActivations) {
+  if (!kc::bf16DotAvailable())
+    GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  // linearPackedSerial over bf16 weights, 8 rows or more: with bf16
+  // activations on, the products of bf16(x) and the weights; off, x exact.
+  std::mt19937 gen(8);
+  const kc::QuantFormat f{16, 0, true, false};
+  const int64_t n = 13, k = 300, out = 9;
+  std::vector<float> wf = randomVector(size_t(out * k), gen),
+                     xf = randomVector(size_t(n * k), gen);
+  std::vector<uint8_t> packed(size_t(kc::quantLayout(f, out, k).totalBytes));
+  kc::quantizeMatrix(wf.data(), out, k, f, packed.data());
+  std::vector<uint16_t> w(size_t(out * k)), x(size_t(n * k));
+  std::memcpy(w.data(), packed.data(), w.size() * 2);
+  kc::roundToBf16(xf.data(), n * k, x.data());
+  std::vector<float> on(size_t(n * out)), off(size_t(n * out));
+  bool was = kc::setQuantBf16Activations(true);
+  kc::linearPackedSerial(xf.data(), n, k, packed.data(), f, out, nullptr,
+                         on.data(), 0, out);
+  kc::setQuantBf16Activations(false);
+  kc::linearPackedSerial(xf.data(), n, k, packed.data(), f, out, nullptr,
+                         off.data(), 0, out);
+  kc::setQuantBf16Activations(was);
+  double differs = 0;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < out; ++c) {
+      double mag;
+      double want = bf16Dot(x, r, w, c, k, &mag);
+      ASSERT_NEAR(on[size_t(r * out + c)], want, 1e-6 * (mag + 1));
+      differs = std::max(differs, std::fabs(double(on[size_t(r * out + c)]) -
+                                            off[size_t(r * out + c)]));
+    }
+  // Off keeps x exact: the two paths differ by the activations' rounding.
+  EXPECT_GT(differs, 1e-5);
 }
 
 } // namespace
