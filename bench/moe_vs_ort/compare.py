@@ -460,7 +460,7 @@ def main(argv):
             if "ok" in par:
                 pstr += " ok" if par["ok"] else " FAIL"
             if "vs_fp32_model_relative" in par:
-                pstr += " (int4 vs fp32: %.1e)" % par["vs_fp32_model_relative"]
+                pstr += " (vs the fp32 model: %.1e)" % par["vs_fp32_model_relative"]
             if "error" in c:
                 pstr += " (" + c["error"] + ")"
             m, o = c["moe_exec"], c["ort"]

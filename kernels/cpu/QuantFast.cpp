@@ -140,8 +140,20 @@ bool setQuantInt8Activations(bool enable) {
 
 namespace {
 
+#ifdef MOE_QUANT_X86
+void quantizeActivations512(PackedActivations &a);
+#endif
+
 /// The int8 activations of the VNNI path (see PackedActivations::q).
 void quantizeActivations(PackedActivations &a) {
+#ifdef MOE_QUANT_X86
+  // The VNNI path implies AVX-512; this is the one-element-at-a-time
+  // statement of what the vector code does.
+  if (a.format.groupSize % 32 == 0) {
+    quantizeActivations512(a);
+    return;
+  }
+#endif
   const int64_t n = a.n, k = a.k, g = a.format.groupSize;
   const int64_t E = a.format.bits == 4 ? 128 : 64, perLane = E / 16;
   for (int64_t r = 0; r < n; ++r) {
@@ -266,6 +278,80 @@ MOE_T512_INLINE float hsum512(__m512 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+/// std::lround(v) clamped to [-127, 127], lane by lane: halves away from
+/// zero, computed exactly as trunc(v) + sign(v)·[|v − trunc(v)| ≥ 0.5].
+MOE_T512_INLINE __m512i roundClamp127(__m512 v) {
+  // Float bit operations as integer ones (AVX512F has no and_ps).
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
+  const __m512i bits = _mm512_castps_si512(v);
+  __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  __m512 frac = _mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(v, t)), absMask));
+  __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  // ±1 with v's sign where the fraction reaches a half.
+  __m512 step = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)),
+                      _mm512_andnot_si512(absMask, bits)));
+  t = _mm512_mask_add_ps(t, up, t, step);
+  return _mm512_min_epi32(_mm512_max_epi32(_mm512_cvttps_epi32(t),
+                                           _mm512_set1_epi32(-127)),
+                          _mm512_set1_epi32(127));
+}
+
+/// quantizeActivations() 32 elements at a time: the same int8 values
+/// (roundClamp127), the same layout and sums.
+MOE_T512 void quantizeActivations512(PackedActivations &a) {
+  const int64_t n = a.n, k = a.k, g = a.format.groupSize;
+  const bool four = a.format.bits == 4;
+  const int64_t E = four ? 128 : 64, perLane = E / 16;
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
+  // Even and odd elements of 32 (a then b) for the 4-bit layout.
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18,
+                                          20, 22, 24, 26, 28, 30);
+  const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19,
+                                         21, 23, 25, 27, 29, 31);
+  for (int64_t r = 0; r < n; ++r) {
+    int8_t *q = a.q + r * a.qStride;
+    float *xs = a.xs + r * a.chunks * 16;
+    for (int64_t gi = 0; gi * g < k; ++gi) {
+      const float *xg = a.x + r * k + gi * g;
+      __m512 m = _mm512_setzero_ps();
+      for (int64_t i = 0; i < g; i += 16)
+        m = _mm512_max_ps(m, _mm512_castsi512_ps(_mm512_and_si512(
+                                 _mm512_loadu_si512(xg + i), absMask)));
+      const float amax = _mm512_reduce_max_ps(m);
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
+      const __m512 vinv = _mm512_set1_ps(inv);
+      __m512i sum = _mm512_setzero_si512();
+      for (int64_t i = 0; i < g; i += 32) {
+        __m512i qa = roundClamp127(_mm512_mul_ps(_mm512_loadu_ps(xg + i), vinv));
+        __m512i qb = roundClamp127(_mm512_mul_ps(_mm512_loadu_ps(xg + i + 16), vinv));
+        sum = _mm512_add_epi32(sum, _mm512_add_epi32(qa, qb));
+        const int64_t e = gi * g + i, ch = e / E, in = e % E;
+        if (four) {
+          // 4 bits: even elements to the low-nibble half, odd to the high.
+          _mm_storeu_si128(
+              reinterpret_cast<__m128i *>(q + ch * E + in / 2),
+              _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(qa, evens, qb)));
+          _mm_storeu_si128(
+              reinterpret_cast<__m128i *>(q + ch * E + 64 + in / 2),
+              _mm512_cvtepi32_epi8(_mm512_permutex2var_epi32(qa, odds, qb)));
+        } else {
+          _mm_storeu_si128(reinterpret_cast<__m128i *>(q + ch * E + in),
+                           _mm512_cvtepi32_epi8(qa));
+          _mm_storeu_si128(reinterpret_cast<__m128i *>(q + ch * E + in + 16),
+                           _mm512_cvtepi32_epi8(qb));
+        }
+      }
+      for (int64_t i = 0; i < g; i += perLane) {
+        const int64_t e = gi * g + i;
+        xs[(e / E) * 16 + (e % E) / perLane] = scale;
+      }
+      a.sx[r * a.sxStride + gi] = scale * float(_mm512_reduce_add_epi32(sum));
+    }
+  }
 }
 
 /// A chunk of codes as 16 lanes of P codes. `full`: the 64 bytes from p

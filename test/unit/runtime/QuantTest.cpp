@@ -443,6 +443,52 @@ TEST(Quant, VnniPathMatchesReferenceOnQuantisedActivations) {
   kc::setQuantInt8Activations(was);
 }
 
+TEST(Quant, Int8ActivationsRoundHalvesAwayFromZero) {
+  // The vector quantisation of the VNNI path rounds as std::lround: with a
+  // group maximum of 127 the scale is exactly 1, so these are the codes.
+  bool was = kc::setQuantInt8Activations(true);
+  if (std::string(kc::quantDispatchLevel()) != "avx512-vnni-int8") {
+    kc::setQuantInt8Activations(was);
+    GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  }
+  const int64_t k = 64;
+  std::vector<float> x(size_t(k), 0.0f);
+  const float tricky[] = {127.0f, 2.5f,  -2.5f, 0.5f,        -0.5f,
+                          126.5f, -126.5f, 0.49999997f, -0.49999997f,
+                          1.5f,   -1.5f, 3.4999998f, 64.5f, -0.0f};
+  for (size_t i = 0; i < sizeof(tricky) / sizeof(float); ++i)
+    x[i * 3] = tricky[i]; // spread over both 16-lane halves and vectors
+  for (int64_t i = 0; i < k; ++i)
+    if (x[size_t(i)] == 0.0f && i % 3 != 0)
+      x[size_t(i)] = float(i % 7) - 3.25f; // non-ties, both signs
+  for (int bits : {8, 4}) {
+    kc::QuantFormat f{bits, 64, true, false};
+    kc::PackedActivations a;
+    if (bits == 4) {
+      // 4 bits take whole 128-element chunks: the same values, twice.
+      std::vector<float> x2(x);
+      x2.insert(x2.end(), x.begin(), x.end());
+      ASSERT_TRUE(a.prepare(x2.data(), 1, 128, f));
+      for (int64_t i = 0; i < 128; ++i) {
+        const int64_t at = (i % 2) * 64 + i / 2;
+        ASSERT_EQ(int(a.q[at]), int(std::lround(x2[size_t(i)])))
+            << "bits 4, element " << i << " = " << x2[size_t(i)];
+      }
+      continue;
+    }
+    ASSERT_TRUE(a.prepare(x.data(), 1, k, f));
+    int sum = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      ASSERT_EQ(int(a.q[i]), int(std::lround(x[size_t(i)])))
+          << "bits 8, element " << i << " = " << x[size_t(i)];
+      sum += int(std::lround(x[size_t(i)]));
+    }
+    EXPECT_FLOAT_EQ(a.sx[0], float(sum));
+    EXPECT_FLOAT_EQ(a.xs[0], 1.0f);
+  }
+  kc::setQuantInt8Activations(was);
+}
+
 TEST(Quant, DecodePreparationDeclinesWhatItDoesNotHandle) {
   // Prefill rows, plain and bf16 weights, and the scalar level go to
   // linearPackedSerial's other paths.
