@@ -507,17 +507,17 @@ makeResidency(CudaDevice &device, const StepInfo &step, int64_t index,
     if (!t.defined() || t.isOnDevice())
       return Status::error("the hybrid device needs w1, w2 and w3 of "
                            "moe.experts on the host (plan weights)");
-    // The span of this matrix's on-demand experts, page-locked below.
-    const uint8_t *lo = nullptr, *hi = nullptr;
     for (int64_t x2 = 0; x2 < e; ++x2) {
       int64_t where = r->placement[size_t(x2)];
       bool isPruned = size_t(x2) < pruned.size() && pruned[size_t(x2)];
       auto [src, bytes] = hostSlice(t, x2);
       if (where == 3 && !isPruned && bytes > 0) {
         r->onDemandBytes[i] = std::max(r->onDemandBytes[i], bytes);
-        const uint8_t *b = static_cast<const uint8_t *>(src);
-        lo = lo ? std::min(lo, b) : b;
-        hi = hi ? std::max(hi, b + bytes) : b + bytes;
+        // Page-locked, so that each miss copies the expert with one DMA at
+        // the PCIe rate the placement assumed. Where the system will not
+        // lock the memory, the copies go through the staging (slower, but
+        // correct).
+        (void)device.pinHost(src, bytes);
       }
       if ((where != 0 && where != 1) || isPruned || bytes == 0)
         continue;
@@ -530,11 +530,6 @@ makeResidency(CudaDevice &device, const StepInfo &step, int64_t index,
       r->device[i][size_t(x2)] = d->data();
       r->held.push_back(std::move(*d));
     }
-    // Each miss then copies the expert with one DMA at the PCIe rate the
-    // placement assumed. Where the system will not lock the memory, the
-    // copies go through the staging (slower, but correct).
-    if (lo)
-      (void)device.pinHost(lo, uint64_t(hi - lo));
   }
   cudaEvent_t ev;
   MOE_RETURN_IF_ERROR(kcu::check(
