@@ -127,8 +127,9 @@ cat > "$DIR/run.sh" <<'RUN'
 #!/bin/bash
 # On the GPU machine: the CUDA backend's checks and benchmarks; logs under
 # $OUT. `run.sh checks` (tests, fixtures, device profile: a few minutes),
-# `run.sh bench` (the layer and offload benchmarks: several minutes), or
-# both (no argument) when one call may take that long.
+# `run.sh bench` (the layer and offload benchmarks: several minutes),
+# `run.sh profile` (nsys and ncu on a T=1 layer, where installed), or all
+# of them (no argument) when one call may take that long.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/out}"
@@ -213,6 +214,30 @@ late || timeout "$(left 120)" bin/moe-cuda-bench --tokens 1,2,4,8,16 --decode-to
 echo "== offload: LRU streaming, Fiddler, moe-place-experts (2 Mixtral-sized layers, bf16)" | tee -a "$OUT/summary.txt"
 late || timeout "$(left 240)" bin/moe-cuda-bench --offload --layers 2 --repeat 10 --warmup 3 \
   --json "$OUT/offload.json" 2>&1 | tee -a "$OUT/summary.txt" || status=1
+fi
+if [ "$PHASE" = all ] || [ "$PHASE" = profile ]; then
+# Where T=1's 1.8x of the byte floor goes: the kernels' times and gaps
+# (nsys), and the decode GEMVs' achieved DRAM throughput (ncu). Last, as
+# time allows; only the text summaries come back.
+echo "== profile of a T=1 layer (nsys: kernel times; ncu: the decode GEMVs' memory throughput)" | tee -a "$OUT/summary.txt"
+NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+if [ -n "$NSYS" ] && [ -x "$NSYS" ] && ! late; then
+  timeout "$(left 150)" "$NSYS" profile --force-overwrite true -o /tmp/moe-t1 --stats=true \
+    bin/moe-cuda-bench --tokens 1 --repeat 50 --warmup 5 > "$OUT/nsys-t1.txt" 2>&1 || status=1
+  grep -A14 "cuda_gpu_kern_sum" "$OUT/nsys-t1.txt" | tee -a "$OUT/summary.txt"
+else
+  echo "nsys: not found or no time left" | tee -a "$OUT/summary.txt"
+fi
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ] && [ -x "$NCU" ] && ! late; then
+  timeout "$(left 150)" "$NCU" --kernel-name regex:"upKernel|downKernel" --launch-count 4 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    bin/moe-cuda-bench --tokens 1 --repeat 2 --warmup 1 > "$OUT/ncu-t1.txt" 2>&1 || status=1
+  grep -E "upKernel|downKernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy" \
+    "$OUT/ncu-t1.txt" | head -40 | tee -a "$OUT/summary.txt"
+else
+  echo "ncu: not found or no time left" | tee -a "$OUT/summary.txt"
+fi
 fi
 exit $status
 RUN
