@@ -205,6 +205,34 @@ __device__ __forceinline__ void dotRows(const float *in, int64_t cols,
   }
 }
 
+/// The rows [r0, r1) of an expert in passes of at most N: acc (R weight
+/// rows × N rows of `in`) is cleared and filled by dotRows, then
+/// done(t, acc, r) writes the results of row t = rb + r for each row r of
+/// the pass.
+template <int Kind, int N, int R, typename Done>
+__device__ __forceinline__ void forPasses(const float *in, int64_t cols,
+                                          int64_t r0, int64_t r1,
+                                          const Source (&src)[R],
+                                          const int64_t (&row)[R],
+                                          const Done &done) {
+  for (int64_t rb = r0; rb < r1; rb += N) {
+    const int n = int(r1 - rb < N ? r1 - rb : N);
+    float acc[R][N];
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+      for (int r = 0; r < N; ++r)
+        acc[i][r] = 0.0f;
+    dotRows<Kind, N, R>(in + rb * cols, cols, n, src, row, acc);
+#pragma unroll
+    for (int r = 0; r < N; ++r) {
+      if (r >= n)
+        break;
+      done(rb + r, acc, r);
+    }
+  }
+}
+
 /// Output features per warp: the up kernel's gate and linear rows of two
 /// features, the down kernel's rows of four, share each load of the
 /// activations.
@@ -253,30 +281,20 @@ __global__ void upKernel(const float *x, int64_t hidden,
     }
   }
   const int lane = threadIdx.x % 32;
-  for (int64_t rb = r0; rb < r1; rb += N) {
-    const int n = int(r1 - rb < N ? r1 - rb : N);
-    float acc[R][N];
+  forPasses<Kind, N, R>(
+      x, hidden, r0, r1, src, row,
+      [&](int64_t t, const float (&acc)[R][N], int r) {
 #pragma unroll
-    for (int i = 0; i < R; ++i)
-#pragma unroll
-      for (int r = 0; r < N; ++r)
-        acc[i][r] = 0.0f;
-    dotRows<Kind, N, R>(x + rb * hidden, hidden, n, src, row, acc);
-#pragma unroll
-    for (int r = 0; r < N; ++r) {
-      if (r >= n)
-        break;
-#pragma unroll
-      for (int f = 0; f < F; ++f) {
-        const float g = warpSum(acc[f][r]) + bias[f];
-        const float l = Linear ? warpSum(acc[Linear ? F + f : f][r]) +
-                                     bias[Linear ? F + f : f]
-                               : 0.0f;
-        if (lane == 0 && o0 + f < ffn)
-          h[(rb + r) * ffn + o0 + f] = expertActivate(g, l, Linear, act);
-      }
-    }
-  }
+        for (int f = 0; f < F; ++f) {
+          // Without a linear part, acc has only the F gate rows.
+          const float g = warpSum(acc[f][r]) + bias[f];
+          const float l = Linear ? warpSum(acc[(F + f) % R][r]) +
+                                       bias[(F + f) % R]
+                                 : 0.0f;
+          if (lane == 0 && o0 + f < ffn)
+            h[t * ffn + o0 + f] = expertActivate(g, l, Linear, act);
+        }
+      });
 }
 
 /// y[r, o] = h[r] · w2[e][o] (+ b2) for the rows r of expert blockIdx.y,
@@ -307,27 +325,16 @@ __global__ void downKernel(const float *h, int64_t ffn,
     bias[f] = b2 ? b2[e * hidden + o] : 0.0f;
   }
   const int lane = threadIdx.x % 32;
-  for (int64_t rb = r0; rb < r1; rb += N) {
-    const int n = int(r1 - rb < N ? r1 - rb : N);
-    float acc[F][N];
+  forPasses<Kind, N, F>(
+      h, ffn, r0, r1, src, row,
+      [&](int64_t t, const float (&acc)[F][N], int r) {
 #pragma unroll
-    for (int f = 0; f < F; ++f)
-#pragma unroll
-      for (int r = 0; r < N; ++r)
-        acc[f][r] = 0.0f;
-    dotRows<Kind, N, F>(h + rb * ffn, ffn, n, src, row, acc);
-#pragma unroll
-    for (int r = 0; r < N; ++r) {
-      if (r >= n)
-        break;
-#pragma unroll
-      for (int f = 0; f < F; ++f) {
-        const float v = warpSum(acc[f][r]) + bias[f];
-        if (lane == 0 && o0 + f < hidden)
-          y[(rb + r) * hidden + o0 + f] = v;
-      }
-    }
-  }
+        for (int f = 0; f < F; ++f) {
+          const float v = warpSum(acc[f][r]) + bias[f];
+          if (lane == 0 && o0 + f < hidden)
+            y[t * hidden + o0 + f] = v;
+        }
+      });
 }
 
 /// How every used matrix of a bank can be loaded (host side): vectors of
