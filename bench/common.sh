@@ -18,7 +18,7 @@ if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
   exit 0
 fi
 command_line="bench/${BENCH//-/_}/run.sh${*:+ $*}"
-moe_install_deps >/dev/null || exit 1
+moe_install_deps "${MOE_BENCH_PACKAGES[@]}" >/dev/null || exit 1
 if [ ! -f "$BUILD/build.ninja" ]; then
   say "configuring $BUILD"
   moe_configure "$BUILD" || exit 1

@@ -16,19 +16,24 @@ MOE_DEBIAN_PACKAGES=(
   python3-numpy python3-onnx                               # test references
 )
 
-# moe_install_deps: installs the packages of MOE_DEBIAN_PACKAGES that are not
-# installed yet (apt-get update only when something is missing).
+# What the benchmarks need besides: an optimised BLAS for numpy, which
+# tools/demo/train_model.py trains with (Debian's reference BLAS is 30x slower).
+MOE_BENCH_PACKAGES=(libopenblas0-pthread)
+
+# moe_install_deps [PACKAGE...]: installs the packages of MOE_DEBIAN_PACKAGES,
+# and the ones given, that are not installed yet (apt-get update only when
+# something is missing).
 moe_install_deps() {
   local missing=()
   local pkg
-  for pkg in "${MOE_DEBIAN_PACKAGES[@]}"; do
+  for pkg in "${MOE_DEBIAN_PACKAGES[@]}" "$@"; do
     [[ "$pkg" == \#* ]] && continue
     if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
       missing+=("$pkg")
     fi
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "deps: all ${#MOE_DEBIAN_PACKAGES[@]} Debian packages are installed"
+    echo "deps: all $((${#MOE_DEBIAN_PACKAGES[@]} + $#)) Debian packages are installed"
     return 0
   fi
   echo "deps: installing ${missing[*]}"

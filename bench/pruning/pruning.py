@@ -35,15 +35,24 @@ def token_sets(evalbin, d, batch, sets=8):
 def main():
     ap = argparse.ArgumentParser()
     benchlib.driver_args(ap, "pruning.json")
-    ap.add_argument("--models", default="mixtral_tiny,olmoe_tiny,mixtral_gen,olmoe_gen")
+    ap.add_argument("--models",
+                    default="mixtral_tiny,olmoe_tiny,mixtral_gen,olmoe_gen,olmoe_trained")
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     opt, exe = benchlib.tools(a)
     # Experts and top-k of each.
     shapes = {"mixtral_tiny": (8, 2), "olmoe_tiny": (32, 4), "mixtral_gen": (8, 2),
-              "olmoe_gen": (64, 8)}
-    models = {name: files + shapes[name] for name, files in benchlib.model_files(a).items()}
+              "olmoe_gen": (64, 8), "olmoe_trained": (64, 8)}
+    files = benchlib.model_files(a)
+    # olmoe_trained (tools/demo/train_model.py, run.sh): timed with its experts
+    # zero-padded (wide/, the same function), scored unpadded; held-out text is
+    # olmoe_tiny's eval.bin (PyTorch sources; it trained on the Python standard library).
+    trained_dir = os.path.join(a.work, "olmoe_trained")
+    files["olmoe_trained"] = (os.path.join(trained_dir, "wide", "model.onnx"),
+                              os.path.join(a.fixtures, "olmoe_tiny", "eval.bin"), True)
+    models = {name: f + shapes[name] for name, f in files.items()}
+    scored = {"olmoe_trained": os.path.join(trained_dir, "model.onnx")}
     results = {"benchmark": "pruning", "machine": machine(), "command": a.command,
                "threads": a.threads,
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -54,13 +63,20 @@ def main():
         onnx, evalbin, trained, E, k = models[name]
         d = os.path.join(a.work, name)
         os.makedirs(d, exist_ok=True)
-        plain = os.path.join(d, "plain.moeplan")
+        # Each plan is a pair: (timed, scored). They differ only for olmoe_trained.
+        plain = (os.path.join(d, "plain.moeplan"), os.path.join(d, "plain.scored.moeplan"))
         say("%s: compile" % name)
-        run([opt, onnx, "--moe-compile", "--emit-plan", plain, "-o", os.devnull])
+        run([opt, onnx, "--moe-compile", "--emit-plan", plain[0], "-o", os.devnull])
+        if name in scored:
+            run([opt, scored[name], "--moe-compile", "--emit-plan", plain[1], "-o", os.devnull])
+        else:
+            plain = (plain[0], plain[0])
         sets = {b: token_sets(evalbin, d, b) for b in (1, 32)}
-        # Fidelity windows: the trained models' 64 windows of 256 bytes; the generated
-        # (larger, untrained) ones 32 windows of 64 bytes.
-        windows, context = (64, 256) if trained else (32, 64)
+        # Fidelity windows: the trained fixtures' 64 windows of 256 bytes; olmoe_trained's
+        # 256 of 64 (its positions end at 64); the generated (larger, untrained) ones 32
+        # windows of 64 bytes.
+        windows, context = {"olmoe_trained": (256, 64)}.get(
+            name, (64, 256) if trained else (32, 64))
 
         def bench(plan, batch, extra):
             cmd = [exe, plan, "--bench", "--json", "--repeat", str(a.repeat), "--warmup", "3",
@@ -73,7 +89,7 @@ def main():
         def fidelity(plan, extra, batch):
             prof = os.path.join(d, "scored.profile.json")
             cmd = [exe, plan, "--perplexity", evalbin, "--windows", str(windows), "--context",
-                   str(context), "--batch", str(batch), "--reference", plain, "--json",
+                   str(context), "--batch", str(batch), "--reference", plain[1], "--json",
                    "--threads", str(a.threads), "--profile", prof,
                    "--profile-samples", "0"] + extra
             r = json.loads(run(cmd))
@@ -95,8 +111,8 @@ def main():
         def measure(policy, knob, plan, extra, batches, decode_batches=False):
             for batch in batches:
                 say("%s: %s %s batch %d" % (name, policy, knob, batch))
-                t = bench(plan, batch, extra)
-                f = fidelity(plan, extra + (["--decode-batches"] if decode_batches else []),
+                t = bench(plan[0], batch, extra)
+                f = fidelity(plan[1], extra + (["--decode-batches"] if decode_batches else []),
                              32 if decode_batches else 8)
                 pr = t.get("pruning", {})
                 rows.append({
@@ -116,27 +132,36 @@ def main():
         measure("none", "", plain, [], (1, 32))
         for t in (0.05, 0.1, 0.15, 0.2, 0.3):
             measure("token", "skip-threshold=%g" % t, plain, ["--skip-threshold", str(t)], (1, 32))
-        caps = sorted({max(k, int(round(E * f))) for f in (0.75, 0.5, 0.375, 0.25)}, reverse=True)
+        caps = sorted({max(k, int(round(E * f))) for f in (0.875, 0.75, 0.5, 0.375, 0.25)},
+                      reverse=True)
         for c in caps:
             measure("batch", "max-experts=%d" % c, plain, ["--max-experts", str(c)], (32,),
                     decode_batches=True)
-        for m in (0.99, 0.95, 0.9):
+        for m in (0.995, 0.99, 0.95, 0.9):
             measure("batch", "batch-mass=%g" % m, plain, ["--batch-mass", str(m)], (32,),
                     decode_batches=True)
         if trained:
             profile = os.path.join(d, "profile.json")
-            run([exe, plain, "--perplexity", evalbin, "--offset", "131072", "--windows", "32",
-                 "--profile", profile, "--profile-samples", "0"])
+            run([exe, plain[1], "--perplexity", evalbin, "--offset", "131072", "--windows",
+                 str(32 * 256 // context), "--context", str(context), "--profile", profile,
+                 "--profile-samples", "0"])
             for keep in sorted({E - 1, (3 * E) // 4}, reverse=True):
-                plan = os.path.join(d, "keep%d.moeplan" % keep)
-                run([opt, onnx, "--pass-pipeline=builtin.module(canonicalize,cse,"
-                     "moe-raise-experts,canonicalize,cse,moe-prune-experts{profile=%s keep=%d},"
-                     "moe-lower-to-plan)" % (profile, keep), "--emit-plan", plan, "-o", os.devnull])
+                plan = []
+                for src, suffix in ((onnx, ""), (scored.get(name), ".scored")):
+                    if src is None:
+                        plan.append(plan[0])
+                        continue
+                    plan.append(os.path.join(d, "keep%d%s.moeplan" % (keep, suffix)))
+                    run([opt, src, "--pass-pipeline=builtin.module(canonicalize,cse,"
+                         "moe-raise-experts,canonicalize,cse,moe-prune-experts{profile=%s "
+                         "keep=%d},moe-lower-to-plan)" % (profile, keep), "--emit-plan",
+                         plan[-1], "-o", os.devnull])
                 measure("static", "keep=%d" % keep, plan, [], (1, 32))
         base = {r["batch"]: r["ms_per_token"] for r in rows if r["policy"] == "none"}
         for r in rows:
             r["speedup"] = base[r["batch"]] / r["ms_per_token"]
-        results["models"][name] = {"onnx": onnx, "eval": evalbin, "trained": trained,
+        results["models"][name] = {"onnx": onnx, "scored_onnx": scored.get(name, onnx),
+                                   "eval": evalbin, "trained": trained,
                                    "experts": E, "top_k": k, "windows": windows,
                                    "context": context, "rows": rows}
     benchlib.done()

@@ -52,12 +52,20 @@ def parse_args(argv):
     p.add_argument("--top-k", type=int, default=2)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--vocab", type=int, default=512)
+    p.add_argument("--positions", type=int, default=0,
+                   help="learned absolute position embeddings for sequences of up to this "
+                        "length (default: 0, none)")
+    p.add_argument("--weights", default="",
+                   help="take the weights from this .npz (names and layouts of make_weights; "
+                        "e.g. written by tools/demo/train_model.py) instead of drawing them")
     p.add_argument("--tokens", type=int, default=16, help="length of test_data_set_0's input_ids")
     p.add_argument("--bench-tokens", default="1,16,128",
                    help="lengths of the bench_T input sets (default: 1,16,128)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="write even if up to date")
     a = p.parse_args(argv)
+    if a.positions < 0:
+        p.error("--positions must not be negative")
     for name in ("layers", "hidden", "ffn", "experts", "top_k", "heads", "vocab", "tokens"):
         if getattr(a, name) < 1:
             p.error("--%s must be at least 1" % name.replace("_", "-"))
@@ -71,7 +79,46 @@ def parse_args(argv):
         p.error("--hidden (%d) must be a multiple of --heads (%d)" % (a.hidden, a.heads))
     if a.top_k > a.experts:
         p.error("--top-k (%d) must not exceed --experts (%d)" % (a.top_k, a.experts))
+    if a.positions and max([a.tokens] + a.bench_tokens) > a.positions:
+        p.error("--tokens and --bench-tokens must not exceed --positions (%d)" % a.positions)
     return a
+
+
+def shapes(a):
+    """Every weight's name and shape, in the layouts the ONNX graph uses."""
+    H, F, E, V = a.hidden, a.ffn, a.experts, a.vocab
+    s = {"embed": (V, H)}
+    if a.positions:
+        s["pos_embed"] = (a.positions, H)
+    for l in range(a.layers):
+        p = "layers.%d." % l
+        s[p + "attn_norm"] = (H,)
+        for n in ("q", "k", "v", "o"):
+            s[p + "w" + n] = (H, H)
+        s[p + "moe_norm"] = (H,)
+        s[p + "router"] = (H, E)
+        s[p + "fc1"] = (E, 2 * F, H)
+        s[p + "fc2"] = (E, H, F)
+    s["final_norm"] = (H,)
+    s["lm_head"] = (H, V)
+    return s
+
+
+def load_weights(a):
+    """The weights of --weights, checked against the options' shapes."""
+    try:
+        z = np.load(a.weights)
+    except (OSError, ValueError) as e:
+        raise SystemExit("make_model: error: cannot read --weights %s: %s" % (a.weights, e))
+    w = {}
+    for name, shape in shapes(a).items():
+        if name not in z.files:
+            raise SystemExit("make_model: error: %s has no weight '%s'" % (a.weights, name))
+        if z[name].shape != shape:
+            raise SystemExit("make_model: error: %s: '%s' is %s, the options want %s"
+                             % (a.weights, name, z[name].shape, shape))
+        w[name] = z[name].astype(np.float32)
+    return w
 
 
 def make_weights(a):
@@ -83,6 +130,8 @@ def make_weights(a):
         return (rng.standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
 
     w = {"embed": normal((V, H), 1.0)}
+    if a.positions:
+        w["pos_embed"] = normal((a.positions, H), 0.5)
     for l in range(a.layers):
         p = "layers.%d." % l
         w[p + "attn_norm"] = (1.0 + normal((H,), 0.1)).astype(np.float32)
@@ -137,6 +186,8 @@ def build_graph(a, w):
     # Causal additive mask [s, s]: 0 where key <= query, -1e9 elsewhere.
     seq = node("Gather", [node("Shape", ["input_ids"]), const(np.int64(1), "one")], axis=0)
     pos = node("Range", [const(np.int64(0), "zero"), seq, const(np.int64(1), "step")])
+    if "pos_embed" in w:
+        x = node("Add", [x, node("Gather", ["pos_embed", pos], axis=0)])   # + [s, H]
     rows = node("Unsqueeze", [pos, const(np.array([1], np.int64), "axis1")])    # [s, 1] query
     cols = node("Unsqueeze", [pos, const(np.array([0], np.int64), "axis0")])    # [1, s] key
     visible = node("LessOrEqual", [cols, rows])
@@ -192,6 +243,8 @@ def reference(a, w, ids):
 
     x = w["embed"][ids].astype(np.float64)                                  # [b, s, H]
     b, s = ids.shape
+    if "pos_embed" in w:
+        x = x + w["pos_embed"][:s]
     causal = np.tril(np.ones((s, s), bool))
     for l in range(a.layers):
         p = "layers.%d." % l
@@ -225,8 +278,8 @@ def counts(a):
     H, F, E, V, L = a.hidden, a.ffn, a.experts, a.vocab, a.layers
     expert = 3 * H * F
     per_layer = 4 * H * H + 2 * H + H * E + E * expert
-    total = V * H + L * per_layer + H + H * V
-    active = V * H + L * (per_layer - (E - a.top_k) * expert) + H + H * V
+    total = V * H + a.positions * H + L * per_layer + H + H * V
+    active = total - L * (E - a.top_k) * expert
     return {"parameters": total, "expert_parameters": L * E * expert,
             "active_parameters_per_token": active}
 
@@ -243,6 +296,12 @@ def main(argv):
     opts = {k: v for k, v in vars(a).items() if k not in ("out", "force")}
     with open(os.path.abspath(__file__), "rb") as f:
         opts["generator"] = hashlib.sha256(f.read()).hexdigest()[:16]
+    if a.weights:
+        try:
+            with open(a.weights, "rb") as f:
+                opts["weights"] = hashlib.sha256(f.read()).hexdigest()[:16]
+        except OSError as e:
+            raise SystemExit("make_model: error: cannot read --weights %s: %s" % (a.weights, e))
     out = a.out
     files = [os.path.join(out, "model.onnx"),
              os.path.join(out, "test_data_set_0", "input_0.pb"),
@@ -263,7 +322,7 @@ def main(argv):
     os.makedirs(os.path.join(out, "test_data_set_0"), exist_ok=True)
     if os.path.exists(stamp):
         os.remove(stamp)  # a half-written model is never taken as up to date
-    w = make_weights(a)
+    w = load_weights(a) if a.weights else make_weights(a)
     model = build_graph(a, w)
     onnx.checker.check_model(model)  # in memory: the default model stays under 2 GB
     write_atomic(files[0], model.SerializeToString())
@@ -282,7 +341,7 @@ def main(argv):
             "sizes": {os.path.relpath(f, out): os.path.getsize(f) for f in files},
             "config": {"layers": a.layers, "hidden": a.hidden, "ffn": a.ffn,
                        "experts": a.experts, "top_k": a.top_k, "heads": a.heads,
-                       "vocab": a.vocab}}
+                       "vocab": a.vocab, "positions": a.positions}}
     write_atomic(stamp, (json.dumps(info, indent=1) + "\n").encode())
     print("make_model: wrote %s (%.1f M parameters, %.1f MiB)"
           % (files[0], info["parameters"] / 1e6, os.path.getsize(files[0]) / 2**20))
