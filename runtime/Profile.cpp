@@ -102,6 +102,8 @@ RoutingProfiler::create(const LoadedPlan &plan, const ProfileOptions &options) {
                            "`num_experts`");
     layer.topK = *k;
     layer.numExperts = *e;
+    StatusOr<int64_t> stride = route.attrs.getInt("batch_stride", 0);
+    layer.batchStride = stride.isOk() ? std::max<int64_t>(0, *stride) : 0;
     const ValueInfo &x = plan.values()[plan.steps()[dispatches[l]].inputs[0]];
     layer.hidden = x.shape.empty() ? -1 : x.shape.back();
     layer.count.assign(size_t(*e), 0);
@@ -210,35 +212,45 @@ void RoutingProfiler::observePruning(Layer &layer, const Tensor &logits,
   int64_t tokens = logits.shape()[0];
   const float *lg = logits.data<float>();
   const int64_t *id = ids.data<int64_t>();
-  std::vector<uint8_t> used(size_t(e), 0), unpruned(size_t(e), 0);
+  // The batches the router decided for: tokens t ≡ g (mod stride) (the
+  // moe.route semantics of batch_stride), or the whole call (stride 1).
+  int64_t stride = layer.batchStride > 0 && layer.batchStride < tokens
+                       ? layer.batchStride
+                       : 1;
+  std::vector<uint8_t> used(static_cast<size_t>(e));
+  std::vector<uint8_t> unpruned(static_cast<size_t>(e));
   std::vector<int64_t> order(static_cast<size_t>(e));
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t r = 0; r < k; ++r) {
-      int64_t x = id[t * k + r];
-      if (x < 0)
-        ++layer.skippedSlots;
-      else if (x < e)
-        used[size_t(x)] = 1;
+  for (int64_t g = 0; g < stride; ++g) {
+    std::fill(used.begin(), used.end(), 0);
+    std::fill(unpruned.begin(), unpruned.end(), 0);
+    for (int64_t t = g; t < tokens; t += stride) {
+      for (int64_t r = 0; r < k; ++r) {
+        int64_t x = id[t * k + r];
+        if (x < 0)
+          ++layer.skippedSlots;
+        else if (x < e)
+          used[size_t(x)] = 1;
+      }
+      // The unpruned choice: top-k of the logits (scoring is monotonic),
+      // ties to the lower id, as moe.route picks.
+      const float *row = lg + t * e;
+      for (int64_t x = 0; x < e; ++x)
+        order[size_t(x)] = x;
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](int64_t a, int64_t b) {
+                          return kernels::cpu::routeBefore(row, a, b);
+                        });
+      for (int64_t r = 0; r < k; ++r)
+        unpruned[size_t(order[size_t(r)])] = 1;
     }
-    // The unpruned choice: top-k of the logits (scoring is monotonic), ties
-    // to the lower id, as moe.route picks.
-    const float *row = lg + t * e;
-    for (int64_t x = 0; x < e; ++x)
-      order[size_t(x)] = x;
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int64_t a, int64_t b) {
-                        return kernels::cpu::routeBefore(row, a, b);
-                      });
-    for (int64_t r = 0; r < k; ++r)
-      unpruned[size_t(order[size_t(r)])] = 1;
-  }
-  layer.calls += 1;
-  for (int64_t x = 0; x < e; ++x) {
-    layer.distinct += used[size_t(x)];
-    layer.unprunedDistinct += unpruned[size_t(x)];
-    layer.bytesRead += used[size_t(x)] * double(layer.expertBytes[size_t(x)]);
-    layer.unprunedBytesRead +=
-        unpruned[size_t(x)] * double(layer.unprunedBytes[size_t(x)]);
+    layer.calls += 1;
+    for (int64_t x = 0; x < e; ++x) {
+      layer.distinct += used[size_t(x)];
+      layer.unprunedDistinct += unpruned[size_t(x)];
+      layer.bytesRead += used[size_t(x)] * double(layer.expertBytes[size_t(x)]);
+      layer.unprunedBytesRead +=
+          unpruned[size_t(x)] * double(layer.unprunedBytes[size_t(x)]);
+    }
   }
 }
 

@@ -85,8 +85,10 @@ private:
     std::vector<double> slotWeightSum; // [k]
     std::vector<int64_t> top1Histogram;
     double entropySum = 0; // of each token's k weights (normalised)
-    // What pruning changed, per moe.route call: pairs skipped, distinct
-    // experts run and expert bytes read, against the unpruned top-k.
+    // What pruning changed, per batch of a moe.route call (the call, or
+    // with the step's batch_stride N each batch t mod N): pairs skipped,
+    // distinct experts run and expert bytes read, against the unpruned top-k.
+    int64_t batchStride = 0;
     int64_t calls = 0, skippedSlots = 0;
     int64_t distinct = 0, unprunedDistinct = 0;
     double bytesRead = 0, unprunedBytesRead = 0;

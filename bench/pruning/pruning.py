@@ -99,11 +99,15 @@ def main():
             layers = json.load(open(prof))["layers"]
             slots = sum(l["tokens"] * l["top_k"] for l in layers)
             r["skipped_slot_share"] = sum(l["pruning"]["skipped_slots"] for l in layers) / slots
+            # Per batch the router decided for: a call, or with --decode-batches
+            # each position of the windows (one decode step of `batch` sequences).
             calls = sum(l["pruning"]["calls"] for l in layers)
-            r["distinct_experts_per_call"] = sum(l["pruning"]["distinct_experts"]
-                                                 for l in layers) / calls
-            r["unpruned_distinct_experts_per_call"] = sum(
+            r["distinct_experts_per_batch"] = sum(l["pruning"]["distinct_experts"]
+                                                  for l in layers) / calls
+            r["unpruned_distinct_experts_per_batch"] = sum(
                 l["pruning"]["unpruned_distinct_experts"] for l in layers) / calls
+            r["expert_bytes_share"] = sum(l["pruning"]["expert_bytes_read"] for l in layers) / \
+                max(1.0, sum(l["pruning"]["unpruned_expert_bytes_read"] for l in layers))
             return r
 
         rows = []
@@ -124,6 +128,10 @@ def main():
                     "skipped_slot_share": pr.get("skipped_slot_share", 0.0),
                     "distinct_experts_per_layer": pr.get("distinct_experts_per_layer"),
                     "eval_skipped_slot_share": f["skipped_slot_share"],
+                    "eval_distinct_experts_per_batch": f["distinct_experts_per_batch"],
+                    "eval_unpruned_distinct_experts_per_batch":
+                        f["unpruned_distinct_experts_per_batch"],
+                    "eval_expert_bytes_share": f["expert_bytes_share"],
                     "perplexity": f["perplexity"],
                     "unpruned_perplexity": f["reference_perplexity"],
                     "kl_mean": f["kl_mean"], "top1_agreement": f["top1_agreement"],
@@ -141,20 +149,25 @@ def main():
             measure("batch", "batch-mass=%g" % m, plain, ["--batch-mass", str(m)], (32,),
                     decode_batches=True)
         if trained:
-            profile = os.path.join(d, "profile.json")
-            run([exe, plain[1], "--perplexity", evalbin, "--offset", "131072", "--windows",
-                 str(32 * 256 // context), "--context", str(context), "--profile", profile,
-                 "--profile-samples", "0"])
+            # The calibration profile, on held-out windows. A profile names its model,
+            # so olmoe_trained's padded twin gets its own (the same routing).
+            profiles = []
+            for i in (0, 1) if plain[0] != plain[1] else (0,):
+                profiles.append(os.path.join(d, "profile%s.json" % ("", ".scored")[i]))
+                run([exe, plain[i], "--perplexity", evalbin, "--offset", "131072",
+                     "--windows", str(32 * 256 // context), "--context", str(context),
+                     "--profile", profiles[-1], "--profile-samples", "0"])
             for keep in sorted({E - 1, (3 * E) // 4}, reverse=True):
                 plan = []
-                for src, suffix in ((onnx, ""), (scored.get(name), ".scored")):
+                for src, suffix, prof in ((onnx, "", profiles[0]),
+                                          (scored.get(name), ".scored", profiles[-1])):
                     if src is None:
                         plan.append(plan[0])
                         continue
                     plan.append(os.path.join(d, "keep%d%s.moeplan" % (keep, suffix)))
                     run([opt, src, "--pass-pipeline=builtin.module(canonicalize,cse,"
                          "moe-raise-experts,canonicalize,cse,moe-prune-experts{profile=%s "
-                         "keep=%d},moe-lower-to-plan)" % (profile, keep), "--emit-plan",
+                         "keep=%d},moe-lower-to-plan)" % (prof, keep), "--emit-plan",
                          plan[-1], "-o", os.devnull])
                 measure("static", "keep=%d" % keep, plan, [], (1, 32))
         base = {r["batch"]: r["ms_per_token"] for r in rows if r["policy"] == "none"}
@@ -165,17 +178,19 @@ def main():
                                    "experts": E, "top_k": k, "windows": windows,
                                    "context": context, "rows": rows}
     benchlib.done()
-    fmt = "%-8s %-18s %5s %9s %7s %8s %8s %9s %9s %7s"
+    fmt = "%-8s %-18s %5s %9s %7s %8s %9s %8s %9s %9s %7s"
     for name, m in results["models"].items():
         print("\n%s (%d experts, top-%d%s)" % (name, m["experts"], m["top_k"],
                                                 "" if m["trained"] else ", untrained"))
-        print(fmt % ("policy", "knob", "batch", "ms/token", "speedup", "bytes", "skip(ev)",
-                     "ppl", "KL", "top-1"))
+        print(fmt % ("policy", "knob", "batch", "ms/token", "speedup", "bytes", "bytes(ev)",
+                     "skip(ev)", "ppl", "KL", "top-1"))
         for r in m["rows"]:
             rb, ub = r["expert_bytes_read_per_step"], r["unpruned_expert_bytes_read_per_step"]
             print(fmt % (r["policy"], r["knob"], r["batch"], "%.4f" % r["ms_per_token"],
                          "%.2fx" % r["speedup"],
                          "%+.1f%%" % (100.0 * (rb - ub) / ub) if rb is not None and ub else "-",
+                         "%+.1f%%" % (100.0 * (r["eval_expert_bytes_share"] - 1))
+                         if r["policy"] == "batch" else "-",
                          "%.1f%%" % (100 * r["eval_skipped_slot_share"]),
                          "%.4f" % r["perplexity"], "%.5f" % r["kl_mean"],
                          "%.4f" % r["top1_agreement"]))
