@@ -22,7 +22,8 @@
 # moe-exec --bench, 2 threads), expert bytes read per step against unpruned, and fidelity on
 # eval.bin windows (perplexity, KL(unpruned || pruned), top-1 agreement, logits relative
 # error; batch-level policies with --decode-batches: each position of 32 windows is one
-# batch). Writes bench/results/pruning.json and prints a table.
+# batch, and the profile gives the expert bytes of each such decode step: "bytes(ev)").
+# Writes bench/results/pruning.json and prints a table.
 set -euo pipefail
 BENCH=pruning
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh" "$@"

@@ -123,7 +123,8 @@ options:
   --decode-batches         with --perplexity and batch-level pruning: each
                            position of the --batch windows is one batch, as
                            in a decode step of that many sequences (the
-                           moe.route steps get batch_stride = --context)
+                           moe.route steps get batch_stride = --context;
+                           --profile then counts pruning per batch)
   --no-pruning             turn the plan's dynamic pruning off (statically
                            pruned experts stay removed)
                            With pruning active, --bench also reports the
