@@ -78,6 +78,11 @@ def parse_args(argv):
         p.error("--top-k must not exceed --experts")
     if a.pad_ffn and a.pad_ffn < a.ffn:
         p.error("--pad-ffn (%d) must be at least --ffn (%d)" % (a.pad_ffn, a.ffn))
+    if a.eval and not os.path.isfile(a.eval):
+        p.error("--eval %s: no such file" % a.eval)
+    if a.eval and os.path.getsize(a.eval) < a.context:
+        p.error("--eval %s: shorter than one window of --context (%d) bytes"
+                % (a.eval, a.context))
     return a
 
 
